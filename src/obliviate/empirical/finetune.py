@@ -1,0 +1,88 @@
+"""Fine-tuning on the retain set (the "FT" baseline of the unlearning literature).
+
+Continue training the original model on D_r only, minimising ``CE(f(x_r), y_r)``, so the
+forget set's influence fades by catastrophic forgetting (Golatkar et al. CVPR 2020 use it as
+the fine-tune baseline; Jia et al. 2023 and Fan et al. 2024 report it as "FT"; the NeurIPS 2023
+challenge starting kit ships it: SGD, momentum 0.9, weight decay 5e-4, cosine schedule).
+Several methods end with this step, so it is exposed as :func:`retain_finetune`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from obliviate.training.loop import make_optimizer, make_scheduler
+from obliviate.unlearning.base import UnlearnTask, Unlearner
+from obliviate.unlearning.registry import register
+
+__all__ = ["Finetune", "retain_finetune"]
+
+
+def retain_finetune(
+    model: nn.Module,
+    task: UnlearnTask,
+    *,
+    epochs: int,
+    lr: float,
+    momentum: float = 0.9,
+    weight_decay: float = 5e-4,
+    batch_size: int = 64,
+    stream: int = 100,
+    params: Iterable[nn.Parameter] | None = None,
+    penalty: Callable[[nn.Module, int], torch.Tensor] | None = None,
+    grad_mask: dict[nn.Parameter, torch.Tensor] | None = None,
+) -> nn.Module:
+    """SGD with a cosine schedule on ``CE(f(x_r), y_r) [+ penalty(model, epoch)]`` over D_r.
+
+    ``params`` restricts which parameters move; ``grad_mask`` multiplies gradients elementwise
+    before each step (1 = may change). Used by finetune, l1_sparse, the prune/reset/re-init
+    methods and SalUn.
+    """
+    optimizer = make_optimizer(
+        "sgd", params if params is not None else model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay
+    )
+    steps = epochs * -(-len(task.retain) // batch_size)
+    scheduler = make_scheduler("cosine", optimizer, steps)
+    generator = task.generator(stream)
+    model.train()
+    for epoch in range(epochs):
+        for x, y in task.batches("retain", batch_size, generator=generator):
+            loss = F.cross_entropy(model(x), y)
+            if penalty is not None:
+                loss = loss + penalty(model, epoch)
+            optimizer.zero_grad(set_to_none=True)
+            task.backward(loss, batch=len(y), lr=optimizer.param_groups[0]["lr"])
+            if grad_mask is not None:
+                for p, mask in grad_mask.items():
+                    if p.grad is not None:
+                        p.grad.mul_(mask)
+            optimizer.step()
+            scheduler.step()
+    return model.eval()
+
+
+@register
+class Finetune(Unlearner):
+    """FT: fine-tune on the retain set, ``min_theta E_{D_r} CE(f_theta(x), y)``."""
+
+    name = "finetune"
+    summary = "fine-tune on the retain set only"
+
+    @dataclass(frozen=True)
+    class Config:
+        epochs: int = 5
+        lr: float = 0.02
+        momentum: float = 0.9
+        weight_decay: float = 5e-4
+        batch_size: int = 64
+
+    def run(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
+        c = self.config
+        return retain_finetune(
+            model, task, epochs=c.epochs, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay, batch_size=c.batch_size
+        )

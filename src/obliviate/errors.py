@@ -1,0 +1,174 @@
+"""The typed errors obliviate raises.
+
+Every error names the bad value and says what to do about it. All derive from
+:class:`ObliviateError`, so callers (and the CLI, which prints one line and exits 2)
+can catch the whole family at once. Errors that are also a misuse of a value derive
+from :class:`ValueError` or :class:`KeyError` too, so generic handlers keep working.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = [
+    "ObliviateError",
+    "InvalidInputError",
+    "UnknownIdsError",
+    "DuplicateIdsError",
+    "EmptyForgetSetError",
+    "ForgetAllError",
+    "UnknownOwnerError",
+    "UnknownMethodError",
+    "UnknownConfigKeyError",
+    "UnknownModelError",
+    "DivergedError",
+    "CorruptCheckpointError",
+    "MissingRecipeError",
+]
+
+
+def _preview(values: Iterable[object], limit: int = 10) -> str:
+    values = list(values)
+    shown = ", ".join(repr(v) if isinstance(v, str) else str(v) for v in values[:limit])
+    more = f" (and {len(values) - limit} more)" if len(values) > limit else ""
+    return f"[{shown}]{more}"
+
+
+class ObliviateError(Exception):
+    """Base class of every error obliviate raises on purpose."""
+
+
+class InvalidInputError(ObliviateError, ValueError):
+    """An argument has the wrong shape, type or range; the message names it and the fix."""
+
+
+class UnknownIdsError(ObliviateError, KeyError):
+    """Ids that are not in the dataset."""
+
+    def __init__(self, missing: Iterable[int], *, where: str = "the dataset") -> None:
+        self.missing = sorted(int(i) for i in missing)
+        super().__init__(
+            f"{len(self.missing)} id(s) not in {where}: {_preview(self.missing)}. "
+            "Requests name the stable example ids of the data the model was trained on; "
+            "check the ids file or list them with Dataset.ids."
+        )
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class DuplicateIdsError(ObliviateError, ValueError):
+    """Example ids must be unique within a dataset."""
+
+    def __init__(self, duplicated: Iterable[int]) -> None:
+        self.duplicated = sorted(int(i) for i in duplicated)
+        super().__init__(
+            f"{len(self.duplicated)} id(s) appear more than once: {_preview(self.duplicated)}. "
+            "Every example needs its own stable id; pass unique ids or let obliviate number them."
+        )
+
+
+class EmptyForgetSetError(ObliviateError, ValueError):
+    """A request that selects no example."""
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(
+            "The forget set is empty" + (f" ({detail})" if detail else "") + ": "
+            "name at least one id or an owner who has data in the training set."
+        )
+
+
+class ForgetAllError(ObliviateError, ValueError):
+    """A request that would remove every training example: nothing would be left to retain."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__(
+            f"The forget set covers all {n} training examples, so nothing is left to retain. "
+            "Forgetting everything is discarding the model: delete it instead, or forget a subset."
+        )
+
+
+class UnknownOwnerError(ObliviateError, KeyError):
+    """Owners (data subjects) that own no example in the dataset."""
+
+    def __init__(self, missing: Iterable[str], *, has_owners: bool = True) -> None:
+        self.missing = sorted(str(o) for o in missing)
+        fix = (
+            "check the spelling; Dataset.owner_names lists the known owners."
+            if has_owners
+            else "this dataset records no owners; build it with owners=... or request ids instead."
+        )
+        super().__init__(f"Unknown owner(s) {_preview(self.missing)}: {fix}")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class UnknownMethodError(ObliviateError, KeyError):
+    """A method name that is not in the registry."""
+
+    def __init__(self, name: str, known: Iterable[str]) -> None:
+        self.name = name
+        self.known = sorted(known)
+        super().__init__(
+            f"Unknown unlearning method {name!r}. Known methods: {', '.join(self.known)}. "
+            "Combine methods with '+', e.g. 'prune_finetune+scrub'."
+        )
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class UnknownConfigKeyError(ObliviateError, KeyError):
+    """A hyperparameter that the method's config does not have."""
+
+    def __init__(self, method: str, key: str, valid: Iterable[str]) -> None:
+        self.method, self.key, self.valid = method, key, sorted(valid)
+        super().__init__(
+            f"Method {method!r} has no setting {key!r}. Valid settings: {', '.join(self.valid)}."
+        )
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class UnknownModelError(ObliviateError, KeyError):
+    """An architecture name the model builder does not know."""
+
+    def __init__(self, name: str, known: Iterable[str]) -> None:
+        super().__init__(f"Unknown model {name!r}. Known models: {', '.join(sorted(known))}.")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class DivergedError(ObliviateError, FloatingPointError):
+    """A loss became NaN or infinite during training or unlearning."""
+
+    def __init__(self, where: str, step: int, value: float, lr: float | None = None) -> None:
+        self.where, self.step, self.value = where, step, value
+        hint = f" (lr={lr:g})" if lr is not None else ""
+        super().__init__(
+            f"{where} diverged at gradient step {step}: loss = {value}. "
+            f"Lower the learning rate{hint} or the number of ascent steps and run again."
+        )
+
+
+class CorruptCheckpointError(ObliviateError, OSError):
+    """A stored file whose contents do not match its recorded hash or cannot be parsed."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        self.path = path
+        super().__init__(
+            f"Checkpoint {path} is corrupt ({reason}). It was not loaded; delete it so it is rebuilt."
+        )
+
+
+class MissingRecipeError(ObliviateError, ValueError):
+    """A method needs the training recipe (for example `retrain`) but none was given."""
+
+    def __init__(self, method: str) -> None:
+        super().__init__(
+            f"Method {method!r} retrains from scratch and needs the training recipe: "
+            "pass recipe=ob.Recipe(...) to unlearn()."
+        )

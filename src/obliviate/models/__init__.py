@@ -1,0 +1,41 @@
+"""Model builders, found by name: ``build_model("mlp", input_shape, num_classes, **options)``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from obliviate.errors import InvalidInputError, UnknownModelError
+from obliviate.models.cnn import SmallCNN
+from obliviate.models.mlp import MLP
+from obliviate.models.resnet import ResNet18
+
+__all__ = ["MLP", "SmallCNN", "ResNet18", "MODELS", "build_model", "parametrised_layers"]
+
+MODELS: dict[str, Callable[..., nn.Module]] = {"mlp": MLP, "cnn": SmallCNN, "resnet18": ResNet18}
+
+
+def build_model(
+    name: str, input_shape: Sequence[int], num_classes: int, *, seed: int = 0, options: Mapping[str, Any] | None = None
+) -> nn.Module:
+    """Build architecture ``name`` with weights initialised from ``seed`` (global RNG untouched)."""
+    if name not in MODELS:
+        raise UnknownModelError(name, MODELS)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        try:
+            return MODELS[name](input_shape, num_classes, **dict(options or {}))
+        except TypeError as exc:
+            raise InvalidInputError(f"bad options for model {name!r}: {exc}") from exc
+
+
+def parametrised_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Leaf modules that own weights (Linear, Conv, BatchNorm...), in forward-definition order."""
+    return [
+        (name, m)
+        for name, m in model.named_modules()
+        if not list(m.children()) and any(True for _ in m.parameters(recurse=False))
+    ]

@@ -1,0 +1,167 @@
+"""Durable model files: atomic writes and self-verifying safetensors checkpoints.
+
+A write goes to a temporary file in the target folder, is fsynced, renamed over the target and
+the folder is fsynced, so a crash leaves either the old file or the new one, never half of one.
+Each checkpoint records the sha256 of its tensors in its header; loading recomputes it, so a
+truncated or altered file raises :class:`CorruptCheckpointError` instead of being loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+from torch import nn
+
+from obliviate.errors import CorruptCheckpointError
+
+__all__ = [
+    "ModelSpec",
+    "atomic_write_bytes",
+    "state_sha256",
+    "save_model",
+    "load_model",
+    "read_metadata",
+    "attach_spec",
+    "spec_of",
+]
+
+_SPEC_ATTR = "_obliviate_spec"
+
+
+def atomic_write_bytes(path: str | Path, data: bytes, *, mode: int | None = None) -> None:
+    """Write ``data`` to ``path`` atomically: temp file, fsync, rename, fsync of the folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def state_sha256(state: Mapping[str, torch.Tensor]) -> str:
+    """sha256 over tensor names, dtypes, shapes and bytes, in sorted name order."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().cpu().contiguous()
+        h.update(name.encode())
+        h.update(str(t.dtype).encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+class ModelSpec(dict):
+    """What is needed to rebuild a module: architecture name, input shape, classes, options, recipe."""
+
+
+def attach_spec(model: nn.Module, *, recipe: Any, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    spec = ModelSpec(
+        model=recipe.model,
+        input_shape=list(input_shape),
+        num_classes=int(num_classes),
+        options=recipe.options,
+        recipe=recipe.to_dict(),
+    )
+    setattr(model, _SPEC_ATTR, spec)
+    return model
+
+
+def spec_of(model: nn.Module) -> ModelSpec | None:
+    return getattr(model, _SPEC_ATTR, None)
+
+
+def save_model(model: nn.Module, path: str | Path, *, metadata: Mapping[str, Any] | None = None) -> str:
+    """Save ``model``'s state atomically as safetensors; returns the weights' sha256.
+
+    The header stores the weights' sha256, the model spec (if the model was built by
+    obliviate, so :func:`load_model` can rebuild it) and any extra JSON ``metadata``.
+    """
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    digest = state_sha256(state)
+    meta = {"obliviate.sha256": digest}
+    spec = spec_of(model)
+    if spec is not None:
+        meta["obliviate.spec"] = json.dumps(spec, sort_keys=True)
+    for k, v in (metadata or {}).items():
+        meta[str(k)] = v if isinstance(v, str) else json.dumps(v, sort_keys=True, default=str)
+    atomic_write_bytes(path, st_save(state, metadata=meta))
+    return digest
+
+
+def _parse(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise CorruptCheckpointError(path, f"unreadable: {exc}") from exc
+    if len(raw) < 8:
+        raise CorruptCheckpointError(path, "file shorter than a safetensors header")
+    (header_len,) = struct.unpack("<Q", raw[:8])
+    if header_len > len(raw) - 8:
+        raise CorruptCheckpointError(path, "truncated header")
+    try:
+        header = json.loads(raw[8 : 8 + header_len])
+        meta = header.get("__metadata__", {}) or {}
+        state = st_load(raw)
+    except Exception as exc:  # noqa: BLE001 - any parse failure means corrupt
+        raise CorruptCheckpointError(path, f"cannot parse: {exc}") from exc
+    expected = meta.get("obliviate.sha256")
+    if expected is None:
+        raise CorruptCheckpointError(path, "no obliviate.sha256 in header; not written by obliviate")
+    if state_sha256(state) != expected:
+        raise CorruptCheckpointError(path, "weights do not match the sha256 recorded in the header")
+    return state, meta
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The verified header metadata of a checkpoint."""
+    return _parse(Path(path))[1]
+
+
+def load_model(path: str | Path, model: nn.Module | None = None) -> nn.Module:
+    """Load a checkpoint into ``model`` or, when omitted, into a rebuilt obliviate model.
+
+    Raises :class:`CorruptCheckpointError` if the file is truncated, altered or not ours.
+    """
+    from obliviate.models import build_model
+    from obliviate.training.recipe import Recipe
+
+    path = Path(path)
+    state, meta = _parse(path)
+    if model is None:
+        if "obliviate.spec" not in meta:
+            raise CorruptCheckpointError(path, "no model spec in header; pass the module to load into")
+        spec = ModelSpec(json.loads(meta["obliviate.spec"]))
+        model = build_model(spec["model"], spec["input_shape"], spec["num_classes"], options=spec["options"])
+        attach_spec(
+            model,
+            recipe=Recipe.from_dict(spec["recipe"]),
+            input_shape=tuple(spec["input_shape"]),
+            num_classes=spec["num_classes"],
+        )
+    model.load_state_dict(state)
+    return model.eval()

@@ -1,0 +1,71 @@
+"""retrain(recipe, data, request): the oracle, a model trained from scratch without the forget set.
+
+Results are cached on disk under sha256(recipe, sorted retained ids, data fingerprint), saved as
+self-verifying safetensors and written atomically. A corrupt or truncated cache file is
+detected by its hash, discarded and rebuilt; it is never loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from torch import nn
+
+from obliviate.data.dataset import Dataset
+from obliviate.errors import CorruptCheckpointError
+from obliviate.request import ForgetRequest
+from obliviate.storage import load_model, save_model
+from obliviate.training.recipe import Recipe
+from obliviate.training.trainer import train
+
+__all__ = ["retrain", "oracle_key", "default_cache_dir"]
+
+
+def default_cache_dir() -> Path:
+    """``$OBLIVIATE_CACHE`` or ``~/.cache/obliviate``."""
+    return Path(os.environ.get("OBLIVIATE_CACHE", Path.home() / ".cache" / "obliviate"))
+
+
+def oracle_key(recipe: Recipe, data: Dataset, retained_ids: np.ndarray) -> str:
+    """sha256 of (recipe fingerprint, sorted retained ids, data fingerprint)."""
+    payload = json.dumps(
+        {
+            "recipe": recipe.fingerprint,
+            "retained": hashlib.sha256(np.sort(np.asarray(retained_ids, dtype=np.int64)).tobytes()).hexdigest(),
+            "data": data.fingerprint,
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def retrain(
+    recipe: Recipe,
+    data: Dataset,
+    request: ForgetRequest,
+    *,
+    cache: bool | str | Path = True,
+    show_progress: bool = False,
+) -> nn.Module:
+    """Train ``recipe`` on ``data`` minus the request's examples; cached unless ``cache=False``.
+
+    ``cache`` may be a folder; ``True`` uses :func:`default_cache_dir`.
+    """
+    forget, retain = request.split(data)
+    if cache is False:
+        return train(recipe, retain, show_progress=show_progress)
+    folder = default_cache_dir() if cache is True else Path(cache)
+    key = oracle_key(recipe, data, retain.ids)
+    path = folder / "oracles" / f"{key}.safetensors"
+    if path.exists():
+        try:
+            return load_model(path)
+        except CorruptCheckpointError:
+            path.unlink(missing_ok=True)  # rebuilt below, never loaded
+    model = train(recipe, retain, show_progress=show_progress)
+    save_model(model, path, metadata={"kind": "oracle", "key": key, "retained": int(len(retain))})
+    return model

@@ -1,0 +1,92 @@
+"""Recipe: a frozen, hashable description of how a model is built and trained.
+
+Training is a pure function of (recipe, example ids, data): the same inputs give the same
+weights, which lets the retrained oracle be cached by hash and exact unlearning prove itself
+by equality.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from obliviate.errors import InvalidInputError, UnknownModelError
+
+__all__ = ["Recipe", "OPTIMIZERS", "SCHEDULES"]
+
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("constant", "cosine", "step")
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return tuple(sorted((str(k), _freeze(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Architecture, optimiser, schedule, epochs, batch size and seed of one training run.
+
+    ``model_options`` are passed to the model builder (e.g. ``{"hidden": (64,)}`` for the
+    MLP); ``schedule`` is ``constant``, ``cosine`` (annealed to 0 over all steps) or ``step``
+    (x0.1 at 50% and 75% of the steps).
+    """
+
+    model: str = "mlp"
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "constant"
+    epochs: int = 30
+    batch_size: int = 64
+    seed: int = 0
+    model_options: Any = ()
+
+    def __post_init__(self) -> None:
+        from obliviate.models import MODELS
+
+        object.__setattr__(self, "model_options", _freeze(self.model_options or ()))
+        if self.model not in MODELS:
+            raise UnknownModelError(self.model, MODELS)
+        if self.optimizer not in OPTIMIZERS:
+            raise InvalidInputError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}.")
+        if self.schedule not in SCHEDULES:
+            raise InvalidInputError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}.")
+        if not self.lr > 0:
+            raise InvalidInputError(f"lr must be > 0, got {self.lr}.")
+        if self.momentum < 0 or self.weight_decay < 0:
+            raise InvalidInputError("momentum and weight_decay must be >= 0.")
+        if int(self.epochs) < 1 or int(self.batch_size) < 1:
+            raise InvalidInputError(f"epochs and batch_size must be >= 1, got {self.epochs} and {self.batch_size}.")
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.model_options}
+
+    def with_seed(self, seed: int) -> Recipe:
+        return replace(self, seed=int(seed))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["model_options"] = self.options
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Recipe:
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise InvalidInputError(f"unknown recipe fields {sorted(unknown)}; valid fields: {sorted(names)}.")
+        return cls(**dict(d))
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of the canonical JSON of every field."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
