@@ -1,0 +1,270 @@
+"""The ``obliviate`` command line: bench, methods, train, unlearn, report.
+
+Errors print one line and exit with code 2; there is no traceback for a mistake in the input.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from obliviate.errors import InvalidInputError, ObliviateError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Machine unlearning, measured against the model retrained without the data.",
+    pretty_exceptions_enable=False,
+)
+out_console = Console()
+err_console = Console(stderr=True)
+
+
+def _fail(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _parse_settings(pairs: list[str] | None) -> dict[str, str]:
+    settings: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInputError(f"--set expects method.key=value (e.g. scrub.alpha=0.1), got {pair!r}.")
+        settings[key.strip()] = value.strip()
+    return settings
+
+
+def _read_ids(path: Path) -> np.ndarray:
+    """Ids from a JSON list or a text file of integers separated by whitespace or commas."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read ids file {path}: {exc.strerror}.") from exc
+    try:
+        if text.lstrip().startswith("["):
+            values = json.loads(text)
+        else:
+            values = [tok for tok in text.replace(",", " ").split() if tok]
+        return np.asarray([int(v) for v in values], dtype=np.int64)
+    except (ValueError, TypeError, json.JSONDecodeError) as exc:
+        raise InvalidInputError(f"{path} must list integer ids (one per line, or a JSON list): {exc}") from exc
+
+
+def _load_data(spec: str):
+    """``digits`` (its seed-0 training split) or an .npz file with arrays X, y and optional ids, owners."""
+    from obliviate.data import digits, from_arrays
+
+    if spec == "digits":
+        return digits().split(test_size=0.25, seed=0)[0]
+    path = Path(spec)
+    if path.suffix != ".npz" or not path.exists():
+        raise InvalidInputError(f"--data must be 'digits' or an existing .npz file with X, y (and ids, owners); got {spec!r}.")
+    with np.load(path, allow_pickle=False) as npz:
+        missing = {"X", "y"} - set(npz.files)
+        if missing:
+            raise InvalidInputError(f"{path} lacks array(s) {sorted(missing)}; it needs X and y (ids, owners optional).")
+        return from_arrays(
+            npz["X"],
+            npz["y"],
+            ids=npz["ids"] if "ids" in npz.files else None,
+            owners=npz["owners"] if "owners" in npz.files else None,
+            name=path.stem,
+        )
+
+
+@app.command()
+def bench(
+    suite: Annotated[str, typer.Option(help="Benchmark suite: digits (default, bundled) or synthetic.")] = "digits",
+    methods: Annotated[str | None, typer.Option(help="Comma-separated methods (default: every classifier method).")] = None,
+    seeds: Annotated[int | None, typer.Option(help="Seeds per scenario: models trained, unlearned and retrained.")] = None,
+    scenario: Annotated[list[str] | None, typer.Option(help="Only these scenarios (repeatable).")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a setting: method.key=value (repeatable).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder (default runs/<suite>/).")] = None,
+    relearn: Annotated[bool, typer.Option(help="Measure relearn time (fine-tuning steps to regain the forget set).")] = True,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Compare methods against the retrained oracle; print a leaderboard; write results and report.html."""
+    from obliviate.bench import get_suite, run_suite, write_results
+    from obliviate.report import write_report
+
+    chosen = get_suite(suite)
+    method_list = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
+    settings = _parse_settings(set_)
+    for key in settings:
+        if "." not in key:
+            raise InvalidInputError(f"bench settings name their method: write {key!r} as method.{key}, e.g. scrub.{key}.")
+    results = run_suite(
+        chosen, methods=method_list, seeds=seeds, scenarios=scenario, settings=settings, relearn=relearn, show_progress=progress
+    )
+    out_dir = out or Path("runs") / chosen.name
+    json_path, csv_path = write_results(results, out_dir)
+    report_path = write_report(results, out_dir)
+    for name in results["config"]["scenarios"]:
+        _print_leaderboard(results, name)
+    for failure in results["config"]["failures"]:
+        err_console.print(f"[yellow]failed:[/] {failure['scenario']} seed {failure['seed']} {failure['method']}: {failure['error']}")
+    out_console.print(f"\nwrote [bold]{json_path}[/], [bold]{csv_path}[/], [bold]{report_path}[/]")
+
+
+def _fmt(value: float | None, kind: str) -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "-"
+    if kind == "pct":
+        return f"{100 * value:.1f}"
+    if kind == "x":
+        return f"{value:.2f}"
+    return f"{value:.3f}"
+
+
+def _print_leaderboard(results: dict, scenario: str) -> None:
+    from obliviate.report import leaderboard
+
+    rows = leaderboard(results, scenario)
+    table = Table(title=f"{results['suite']} / {scenario}: gap to the retrained oracle (lower is better)")
+    columns = [
+        ("method", "method", None),
+        ("forget acc %", "forget_accuracy", "pct"),
+        ("retain acc %", "retain_accuracy", "pct"),
+        ("test acc %", "test_accuracy", "pct"),
+        ("MIA-Eff. %", "mia_efficacy", "pct"),
+        ("Avg. Gap", "avg_gap", "x"),
+        ("time / retrain", "time_fraction", "x"),
+        ("NeurIPS F", "nips_forget_score", "s"),
+        ("NeurIPS score", "nips_score", "s"),
+    ]
+    for header, _, kind in columns:
+        table.add_column(header, justify="left" if kind is None else "right")
+    for row in rows:
+        table.add_row(*[str(row.get(key, "")) if kind is None else _fmt(row.get(key), kind) for _, key, kind in columns])
+    out_console.print(table)
+
+
+@app.command()
+def methods() -> None:
+    """List every unlearning method with its guarantee and default settings."""
+    from obliviate.unlearning import available_methods
+
+    table = Table(title="obliviate methods")
+    table.add_column("method", style="bold")
+    table.add_column("guarantee")
+    table.add_column("what it does")
+    table.add_column("defaults")
+    for name, cls in available_methods().items():
+        defaults = ", ".join(f"{k}={v}" for k, v in cls.defaults().items()) or "-"
+        table.add_row(name, str(cls.guarantee), cls.summary or (cls.__doc__ or "").strip().splitlines()[0], defaults)
+    out_console.print(table)
+
+
+@app.command("train")
+def train_cmd(
+    out: Annotated[Path, typer.Option(help="Where to save the model (.safetensors).")],
+    data: Annotated[str, typer.Option(help="'digits' or an .npz file with X, y (ids, owners optional).")] = "digits",
+    model: Annotated[str, typer.Option(help="Architecture: mlp, cnn, resnet18.")] = "mlp",
+    epochs: Annotated[int, typer.Option()] = 30,
+    lr: Annotated[float, typer.Option()] = 0.05,
+    batch_size: Annotated[int, typer.Option()] = 64,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Train a model with a recipe and save it (safetensors with its recipe in the header)."""
+    from obliviate.evaluation import accuracy
+    from obliviate.storage import save_model
+    from obliviate.training import Recipe, train
+
+    dataset = _load_data(data)
+    recipe = Recipe(model=model, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
+    trained = train(recipe, dataset, show_progress=True)
+    digest = save_model(trained, out, metadata={"data": data, "data_fingerprint": dataset.fingerprint})
+    out_console.print(
+        f"trained {model} on {len(dataset)} examples: train accuracy {100 * accuracy(trained, dataset):.1f}%\n"
+        f"saved {out} (sha256 {digest[:16]}...)"
+    )
+
+
+@app.command("unlearn")
+def unlearn_cmd(
+    model_path: Annotated[Path, typer.Argument(help="A model saved by `obliviate train` or ob.save_model.")],
+    ids: Annotated[Path, typer.Option(help="File of ids to forget (one per line, or a JSON list).")],
+    out: Annotated[Path, typer.Option(help="Where to save the unlearned model.")],
+    data: Annotated[str, typer.Option(help="The training data: 'digits' or an .npz file.")] = "digits",
+    method: Annotated[str, typer.Option(help="Method name; combine with '+', e.g. prune_finetune+scrub.")] = "finetune",
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a setting: key=value or method.key=value.")] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Apply a method to a saved model and a file of ids; save the result and print its cost."""
+    from obliviate.evaluation import accuracy
+    from obliviate.request import ForgetRequest
+    from obliviate.storage import load_model, save_model, spec_of
+    from obliviate.training import Recipe
+    from obliviate.unlearning import unlearn
+
+    if not model_path.exists():
+        raise InvalidInputError(f"model file {model_path} does not exist.")
+    original = load_model(model_path)
+    dataset = _load_data(data)
+    request = ForgetRequest(ids=_read_ids(ids))
+    spec = spec_of(original)
+    recipe = Recipe.from_dict(spec["recipe"]) if spec else None
+    result = unlearn(original, request, dataset, method=method, settings=_parse_settings(set_), seed=seed, recipe=recipe)
+    forget, retain = request.split(dataset)
+    digest = save_model(
+        result.model,
+        out,
+        metadata={"request": request.to_dict(), "method": result.method, "settings": result.config, "cost": result.cost.to_dict()},
+    )
+    c = result.cost
+    out_console.print(
+        f"{result.method} ({result.guarantee}) forgot {len(forget)} examples in {c.seconds:.2f} s, "
+        f"{c.gradient_steps} gradient steps, {c.examples_touched} examples touched\n"
+        f"forget accuracy {100 * accuracy(original, forget):.1f}% -> {100 * accuracy(result.model, forget):.1f}%, "
+        f"retain accuracy {100 * accuracy(original, retain):.1f}% -> {100 * accuracy(result.model, retain):.1f}%\n"
+        f"saved {out} (sha256 {digest[:16]}...)"
+    )
+
+
+@app.command()
+def report(
+    results: Annotated[Path, typer.Argument(help="A results.json written by `obliviate bench`.")],
+    out: Annotated[Path | None, typer.Option(help="Folder for report.html (default: next to results.json).")] = None,
+) -> None:
+    """Redraw report.html and print the leaderboards from a results.json."""
+    from obliviate.bench import read_results
+    from obliviate.report import write_report
+
+    doc = read_results(results)
+    path = write_report(doc, out or results.parent)
+    for name in doc["config"].get("scenarios", {}):
+        _print_leaderboard(doc, name)
+    out_console.print(f"wrote [bold]{path}[/]")
+
+
+def main() -> None:
+    """Entry point: run the app, turning obliviate's typed errors into one line and exit code 2."""
+    try:
+        code = app(standalone_mode=False)
+    except ObliviateError as exc:
+        _fail(str(exc))
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        err_console.print("aborted")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(2)
+        raise
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()
