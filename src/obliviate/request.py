@@ -130,11 +130,19 @@ class ForgetRequest:
 
     @classmethod
     def from_dict(cls, d: dict) -> ForgetRequest:
+        """The inverse of :meth:`to_dict`; malformed records raise :class:`InvalidInputError`."""
+        if not isinstance(d, dict):
+            raise InvalidInputError(f"a request record must be a dict, got {type(d).__name__}.")
+        try:
+            received = datetime.fromisoformat(d["received"]) if d.get("received") else None
+            deadline = datetime.fromisoformat(d["deadline"]) if d.get("deadline") else None
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(f"request record has a malformed date ({exc}); use ISO 8601 with a timezone.") from exc
         return cls(
             d.get("ids") or None,
             owners=d.get("owners") or None,
             request_id=d.get("request_id"),
-            received=datetime.fromisoformat(d["received"]) if d.get("received") else None,
-            deadline=datetime.fromisoformat(d["deadline"]) if d.get("deadline") else None,
+            received=received,
+            deadline=deadline,
             note=d.get("note", ""),
         )

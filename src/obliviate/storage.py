@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import struct
-import tempfile
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import nn
 
-from obliviate.errors import CorruptCheckpointError
+from obliviate.errors import CorruptCheckpointError, InvalidInputError
 
 __all__ = [
     "ModelSpec",
@@ -42,7 +42,9 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, mode: int | None = None
     """Write ``data`` to ``path`` atomically: temp file, fsync, rename, fsync of the folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    # os.open with 0o666 lets the umask decide, like open(path, "wb") would (mkstemp forces 0o600).
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -155,13 +157,22 @@ def load_model(path: str | Path, model: nn.Module | None = None) -> nn.Module:
     if model is None:
         if "obliviate.spec" not in meta:
             raise CorruptCheckpointError(path, "no model spec in header; pass the module to load into")
-        spec = ModelSpec(json.loads(meta["obliviate.spec"]))
-        model = build_model(spec["model"], spec["input_shape"], spec["num_classes"], options=spec["options"])
-        attach_spec(
-            model,
-            recipe=Recipe.from_dict(spec["recipe"]),
-            input_shape=tuple(spec["input_shape"]),
-            num_classes=spec["num_classes"],
-        )
-    model.load_state_dict(state)
+        try:
+            spec = ModelSpec(json.loads(meta["obliviate.spec"]))
+            model = build_model(spec["model"], spec["input_shape"], spec["num_classes"], options=spec["options"])
+            attach_spec(
+                model,
+                recipe=Recipe.from_dict(spec["recipe"]),
+                input_shape=tuple(spec["input_shape"]),
+                num_classes=spec["num_classes"],
+            )
+        except (ValueError, KeyError, TypeError) as exc:  # the header's spec is damaged (typed errors included)
+            raise CorruptCheckpointError(path, f"unreadable model spec in header: {exc}") from exc
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:  # missing, unexpected or mis-shaped tensors
+        raise InvalidInputError(
+            f"checkpoint {path} does not fit the given {type(model).__name__}: {exc}. "
+            "Pass a module of the architecture it was saved from, or omit model= to rebuild it."
+        ) from exc
     return model.eval()

@@ -26,8 +26,16 @@ from obliviate.errors import (
 __all__ = ["Dataset"]
 
 
-def _as_id_array(ids: Iterable[int] | np.ndarray) -> np.ndarray:
-    arr = np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids)
+def _as_id_array(ids: Iterable[int] | np.ndarray | int) -> np.ndarray:
+    if isinstance(ids, str | bytes):
+        raise InvalidInputError(f"ids must be integers, got the string {ids!r}; pass a list of ids.")
+    if isinstance(ids, np.ndarray) or np.isscalar(ids):
+        arr = np.asarray(ids)  # a single id is a request for that one example
+    else:
+        try:
+            arr = np.asarray(list(ids))
+        except TypeError as exc:
+            raise InvalidInputError(f"ids must be a list or array of integers, got {type(ids).__name__}.") from exc
     if arr.size == 0:
         return np.zeros(0, dtype=np.int64)
     if arr.dtype.kind not in "iu":
@@ -164,20 +172,29 @@ class Dataset:
 
         if not 0.0 < test_size < 1.0:
             raise InvalidInputError(f"test_size must be in (0, 1), got {test_size}.")
-        positions = np.arange(len(self))
-        train_pos, test_pos = train_test_split(
-            positions, test_size=test_size, random_state=seed, stratify=self.y if stratify else None
-        )
+        data = self.sorted_by_id()  # a function of the id set, not of row order
+        positions = np.arange(len(data))
+        try:
+            train_pos, test_pos = train_test_split(
+                positions, test_size=test_size, random_state=seed, stratify=data.y if stratify else None
+            )
+        except ValueError as exc:  # too few examples (per class) for this test_size
+            raise InvalidInputError(
+                f"cannot split {len(data)} examples with test_size={test_size}"
+                f"{' stratified by label' if stratify else ''}: {exc} Pass stratify=False or a larger dataset."
+            ) from exc
         return (
-            self._take(np.sort(train_pos), f"{self.name}/train"),
-            self._take(np.sort(test_pos), f"{self.name}/test"),
+            data._take(np.sort(train_pos), f"{self.name}/train"),
+            data._take(np.sort(test_pos), f"{self.name}/test"),
         )
 
     # ------------------------------------------------------------------ forget selections
     def sample_ids(self, size: float | int, *, seed: int = 0) -> np.ndarray:
         """A seeded random selection of ids: a fraction in (0, 1) or a count >= 1, sorted."""
         n = len(self)
-        if isinstance(size, float):
+        if isinstance(size, bool) or not isinstance(size, int | float | np.integer | np.floating):
+            raise InvalidInputError(f"size must be a fraction in (0, 1) or a count >= 1, got {size!r}.")
+        if isinstance(size, float | np.floating):
             if not 0.0 < size < 1.0:
                 raise InvalidInputError(f"a fraction must be in (0, 1), got {size}.")
             count = max(1, int(round(size * n)))
@@ -189,7 +206,7 @@ class Dataset:
             raise InvalidInputError(f"cannot sample {count} ids from a dataset of {n}.")
         rng = np.random.default_rng(seed)
         chosen = rng.choice(n, size=count, replace=False)
-        return np.sort(self.ids[chosen])
+        return np.sort(np.sort(self.ids)[chosen])  # drawn from the id set, so row order does not matter
 
     @staticmethod
     def check_unique(ids: np.ndarray) -> None:

@@ -110,20 +110,34 @@ _CIFAR_MEAN = np.array([0.4914, 0.4822, 0.4465], dtype=np.float32).reshape(1, 3,
 _CIFAR_STD = np.array([0.2470, 0.2435, 0.2616], dtype=np.float32).reshape(1, 3, 1, 1)
 
 
-def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _unpickle(path: Path, what: str) -> dict:
+    """A pickled dict of the CIFAR-10 python release; anything else is the user's file problem."""
     try:
         with path.open("rb") as fh:
-            batch = pickle.load(fh, encoding="bytes")
+            obj = pickle.load(fh, encoding="bytes")
     except Exception as exc:  # noqa: BLE001 - any unpickling failure is the same user problem
-        raise InvalidInputError(f"{path} is not a CIFAR-10 python batch ({exc.__class__.__name__}: {exc}).") from exc
+        raise InvalidInputError(f"{path} is not a CIFAR-10 python {what} ({exc.__class__.__name__}: {exc}).") from exc
+    if not isinstance(obj, dict):
+        raise InvalidInputError(f"{path} is not a CIFAR-10 python {what}: it holds a {type(obj).__name__}, not a dict.")
+    return obj
+
+
+def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    batch = _unpickle(path, "batch")
     data = batch.get(b"data", batch.get("data"))
     labels = batch.get(b"labels", batch.get("labels"))
     if data is None or labels is None:
         raise InvalidInputError(f"{path} lacks the 'data' and 'labels' entries of a CIFAR-10 batch.")
-    data = np.asarray(data, dtype=np.uint8)
+    try:
+        data = np.asarray(data, dtype=np.uint8)
+        labels = np.asarray(labels, dtype=np.int64).ravel()
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{path}: data or labels are not arrays of integers ({exc}); the batch is damaged.") from exc
     if data.ndim != 2 or data.shape[1] != 3072:
         raise InvalidInputError(f"{path}: expected data of shape (n, 3072), got {data.shape}.")
-    return data, np.asarray(labels, dtype=np.int64)
+    if labels.shape[0] != data.shape[0]:
+        raise InvalidInputError(f"{path}: {data.shape[0]} images but {labels.shape[0]} labels; the batch is damaged.")
+    return data, labels
 
 
 def cifar10(path: str | Path, *, split: str = "train", normalize: bool = True) -> Dataset:
@@ -159,8 +173,7 @@ def cifar10(path: str | Path, *, split: str = "train", normalize: bool = True) -
     names: list[str] = []
     meta = root / "batches.meta"
     if meta.exists():
-        with meta.open("rb") as fh:
-            info = pickle.load(fh, encoding="bytes")
+        info = _unpickle(meta, "batches.meta")
         raw = info.get(b"label_names", info.get("label_names", []))
         names = [n.decode() if isinstance(n, bytes) else str(n) for n in raw]
     return from_arrays(

@@ -12,7 +12,7 @@ import torch
 
 from obliviate.errors import DivergedError, InvalidInputError
 
-__all__ = ["make_optimizer", "make_scheduler", "minibatches", "check_finite", "seeded_generator"]
+__all__ = ["make_optimizer", "make_scheduler", "minibatches", "num_batches", "check_finite", "seeded_generator"]
 
 
 def seeded_generator(seed: int, stream: int = 0) -> torch.Generator:
@@ -48,13 +48,27 @@ def make_scheduler(name: str, optimizer: torch.optim.Optimizer, total_steps: int
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def num_batches(n: int, batch_size: int) -> int:
+    """How many batches :func:`minibatches` yields for ``n`` examples: ceil(n / batch_size), except
+    that a trailing batch of one example is merged into the one before it."""
+    count = -(-int(n) // int(batch_size))
+    return count - 1 if count > 1 and n % batch_size == 1 else count
+
+
 def minibatches(
     n: int, batch_size: int, *, generator: torch.Generator | None = None, shuffle: bool = True
 ) -> Iterator[torch.Tensor]:
-    """Index tensors covering ``range(n)`` once, in a seeded random order when ``shuffle``."""
+    """Index tensors covering ``range(n)`` once, in a seeded random order when ``shuffle``.
+
+    A trailing batch of a single example is merged into the previous batch: BatchNorm cannot
+    normalise one example in training mode (ResNet-18 on 8x8 inputs would fail whenever
+    ``n % batch_size == 1``), and a one-example step is mostly noise anyway.
+    """
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-    for start in range(0, n, batch_size):
-        yield order[start : start + batch_size]
+    count = num_batches(n, batch_size)
+    for b in range(count):
+        stop = n if b == count - 1 else (b + 1) * batch_size
+        yield order[b * batch_size : stop]
 
 
 def check_finite(loss: torch.Tensor, *, step: int, where: str, lr: float | None = None) -> None:

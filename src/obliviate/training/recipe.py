@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
+
+import numpy as np
 
 from obliviate.errors import InvalidInputError, UnknownModelError
 
@@ -59,12 +62,30 @@ class Recipe:
             raise InvalidInputError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}.")
         if self.schedule not in SCHEDULES:
             raise InvalidInputError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}.")
+        # Plain Python numbers, so that numpy scalars or "3" cannot give an equal recipe another
+        # fingerprint (or none: numpy ints are not JSON).
+        for name in ("epochs", "batch_size", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | np.integer):
+                raise InvalidInputError(f"{name} must be an integer, got {value!r}.")
+            object.__setattr__(self, name, int(value))
+        for name in ("lr", "momentum", "weight_decay"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+                raise InvalidInputError(f"{name} must be a number, got {value!r}.")
+            if not math.isfinite(value):
+                raise InvalidInputError(f"{name} must be finite, got {value}.")
+            object.__setattr__(self, name, float(value))
         if not self.lr > 0:
             raise InvalidInputError(f"lr must be > 0, got {self.lr}.")
         if self.momentum < 0 or self.weight_decay < 0:
-            raise InvalidInputError("momentum and weight_decay must be >= 0.")
-        if int(self.epochs) < 1 or int(self.batch_size) < 1:
+            raise InvalidInputError(
+                f"momentum and weight_decay must be >= 0, got {self.momentum} and {self.weight_decay}."
+            )
+        if self.epochs < 1 or self.batch_size < 1:
             raise InvalidInputError(f"epochs and batch_size must be >= 1, got {self.epochs} and {self.batch_size}.")
+        if self.seed < 0:
+            raise InvalidInputError(f"seed must be >= 0, got {self.seed}.")
 
     @property
     def options(self) -> dict[str, Any]:

@@ -16,7 +16,14 @@ from obliviate.errors import InvalidInputError
 from obliviate.models import build_model
 from obliviate.progress import progress_bar
 from obliviate.storage import attach_spec
-from obliviate.training.loop import check_finite, make_optimizer, make_scheduler, minibatches, seeded_generator
+from obliviate.training.loop import (
+    check_finite,
+    make_optimizer,
+    make_scheduler,
+    minibatches,
+    num_batches,
+    seeded_generator,
+)
 from obliviate.training.recipe import Recipe
 
 __all__ = ["train", "fit"]
@@ -34,7 +41,7 @@ def fit(
     data = data.sorted_by_id()
     X, y = data.tensors
     n = len(data)
-    steps_per_epoch = -(-n // recipe.batch_size)
+    steps_per_epoch = num_batches(n, recipe.batch_size)
     optimizer = make_optimizer(
         recipe.optimizer, model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
     )
