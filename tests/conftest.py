@@ -2,7 +2,8 @@
 
 Session-scoped fixtures are built once and shared: treat them as read-only (use ``original``,
 a fresh copy, when a test needs a model it may change). Every test runs with
-``OBLIVIATE_CACHE`` pointed at its own temporary folder, so nothing is written to ~/.cache.
+``OBLIVIATE_CACHE`` pointed at its own temporary folder, so nothing is written to ~/.cache,
+and torch uses one thread.
 """
 
 from __future__ import annotations
@@ -10,8 +11,13 @@ from __future__ import annotations
 import copy
 
 import pytest
+import torch
 
 import obliviate as ob
+
+# The models under test are tiny: one thread is as fast, and several pytest or benchmark
+# processes sharing two cores do not stall each other in spin-waits (8x slower otherwise).
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
