@@ -1,0 +1,42 @@
+"""Evaluation of unlearned classifiers: the survey's three axes as functions.
+
+- efficiency: :func:`efficiency` (speed-up over retraining);
+- model utility: :func:`accuracy` on the retain and test sets;
+- forget quality: forget accuracy, :func:`mia_efficacy`, :func:`loss_attack_auc`,
+  :func:`relearn_time`, and the NeurIPS 2023 challenge's :func:`nips_epsilons`,
+  :func:`nips_forget_score`, :func:`nips_final_score` over many models;
+- against the oracle: :func:`avg_gap`; all at once for one model: :func:`evaluate`.
+
+Each function cites its paper and equation in its docstring.
+"""
+
+from obliviate.evaluation.accuracy import accuracy, accuracy_of_logits
+from obliviate.evaluation.confidence import logit_scaled_confidence, per_example_loss, true_class_probability
+from obliviate.evaluation.gaps import GAP_METRICS, avg_gap, efficiency
+from obliviate.evaluation.mia import loss_attack_auc, mia_efficacy
+from obliviate.evaluation.nips import nips_epsilons, nips_final_score, nips_forget_score, nips_points
+from obliviate.evaluation.predictions import predict_logits
+from obliviate.evaluation.relearn import relearn_time
+from obliviate.evaluation.suite import Metrics, evaluate, model_metrics
+
+__all__ = [
+    "GAP_METRICS",
+    "Metrics",
+    "accuracy",
+    "accuracy_of_logits",
+    "avg_gap",
+    "efficiency",
+    "evaluate",
+    "logit_scaled_confidence",
+    "loss_attack_auc",
+    "mia_efficacy",
+    "model_metrics",
+    "nips_epsilons",
+    "nips_final_score",
+    "nips_forget_score",
+    "nips_points",
+    "per_example_loss",
+    "predict_logits",
+    "relearn_time",
+    "true_class_probability",
+]
