@@ -1,0 +1,67 @@
+"""MIA-Efficacy, the LOSS attack's AUC, Avg. Gap and efficiency on cases computed by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from obliviate.errors import InvalidInputError
+from obliviate.evaluation import avg_gap, efficiency, loss_attack_auc, mia_efficacy
+
+
+def _separable(rng, n_retain=300, n_test=100):
+    retain = rng.uniform(0.97, 1.0, n_retain)  # members: confident
+    test = rng.uniform(0.2, 0.6, n_test)  # non-members: not
+    return retain, test
+
+
+def test_mia_efficacy_on_separable_confidences():
+    retain, test = _separable(np.random.default_rng(0))
+    assert mia_efficacy(retain, test, np.full(20, 0.99)) == 0.0  # looks like training data
+    assert mia_efficacy(retain, test, np.full(20, 0.4)) == 1.0  # looks held out: forgotten
+    half = np.r_[np.full(10, 0.99), np.full(30, 0.4)]
+    assert mia_efficacy(retain, test, half) == pytest.approx(0.75)
+
+
+def test_mia_efficacy_is_seeded_and_balanced():
+    rng = np.random.default_rng(1)
+    retain = rng.beta(8, 1, 400)  # overlapping: the fitted boundary depends on the subsample
+    test, forget = rng.beta(5, 2, 60), rng.beta(6, 2, 200)
+    a = mia_efficacy(retain, test, forget, seed=3)
+    assert a == mia_efficacy(retain, test, forget, seed=3)
+    assert 0.0 <= a <= 1.0
+    assert len({mia_efficacy(retain, test, forget, seed=s) for s in range(6)}) > 1  # a seeded subsample of retain
+    # The larger side is cut to the smaller's size either way round.
+    assert 0.0 <= mia_efficacy(test, retain, forget) <= 1.0
+
+
+def test_mia_efficacy_rejects_logits():
+    with pytest.raises(InvalidInputError, match="true-class probabilities"):
+        mia_efficacy(np.array([3.2, 0.5]), np.array([0.5]), np.array([0.5]))
+
+
+def test_loss_attack_auc_by_hand():
+    # Pairs (member < non-member): 0.1<0.3, 0.1<0.15, 0.2<0.3 yes; 0.2<0.15 no -> 3/4.
+    assert loss_attack_auc([0.1, 0.2], [0.3, 0.15]) == pytest.approx(0.75)
+    assert loss_attack_auc([1.0], [1.0]) == pytest.approx(0.5)  # a tie counts half
+    assert loss_attack_auc([5.0, 6.0], [0.1, 0.2]) == 0.0  # members have the higher loss
+
+
+def test_avg_gap_arithmetic():
+    method = {"forget_accuracy": 0.9, "mia_efficacy": 0.1, "retain_accuracy": 1.0, "test_accuracy": 0.95, "x": 7}
+    oracle = {"forget_accuracy": 0.8, "mia_efficacy": 0.3, "retain_accuracy": 0.98, "test_accuracy": 0.95}
+    # |UA| gap 10, MIA 20, RA 2, TA 0 points -> 32 / 4
+    assert avg_gap(method, oracle) == pytest.approx(8.0)
+    assert avg_gap(oracle, oracle) == 0.0
+    with pytest.raises(InvalidInputError, match="lacks 'mia_efficacy'"):
+        avg_gap({"forget_accuracy": 0.9}, oracle)
+    with pytest.raises(InvalidInputError, match="not a fraction"):
+        avg_gap({**oracle, "test_accuracy": 95.0}, oracle)
+
+
+def test_efficiency():
+    assert efficiency(10.0, 2.0) == 5.0
+    with pytest.raises(InvalidInputError, match="method_seconds"):
+        efficiency(10.0, 0.0)
+    with pytest.raises(InvalidInputError, match="retrain_seconds"):
+        efficiency(-1.0, 2.0)
