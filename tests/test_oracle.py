@@ -107,6 +107,12 @@ def test_cache_keys_separate_requests_recipes_and_data(tiny_recipe, data, reques
         oracle_key(tiny_recipe, data.without(data.ids[-1:]), retained),
     }
     assert len(keys) == 4
+    threads = torch.get_num_threads()
+    try:  # thread count changes float reductions, so it is part of the key
+        torch.set_num_threads(threads + 1)
+        assert oracle_key(tiny_recipe, data, retained) not in keys
+    finally:
+        torch.set_num_threads(threads)
     assert oracle_key(tiny_recipe, data, retained[::-1]) == oracle_key(tiny_recipe, data, retained)
     # the same ids asked again (another request id) share the cached oracle
     again = ob.ForgetRequest(request_.ids, note="filed twice")

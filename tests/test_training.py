@@ -50,6 +50,13 @@ def test_train_is_bit_for_bit_deterministic_and_leaves_the_global_rng(recipe, sm
     assert not same_weights(a, init)  # it did train
 
 
+def test_train_does_not_read_the_global_rng(tiny_recipe, small_train):
+    torch.manual_seed(1)
+    a = ob.train(tiny_recipe, small_train)
+    torch.manual_seed(2)
+    assert same_weights(a, ob.train(tiny_recipe, small_train))
+
+
 def test_train_is_a_function_of_the_id_set_not_row_order(tiny_recipe, small_train):
     perm = np.random.default_rng(7).permutation(len(small_train))
     shuffled = ob.data.from_arrays(small_train.X[perm], small_train.y[perm], ids=small_train.ids[perm], num_classes=10)

@@ -1,8 +1,8 @@
 """retrain(recipe, data, request): the oracle, a model trained from scratch without the forget set.
 
-Results are cached on disk under sha256(recipe, sorted retained ids, data fingerprint), saved as
-self-verifying safetensors and written atomically. A corrupt or truncated cache file is
-detected by its hash, discarded and rebuilt; it is never loaded.
+Results are cached on disk under sha256(recipe, sorted retained ids, data fingerprint, torch
+version and thread count), saved as self-verifying safetensors and written atomically. A corrupt
+or truncated cache file is detected by its hash, discarded and rebuilt; it is never loaded.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import torch
 from torch import nn
 
 from obliviate.data.dataset import Dataset
@@ -31,12 +32,19 @@ def default_cache_dir() -> Path:
 
 
 def oracle_key(recipe: Recipe, data: Dataset, retained_ids: np.ndarray) -> str:
-    """sha256 of (recipe fingerprint, sorted retained ids, data fingerprint)."""
+    """sha256 of (recipe fingerprint, sorted retained ids, data fingerprint, torch build and threads).
+
+    The torch version and CPU thread count are part of the key because they change the float
+    reductions, and so the trained weights' last bits: an oracle written by a process with
+    another thread count would not equal ``train(recipe, retain)`` in this one bit for bit.
+    """
     payload = json.dumps(
         {
             "recipe": recipe.fingerprint,
             "retained": hashlib.sha256(np.sort(np.asarray(retained_ids, dtype=np.int64)).tobytes()).hexdigest(),
             "data": data.fingerprint,
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
         },
         sort_keys=True,
     )

@@ -1,8 +1,9 @@
 """train(recipe, data): the deterministic trainer.
 
-The same recipe, example ids and data give bit-identical weights on the same machine: the
-data are put in id order, weights are initialised from the recipe's seed, and each epoch's
-order comes from a generator seeded by it. The global RNG is neither read nor changed.
+The same recipe, example ids and data give bit-identical weights on the same machine (with the
+same torch version and thread count, which change float reductions): the data are put in id
+order, weights are initialised from the recipe's seed, and each epoch's order comes from a
+generator seeded by it. The global RNG is neither read nor changed.
 """
 
 from __future__ import annotations
