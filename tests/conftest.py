@@ -49,6 +49,12 @@ def test_set(digits_split):
 
 
 @pytest.fixture(scope="session")
+def small_train(train_set):
+    """The first 400 training examples (ids in order): for tests that train several times."""
+    return train_set.subset(train_set.ids[:400])
+
+
+@pytest.fixture(scope="session")
 def fast_recipe():
     """The benchmark MLP recipe cut to 5 epochs (~0.1 s to train, ~93% digits test accuracy)."""
     return ob.Recipe(model="mlp", epochs=5, lr=0.05, seed=0)
@@ -82,3 +88,14 @@ def class_request(train_set):
 def random_request(train_set):
     """The random-10pct scenario: ``train_set.sample_ids(0.1, seed=0)``."""
     return ob.ForgetRequest(train_set.sample_ids(0.1, seed=0))
+
+
+def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+@pytest.fixture(scope="session")
+def same_weights():
+    """``same_weights(a, b)``: the two modules' state dicts have the same keys and bit-equal tensors."""
+    return _same_weights

@@ -10,7 +10,13 @@ import pytest
 
 import obliviate as ob
 from obliviate.data import cifar10, from_arrays, synthetic
-from obliviate.errors import DuplicateIdsError, EmptyForgetSetError, InvalidInputError, UnknownIdsError, UnknownOwnerError
+from obliviate.errors import (
+    DuplicateIdsError,
+    EmptyForgetSetError,
+    InvalidInputError,
+    UnknownIdsError,
+    UnknownOwnerError,
+)
 
 
 def small(n: int = 12, *, ids=None, owners=None) -> ob.Dataset:
@@ -119,8 +125,11 @@ def test_sample_ids_fraction_and_count_are_seeded_subsets(train_set):
     assert np.array_equal(shuffled.sample_ids(25, seed=4), count)  # a function of the id set
 
 
-@pytest.mark.parametrize(("size", "error"), [(0, EmptyForgetSetError), (1.0, InvalidInputError), (0.0, InvalidInputError),
-                                             (13, InvalidInputError), ("5", InvalidInputError), (True, InvalidInputError)])
+@pytest.mark.parametrize(
+    ("size", "error"),
+    [(0, EmptyForgetSetError), (-2, EmptyForgetSetError), (1.0, InvalidInputError), (0.0, InvalidInputError),
+     (13, InvalidInputError), ("5", InvalidInputError), (True, InvalidInputError)],
+)
 def test_sample_ids_bad_sizes(size, error):
     with pytest.raises(error):
         small().sample_ids(size)

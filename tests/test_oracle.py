@@ -10,14 +10,9 @@ from obliviate.training import oracle
 from obliviate.training.oracle import default_cache_dir, oracle_key
 
 
-def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
-    sa, sb = a.state_dict(), b.state_dict()
-    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
-
-
 @pytest.fixture(scope="module")
-def data(train_set):
-    return train_set.subset(train_set.ids[:400])
+def data(small_train):
+    return small_train
 
 
 @pytest.fixture(scope="module")
@@ -49,14 +44,14 @@ def test_cache_goes_to_the_folder_the_test_environment_names(tmp_path, monkeypat
     assert default_cache_dir().parts[-2:] == (".cache", "obliviate")
 
 
-def test_retrain_equals_training_on_the_retain_set(tiny_recipe, data, request_, reference):
+def test_retrain_equals_training_on_the_retain_set(tiny_recipe, data, request_, reference, same_weights):
     assert same_weights(ob.retrain(tiny_recipe, data, request_, cache=False), reference)
     cached = ob.retrain(tiny_recipe, data, request_)  # default cache: $OBLIVIATE_CACHE, set per test
     assert same_weights(cached, reference)
     assert len(cache_files(default_cache_dir())) == 1
 
 
-def test_second_call_loads_from_the_cache(tiny_recipe, data, request_, reference, tmp_path, monkeypatch):
+def test_second_call_loads_from_the_cache(tiny_recipe, data, request_, reference, tmp_path, monkeypatch, same_weights):
     first = ob.retrain(tiny_recipe, data, request_, cache=tmp_path)
     (path,) = cache_files(tmp_path)
     assert path.stem == oracle_key(tiny_recipe, data, request_.split(data)[1].ids)
@@ -69,7 +64,9 @@ def test_second_call_loads_from_the_cache(tiny_recipe, data, request_, reference
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "garbage"])
-def test_a_corrupt_cache_file_is_rebuilt_not_loaded(tiny_recipe, data, request_, reference, tmp_path, monkeypatch, damage):
+def test_a_corrupt_cache_file_is_rebuilt_not_loaded(
+    tiny_recipe, data, request_, reference, tmp_path, monkeypatch, damage, same_weights
+):
     ob.retrain(tiny_recipe, data, request_, cache=tmp_path)
     (path,) = cache_files(tmp_path)
     raw = bytearray(path.read_bytes())

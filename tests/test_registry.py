@@ -19,14 +19,9 @@ from obliviate.unlearning.base import coerce_setting
 FAST = {"epochs": 1}
 
 
-def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
-    sa, sb = a.state_dict(), b.state_dict()
-    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
-
-
 @pytest.fixture(scope="module")
-def data(train_set):
-    return train_set.subset(train_set.ids[:400])
+def data(small_train):
+    return small_train
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +106,7 @@ def test_bad_bool_strings_raise():
 
 
 # ---------------------------------------------------------------------------------- unlearn
-def test_unlearn_never_modifies_the_input_model(model, request_, data):
+def test_unlearn_never_modifies_the_input_model(model, request_, data, same_weights):
     before = copy.deepcopy(model.state_dict())
     flags = [p.requires_grad for p in model.parameters()]
     model.train()
@@ -125,7 +120,7 @@ def test_unlearn_never_modifies_the_input_model(model, request_, data):
     assert result.method == "finetune" and result.config["epochs"] == 1
 
 
-def test_unlearn_is_deterministic_by_seed(model, request_, data):
+def test_unlearn_is_deterministic_by_seed(model, request_, data, same_weights):
     a = ob.unlearn(model, request_, data, method="finetune", settings=FAST, seed=3)
     b = ob.unlearn(model, request_, data, method="finetune", settings=FAST, seed=3)
     c = ob.unlearn(model, request_, data, method="finetune", settings=FAST, seed=4)
@@ -140,7 +135,7 @@ def test_unlearn_counts_cost(model, request_, data):
     assert result.cost.seconds > 0
 
 
-def test_unlearn_accepts_plain_ids(model, request_, data):
+def test_unlearn_accepts_plain_ids(model, request_, data, same_weights):
     by_ids = ob.unlearn(model, list(request_.ids), data, method="finetune", settings=FAST)
     assert same_weights(by_ids.model, ob.unlearn(model, request_, data, method="finetune", settings=FAST).model)
 
@@ -163,7 +158,7 @@ def test_retrain_needs_the_recipe(model, request_, data):
         ob.unlearn(model, request_, data, method="retrain")
 
 
-def test_retrain_method_equals_the_oracle(model, request_, data, tiny_recipe):
+def test_retrain_method_equals_the_oracle(model, request_, data, tiny_recipe, same_weights):
     result = ob.unlearn(model, request_, data, method="retrain", recipe=tiny_recipe)
     assert result.guarantee.kind == "exact"
     assert same_weights(result.model, ob.retrain(tiny_recipe, data, request_, cache=False))
@@ -172,7 +167,7 @@ def test_retrain_method_equals_the_oracle(model, request_, data, tiny_recipe):
 
 
 # ---------------------------------------------------------------------------------- composition
-def test_composition_runs_parts_in_order_and_adds_costs(model, request_, data, tiny_recipe):
+def test_composition_runs_parts_in_order_and_adds_costs(model, request_, data, tiny_recipe, same_weights):
     ft = ob.unlearn(model, request_, data, method="finetune", settings=FAST, recipe=tiny_recipe)
     rt = ob.unlearn(model, request_, data, method="retrain", recipe=tiny_recipe)
     ft_after_rt = ob.unlearn(rt.model, request_, data, method="finetune", settings=FAST)

@@ -43,7 +43,8 @@ def test_round_trip_rebuilds_the_architecture_with_equal_tensors(saved, trained_
 
 
 def test_round_trip_with_batchnorm_buffers(tmp_path, train_set):
-    model = ob.train(ob.Recipe(model="resnet18", epochs=1, model_options={"width": 4}), train_set.subset(train_set.ids[:64]))
+    recipe = ob.Recipe(model="resnet18", epochs=1, model_options={"width": 4})
+    model = ob.train(recipe, train_set.subset(train_set.ids[:64]))
     ob.save_model(model, tmp_path / "r.safetensors")
     loaded = ob.load_model(tmp_path / "r.safetensors")
     assert int(loaded.bn1.num_batches_tracked) == 1

@@ -13,20 +13,10 @@ from obliviate.errors import DivergedError, InvalidInputError, UnknownModelError
 from obliviate.training.loop import make_scheduler, minibatches, num_batches
 
 
-def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
-    sa, sb = a.state_dict(), b.state_dict()
-    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
-
-
 def accuracy(model: torch.nn.Module, data: ob.Dataset) -> float:
     X, y = data.tensors
     with torch.no_grad():
         return float((model(X).argmax(1) == y).float().mean())
-
-
-@pytest.fixture(scope="module")
-def small_train(train_set):
-    return train_set.subset(train_set.ids[:300])
 
 
 # ---------------------------------------------------------------------------------- determinism
@@ -39,7 +29,7 @@ def small_train(train_set):
     ],
     ids=["mlp", "cnn", "resnet18"],
 )
-def test_train_is_bit_for_bit_deterministic_and_leaves_the_global_rng(recipe, small_train):
+def test_train_is_bit_for_bit_deterministic_and_leaves_the_global_rng(recipe, small_train, same_weights):
     state = torch.get_rng_state()
     a = ob.train(recipe, small_train)
     assert torch.equal(torch.get_rng_state(), state)
@@ -50,21 +40,21 @@ def test_train_is_bit_for_bit_deterministic_and_leaves_the_global_rng(recipe, sm
     assert not same_weights(a, init)  # it did train
 
 
-def test_train_does_not_read_the_global_rng(tiny_recipe, small_train):
+def test_train_does_not_read_the_global_rng(tiny_recipe, small_train, same_weights):
     torch.manual_seed(1)
     a = ob.train(tiny_recipe, small_train)
     torch.manual_seed(2)
     assert same_weights(a, ob.train(tiny_recipe, small_train))
 
 
-def test_train_is_a_function_of_the_id_set_not_row_order(tiny_recipe, small_train):
+def test_train_is_a_function_of_the_id_set_not_row_order(tiny_recipe, small_train, same_weights):
     perm = np.random.default_rng(7).permutation(len(small_train))
     shuffled = ob.data.from_arrays(small_train.X[perm], small_train.y[perm], ids=small_train.ids[perm], num_classes=10)
     assert not np.array_equal(shuffled.ids, small_train.ids)
     assert same_weights(ob.train(tiny_recipe, small_train), ob.train(tiny_recipe, shuffled))
 
 
-def test_different_seed_or_data_gives_different_weights(tiny_recipe, small_train):
+def test_different_seed_or_data_gives_different_weights(tiny_recipe, small_train, same_weights):
     base = ob.train(tiny_recipe, small_train)
     assert not same_weights(base, ob.train(tiny_recipe.with_seed(1), small_train))
     assert not same_weights(base, ob.train(tiny_recipe, small_train.without(small_train.ids[:1])))
@@ -90,7 +80,8 @@ def test_singleton_last_batch_is_merged_so_batchnorm_trains(small_train):
 
 
 def test_a_diverging_recipe_raises_diverged_error_naming_the_step(small_train):
-    with pytest.raises(DivergedError, match=r"training diverged at gradient step \d+: loss = (nan|inf).*lr=1e\+08") as info:
+    pattern = r"training diverged at gradient step \d+: loss = (nan|inf).*lr=1e\+08"
+    with pytest.raises(DivergedError, match=pattern) as info:
         ob.train(ob.Recipe(epochs=3, lr=1e8), small_train)
     assert info.value.step >= 1 and not np.isfinite(info.value.value)
 
@@ -178,7 +169,7 @@ def test_recipe_fingerprint_is_stable_and_sensitive_to_every_field():
     assert len(prints) == len(changed) and base.fingerprint not in prints
 
 
-def test_adam_and_schedules_train(small_train):
+def test_adam_and_schedules_train(small_train, same_weights):
     for recipe in (ob.Recipe(optimizer="adam", lr=1e-3, epochs=1), ob.Recipe(schedule="step", epochs=1)):
         model = ob.train(recipe, small_train)
         assert same_weights(model, ob.train(recipe, small_train))
