@@ -40,6 +40,9 @@ def test_digits_writers_are_seeded_owners():
     a, b, c = ob.data.digits(writers=7, seed=1), ob.data.digits(writers=7, seed=1), ob.data.digits(writers=7, seed=2)
     assert np.array_equal(a.owners, b.owners) and not np.array_equal(a.owners, c.owners)
     assert len(a.owner_names) == 7 and a.owner_names[0] == "writer-000"
+    for bad in (0, 2.5):
+        with pytest.raises(InvalidInputError, match="writers must be"):
+            ob.data.digits(writers=bad)
 
 
 # ---------------------------------------------------------------------------------- from_arrays validation
@@ -202,6 +205,8 @@ def test_synthetic_is_seeded_and_learnable_shape():
     assert not np.array_equal(a.X, c.X)
     with pytest.raises(InvalidInputError, match="classes"):
         synthetic(10, 3, 1)
+    with pytest.raises(InvalidInputError, match="integer n, d and classes"):
+        synthetic(100.5, 3, 2)
 
 
 # ---------------------------------------------------------------------------------- CIFAR-10 files

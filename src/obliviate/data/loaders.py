@@ -80,6 +80,8 @@ def digits(*, writers: int | None = None, seed: int = 0) -> Dataset:
     """
     from sklearn.datasets import load_digits
 
+    if writers is not None and (isinstance(writers, bool) or not isinstance(writers, int | np.integer) or writers < 1):
+        raise InvalidInputError(f"writers must be a whole number >= 1 (or None for no owners), got {writers!r}.")
     bunch = load_digits()
     X = (bunch.data / 16.0).astype(np.float32)
     owners = None
@@ -97,6 +99,8 @@ def synthetic(n: int = 10_000, d: int = 32, classes: int = 10, *, seed: int = 0,
     Each class has a mean drawn from ``N(0, separation^2 I)``; examples are the mean plus
     standard normal noise, so the problem is learnable but not trivially separable.
     """
+    if not all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in (n, d, classes)):
+        raise InvalidInputError(f"synthetic needs integer n, d and classes; got n={n!r}, d={d!r}, classes={classes!r}.")
     if n < classes or d < 1 or classes < 2:
         raise InvalidInputError(f"synthetic needs n >= classes >= 2 and d >= 1; got n={n}, d={d}, classes={classes}.")
     rng = np.random.default_rng(seed)
