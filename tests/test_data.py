@@ -195,6 +195,8 @@ def test_fingerprint_tracks_content_not_row_order():
     y[0] = (y[0] + 1) % 3
     assert from_arrays(d.X, y, ids=d.ids).fingerprint != d.fingerprint
     assert from_arrays(d.X, d.y, ids=d.ids + 100).fingerprint != d.fingerprint
+    assert from_arrays(d.X, d.y, ids=d.ids, num_classes=5).fingerprint != d.fingerprint  # another output size
+    assert from_arrays(d.X.reshape(8, 3, 1), d.y, ids=d.ids).fingerprint != d.fingerprint  # another input shape
 
 
 # ---------------------------------------------------------------------------------- synthetic

@@ -89,13 +89,15 @@ class Dataset:
 
     @cached_property
     def fingerprint(self) -> str:
-        """sha256 over ids, labels and features in id order: the data's identity for caches."""
+        """sha256 over ids, labels, features (in id order) and the number of classes: the data's
+        identity for caches. The class count sets the model's output size, so it is part of it."""
         order = np.argsort(self.ids, kind="stable")
         h = hashlib.sha256()
         h.update(np.ascontiguousarray(self.ids[order]).tobytes())
         h.update(np.ascontiguousarray(self.y[order].astype(np.int64)).tobytes())
         h.update(np.ascontiguousarray(self.X[order]).tobytes())
         h.update(str(self.X.shape[1:]).encode())
+        h.update(f"classes={self.num_classes}".encode())
         return h.hexdigest()
 
     @cached_property
