@@ -191,8 +191,8 @@ def nips_forget_score(unlearned_conf: Any, retrained_conf: Any, delta: float = D
     ``ceil(ln(N - 1))``. Triantafillou et al. 2024, Sec. 3, Eq. (3).
     """
     eps = nips_epsilons(unlearned_conf, retrained_conf, delta)
-    n = np.shape(unlearned_conf)[0]
-    return float(np.mean(nips_points(eps, n)))
+    num_models = as_numpy(unlearned_conf, "unlearned_conf").shape[0]
+    return float(np.mean(nips_points(eps, num_models)))
 
 
 def nips_final_score(
