@@ -100,7 +100,7 @@ def test_altered_tensor_under_the_old_header_is_corrupt(saved, trained_mlp):
         storage.read_metadata(path)
 
 
-def test_foreign_or_damaged_headers_are_corrupt(saved, tmp_path):
+def test_foreign_or_damaged_headers_are_corrupt(saved, tmp_path, trained_mlp):
     path, _ = saved
     foreign = tmp_path / "foreign.safetensors"
     foreign.write_bytes(st_save({"w": torch.zeros(2)}))
@@ -108,11 +108,17 @@ def test_foreign_or_damaged_headers_are_corrupt(saved, tmp_path):
         ob.load_model(foreign)
     raw = path.read_bytes()
     n, header = header_of(raw)
+    good_spec = header["__metadata__"]["obliviate.spec"]
     header["__metadata__"]["obliviate.spec"] = "{not json"
     body = json.dumps(header).encode()
     assert len(body) <= n  # the spec got shorter: pad to the old length, so only the spec is damaged
     path.write_bytes(raw[:8] + body.ljust(n) + raw[8 + n :])
     with pytest.raises(CorruptCheckpointError, match="unreadable model spec"):
+        ob.load_model(path)
+    meta = dict(header["__metadata__"])  # a readable spec that names another architecture
+    meta["obliviate.spec"] = json.dumps({**json.loads(good_spec), "options": {"hidden": [8]}})
+    path.write_bytes(st_save(trained_mlp.state_dict(), metadata=meta))  # the weights' sha256 still matches
+    with pytest.raises(CorruptCheckpointError, match="do not fit the model spec"):
         ob.load_model(path)
     path.write_bytes(raw[:8] + b"\xff" * n + raw[8 + n :])
     with pytest.raises(CorruptCheckpointError, match="cannot parse"):

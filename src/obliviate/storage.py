@@ -155,6 +155,7 @@ def load_model(path: str | Path, model: nn.Module | None = None) -> nn.Module:
 
     path = Path(path)
     state, meta = _parse(path)
+    rebuilt = model is None
     if model is None:
         if "obliviate.spec" not in meta:
             raise CorruptCheckpointError(path, "no model spec in header; pass the module to load into")
@@ -172,6 +173,8 @@ def load_model(path: str | Path, model: nn.Module | None = None) -> nn.Module:
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:  # missing, unexpected or mis-shaped tensors
+        if rebuilt:  # the header's spec and the tensors disagree: the file is damaged
+            raise CorruptCheckpointError(path, f"tensors do not fit the model spec in the header: {exc}") from exc
         raise InvalidInputError(
             f"checkpoint {path} does not fit the given {type(model).__name__}: {exc}. "
             "Pass a module of the architecture it was saved from, or omit model= to rebuild it."
