@@ -12,8 +12,9 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from obliviate import data, errors
+from obliviate import data, errors, evaluation
 from obliviate.data import Dataset
+from obliviate.evaluation import evaluate
 from obliviate.request import ForgetRequest
 from obliviate.storage import load_model, save_model
 from obliviate.training import Recipe, retrain, train
@@ -35,6 +36,8 @@ __all__ = [
     "available_methods",
     "data",
     "errors",
+    "evaluate",
+    "evaluation",
     "load_model",
     "make_method",
     "retrain",

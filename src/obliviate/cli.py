@@ -28,8 +28,9 @@ err_console = Console(stderr=True)
 
 
 def _fail(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
+    """Print one line to stderr and exit with code 2."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True, markup=True)
+    sys.exit(2)
 
 
 def _parse_settings(pairs: list[str] | None) -> dict[str, str]:
@@ -53,6 +54,8 @@ def _read_ids(path: Path) -> np.ndarray:
             values = json.loads(text)
         else:
             values = [tok for tok in text.replace(",", " ").split() if tok]
+        if any(isinstance(v, bool | float) for v in values):
+            raise ValueError("ids must be whole numbers")
         return np.asarray([int(v) for v in values], dtype=np.int64)
     except (ValueError, TypeError, json.JSONDecodeError) as exc:
         raise InvalidInputError(f"{path} must list integer ids (one per line, or a JSON list): {exc}") from exc

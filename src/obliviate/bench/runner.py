@@ -169,8 +169,8 @@ def _score_nips(results, scenario: str, conf, retain_acc, test_acc) -> None:
         ra_u, ta_u = np.asarray(retain_acc[method]), np.asarray(test_acc[method])
         if method == ORACLE:
             half = len(retrained) // 2
-            if half < 2:
-                continue
+            if half < 3:
+                continue  # with two models a side, ceil(ln(N - 1)) = 0 leaves no bucket to score
             unlearned, reference = retrained[:half], retrained[half : 2 * half]
             ra_u, ra_ref, ta_u, ta_ref = ra_r[:half], ra_r[half : 2 * half], ta_r[:half], ta_r[half : 2 * half]
         else:
