@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from obliviate.training.loop import make_optimizer, make_scheduler
+from obliviate.training.loop import make_optimizer, make_scheduler, num_batches
 from obliviate.unlearning.base import UnlearnTask, Unlearner
 from obliviate.unlearning.registry import register
 
@@ -46,7 +46,7 @@ def retain_finetune(
     optimizer = make_optimizer(
         "sgd", params if params is not None else model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay
     )
-    steps = epochs * -(-len(task.retain) // batch_size)
+    steps = epochs * num_batches(len(task.retain), batch_size)
     scheduler = make_scheduler("cosine", optimizer, steps)
     generator = task.generator(stream)
     model.train()

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from obliviate.errors import MissingRecipeError
+from obliviate.training.loop import num_batches
 from obliviate.training.trainer import train
 from obliviate.unlearning.base import EXACT, UnlearnTask, Unlearner
 from obliviate.unlearning.registry import register
@@ -36,7 +37,7 @@ class Retrain(Unlearner):
             raise MissingRecipeError(self.name)
         task.record_read(task.retain)
         fresh = train(task.recipe, task.retain)
-        steps = task.recipe.epochs * -(-len(task.retain) // task.recipe.batch_size)
+        steps = task.recipe.epochs * num_batches(len(task.retain), task.recipe.batch_size)
         task.gradient_steps += steps
         task.examples_seen += task.recipe.epochs * len(task.retain)
         return fresh
