@@ -57,23 +57,25 @@ SEEDED = {
 NIPS = {"retrain": (0.95, 0.90), "scrub": (0.5, 0.4), "finetune": (0.35, 0.3), "original": (0.02, 0.01)}
 
 
+def row(scenario, method, seed, metric, value):
+    return {"scenario": scenario, "method": method, "seed": seed, "metric": metric, "value": value}
+
+
 def make_results() -> dict:
     rows = []
     for scenario, methods in SEEDED.items():
         for method, metrics in methods.items():
             for metric, values in metrics.items():
                 for seed, value in enumerate(values):
-                    rows.append({"scenario": scenario, "method": method, "seed": seed, "metric": metric, "value": value})
+                    rows.append(row(scenario, method, seed, metric, value))
                     if metric in ACC:  # evaluate() repeats the oracle's value on every row
                         oracle = SEEDED[scenario]["retrain"][metric][seed]
-                        rows.append(
-                            {"scenario": scenario, "method": method, "seed": seed, "metric": f"oracle_{metric}", "value": oracle}
-                        )
-            rows.append({"scenario": scenario, "method": method, "seed": 0, "metric": "loss_auc", "value": 0.6})
-            rows.append({"scenario": scenario, "method": method, "seed": 1, "metric": "loss_auc", "value": None})
+                        rows.append(row(scenario, method, seed, f"oracle_{metric}", oracle))
+            rows.append(row(scenario, method, 0, "loss_auc", 0.6))
+            rows.append(row(scenario, method, 1, "loss_auc", None))
             forget_score, score = NIPS[method]
-            rows.append({"scenario": scenario, "method": method, "seed": None, "metric": "nips_forget_score", "value": forget_score})
-            rows.append({"scenario": scenario, "method": method, "seed": None, "metric": "nips_score", "value": score})
+            rows.append(row(scenario, method, None, "nips_forget_score", forget_score))
+            rows.append(row(scenario, method, None, "nips_score", score))
     return {
         "schema": "obliviate.results/1",
         "suite": "digits",
@@ -82,7 +84,7 @@ def make_results() -> dict:
         "config": {
             "recipe": {"model": "mlp", "epochs": 30},
             "seeds": 2,
-            "scenarios": {"random-10pct": "a random 10% of the training examples", "class-forget": "every example of class 3"},
+            "scenarios": {"random-10pct": "a random 10% of the examples", "class-forget": "every example of class 3"},
             "failures": [{"scenario": "class-forget", "method": "ssd", "seed": 1, "error": "diverged <at> step 3"}],
         },
         "rows": rows,

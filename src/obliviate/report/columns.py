@@ -43,7 +43,7 @@ METRICS: dict[str, Metric] = {
             gap=False,
             digits=2,
             unit="pts",
-            help="mean over {100 - forget accuracy, MIA-Efficacy, retain accuracy, test accuracy} of "
+            help="Mean over {100 - forget accuracy, MIA-Efficacy, retain accuracy, test accuracy} of "
             "|method - oracle|, in percentage points (Fan et al. ICLR 2024, SalUn, Table 2). "
             "0 for the oracle; lower is better.",
         ),
@@ -53,7 +53,7 @@ METRICS: dict[str, Metric] = {
             fraction=True,
             digits=1,
             unit="%",
-            help="accuracy on the examples to forget. Lower is not automatically better: the target is the "
+            help="Accuracy on the examples to forget. Lower is not automatically better: the target is the "
             "oracle's value. A model retrained without a random 10% still classifies most of them correctly "
             "(they resemble the rest); without a whole class it gets almost none.",
         ),
@@ -63,7 +63,7 @@ METRICS: dict[str, Metric] = {
             fraction=True,
             digits=1,
             unit="%",
-            help="accuracy on the training examples that are kept (utility); the target is the oracle's value.",
+            help="Accuracy on the training examples that are kept (utility); the target is the oracle's value.",
         ),
         Metric(
             "test_accuracy",
@@ -71,7 +71,7 @@ METRICS: dict[str, Metric] = {
             fraction=True,
             digits=1,
             unit="%",
-            help="accuracy on held-out test data (generalisation); the target is the oracle's value.",
+            help="Accuracy on held-out test data (generalisation); the target is the oracle's value.",
         ),
         Metric(
             "mia_efficacy",
@@ -79,7 +79,7 @@ METRICS: dict[str, Metric] = {
             fraction=True,
             digits=1,
             unit="%",
-            help="share of the forget examples that a membership-inference attack calls non-members "
+            help="Share of the forget examples that a membership-inference attack calls non-members "
             "(an SVC on the true-class confidence, trained with retain examples as members and test "
             "examples as non-members; Jia et al. NeurIPS 2023). Higher means more forgotten; the target "
             "is the oracle's value.",
@@ -88,31 +88,35 @@ METRICS: dict[str, Metric] = {
             "nips_score",
             "NeurIPS score",
             better="higher",
-            help="the NeurIPS 2023 unlearning challenge's final score (Triantafillou et al. 2024): "
-            "forget score F x (retain accuracy / oracle's) x (test accuracy / oracle's), over the seeds. "
+            help="The NeurIPS 2023 unlearning challenge's final score (Triantafillou et al. 2024): "
+            "forget score F \u00d7 (retain accuracy / oracle's) \u00d7 (test accuracy / oracle's), over the seeds. "
             "Higher is better.",
         ),
         Metric(
             "nips_forget_score",
             "NeurIPS F",
             better="higher",
-            help="the challenge's forget score F: per forget example an empirical epsilon from the best "
-            "threshold attack telling the unlearned models' confidences from the retrained models', scored "
-            "2^-k for bucket k of width 0.5, averaged. 1 = indistinguishable from retraining; higher is better.",
+            help="The challenge's forget score F: for each forget example, an empirical epsilon from the best "
+            "threshold attack telling the unlearned models' confidences from the retrained models' (one "
+            "model per seed), scored 2^-k for bucket k of width 0.5 and averaged. 1 = no attack gets past "
+            "epsilon 0.5; higher is better. Its resolution grows with the number of seeds (the challenge "
+            "used 512 models per side).",
         ),
         Metric(
             "loss_auc",
             "Loss AUC",
-            help="AUC of the loss-threshold membership attack (Yeom et al. 2018); 0.5 means the attack "
-            "cannot tell the sets apart. The target is the oracle's value.",
+            help="AUC of the loss-threshold membership attack (Yeom et al. 2018) with the forget set as "
+            "members and the test set as non-members: 1 = every forget example has a lower loss than every "
+            "test example, 0.5 = chance, below 0.5 = the forget set looks less familiar than unseen data "
+            "(a forgotten class). The target is the oracle's value, not 0.5.",
         ),
         Metric(
             "relearn_steps",
             "Relearn steps",
             digits=1,
-            help="fine-tuning steps on the forget set until the model regains the original model's forget "
-            "accuracy (relearn time). Information that is truly gone takes longer to relearn; the target "
-            "is the oracle's value.",
+            help="Fine-tuning steps on the forget set until the model regains the original model's forget "
+            "accuracy (relearn time; the budget + 1 when it never does). Information that is truly gone takes "
+            "longer to relearn; the target is the oracle's value.",
         ),
         Metric(
             "seconds",
@@ -121,7 +125,7 @@ METRICS: dict[str, Metric] = {
             gap=False,
             digits=2,
             unit="s",
-            help="wall-clock time of the unlearning run.",
+            help="Wall-clock time of the unlearning run.",
         ),
         Metric(
             "efficiency",
@@ -130,7 +134,7 @@ METRICS: dict[str, Metric] = {
             gap=False,
             digits=1,
             unit="x",
-            help="retraining seconds / method seconds, per seed.",
+            help="Retraining seconds / method seconds, per seed.",
         ),
     )
 }
@@ -145,6 +149,9 @@ def metric_info(key: str) -> Metric:
 
 
 def _minus(text: str) -> str:
+    """Typographic minus; a value that rounds to zero loses its sign (no "-0.0")."""
+    if text.lstrip("+-").strip("0.") == "":
+        text = text.lstrip("+-")
     return text.replace("-", "\u2212")
 
 

@@ -46,28 +46,33 @@ def _columns(board: Sequence[dict[str, Any]]) -> list[str]:
     return [k for k in preferred if k in keys] + [k for k in keys if k not in preferred]
 
 
+def _shown(text: str) -> float | None:
+    """A formatted cell read back as a number, so highlighting compares what the reader sees."""
+    text = text.replace("\u2212", "-").replace("\u221e", "inf").rstrip("\u00d7")
+    return None if text == "\u2014" else float(text)
+
+
 def _badness(entry: dict[str, Any], key: str) -> float | None:
-    """How far from ideal a cell is (smaller is better), for highlighting; None if not comparable."""
+    """How far from ideal a cell is (smaller is better), at the precision the table shows, so
+    cells that read the same tie; None if not comparable."""
     if key == "time_fraction":
-        value = entry.get("time_fraction")
-        return value if value is not None and not math.isnan(value) else None
+        return _shown(fmt_time(entry.get("time_fraction")))
     info = metric_info(key)
     if info.better == "oracle":
-        gap = entry.get(f"{key}_gap")
+        gap = _shown(fmt_gap(entry.get(f"{key}_gap"), info))
         return None if gap is None else abs(gap)
-    value = entry.get(key)
-    if value is None:
-        return None
-    return value if info.better == "lower" else -value
+    value = _shown(fmt_value(entry.get(key), info))
+    return None if value is None else value if info.better == "lower" else -value
 
 
 def _best(board: Sequence[dict[str, Any]], key: str) -> set[str]:
+    """The unlearners with the best value of ``key`` (all of them on a tie); none if fewer than two compete."""
     scores = {e["method"]: _badness(e, key) for e in board if e["role"] == "unlearner"}
     scores = {m: s for m, s in scores.items() if s is not None}
     if len(scores) < 2:
         return set()
     low = min(scores.values())
-    return {m for m, s in scores.items() if s <= low + 1e-9 * max(1.0, abs(low))}
+    return {m for m, s in scores.items() if s == low}
 
 
 def _std_text(std: float | None, info: Metric) -> str:
@@ -197,8 +202,10 @@ def _figures(board: Sequence[dict[str, Any]], scenario: str) -> str:
          "budget of the NeurIPS 2023 challenge."
          + ("" if shown_original else " The original model costs nothing and is not drawn on the log scale.")),
         (nips_chart, "NeurIPS 2023 challenge scores",
-         "The forget score F (light) and the final score (dark) per method, computed over the seeds. The oracle's "
-         "bar scores half of its retrained models against the other half: what a perfect method reaches here."),
+         "The forget score F (light) and the final score (dark) per method, computed over the seeds."
+         + (" The oracle's bar scores half of its retrained models against the other half: what a perfect method "
+            "reaches here." if any(e["role"] == "oracle" and e.get("nips_score") is not None for e in board)
+            else " The oracle has no bar: scoring it against itself needs at least four seeds.")),
     ]
     for draw, title, caption in specs:
         png = draw(board)
@@ -230,7 +237,8 @@ def _failures(config: Mapping[str, Any], scenario: str) -> str:
     if not mine:
         return ""
     items = "".join(
-        f"<li><strong>{esc(f.get('method', '?'))}</strong>, seed {esc(f.get('seed', '?'))}: {esc(f.get('error', ''))}</li>"
+        f"<li><strong>{esc(f.get('method', '?'))}</strong>, seed {esc(f.get('seed', '?'))}: "
+        f"{esc(f.get('error', ''))}</li>"
         for f in mine
     )
     return (
@@ -247,7 +255,7 @@ def _section(index: int, scenario: str, board: Sequence[dict[str, Any]], config:
     return (
         f'<section class="scenario" id="scenario-{index}">'
         f"<h2><span class=\"kicker\">Scenario</span> {esc(scenario)}</h2>"
-        + (f'<p class="desc">Forget {esc(description)}. {esc(meta)}.</p>' if description else f'<p class="desc">{esc(meta)}.</p>')
+        + f'<p class="desc">{f"Forget {esc(description)}. " if description else ""}{esc(meta)}.</p>'
         + _headline(board)
         + leaderboard_table(board)
         + '<p class="note">Means over seeds, \u00b1 the sample standard deviation. Under each number: '
@@ -322,7 +330,7 @@ def _guide(metrics_seen: set[str]) -> str:
         if m.key in metrics_seen and m.key not in _HIDDEN
     )
     time = (
-        "<dt>Time <span class=\"dir\">\u2193 lower</span></dt><dd>the method's mean wall-clock seconds divided by "
+        "<dt>Time <span class=\"dir\">\u2193 lower</span></dt><dd>The method's mean wall-clock seconds divided by "
         "the oracle's (retraining from scratch); 0.1\u00d7 is ten times faster than retraining. The NeurIPS 2023 "
         "challenge required under about 0.2\u00d7.</dd>"
     )
@@ -392,7 +400,8 @@ padding:1px 7px;border-radius:10px;margin-left:8px;vertical-align:1px}
 .tag.oracle{background:#d6e6f8;color:#0b4f8a}
 .tag.original{background:#e4e7eb;color:#52606d}
 p.note{font-size:12.5px;color:var(--muted);margin:10px 0 0}
-.failures{background:#fff8e6;border:1px solid #f4d99a;border-radius:8px;padding:10px 14px;margin-top:14px;font-size:13.5px}
+.failures{background:#fff8e6;border:1px solid #f4d99a;border-radius:8px;padding:10px 14px;margin-top:14px;
+font-size:13.5px}
 .failures ul{margin:6px 0 0;padding-left:20px}
 figure{margin:26px 0 0;padding-top:18px;border-top:1px solid var(--line)}
 figure img{display:block;max-width:100%;height:auto;margin:0 auto}

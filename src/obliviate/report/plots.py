@@ -113,7 +113,8 @@ def gap_chart(board: Sequence[dict[str, Any]]) -> bytes | None:
         scale = 100.0 if metric_info(key).fraction else 1.0
         for i, e in enumerate(entries):
             std = e.get(f"{key}_std")
-            bars.append((i + (j - (k - 1) / 2) * height, _num(e.get(f"{key}_gap")), scale * _num(std) if std else 0.0, key))
+            y = i + (j - (k - 1) / 2) * height
+            bars.append((y, _num(e.get(f"{key}_gap")), scale * _num(std) if std else 0.0, key))
     with _figure(9.6, 1.35 + 0.3 * n * max(k, 2) / 2) as (fig, (ax,)):
         for key in keys:
             info = metric_info(key)
@@ -132,7 +133,7 @@ def gap_chart(board: Sequence[dict[str, Any]]) -> bytes | None:
         ax.axvline(0, color=_INK, lw=1.1, zorder=4)
         _clip_to_unlearners(ax, entries, bars, height)
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:+.0f}" if v else "0"))
-        ax.set_xlabel("method \u2212 oracle (percentage points); 0 = same as the model retrained without the forget set")
+        ax.set_xlabel("method \u2212 oracle (percentage points); 0 = as the model retrained without the forget set")
         _method_rows(ax, entries, k)
         return _png(fig)
 
@@ -167,42 +168,64 @@ def _time_formatter(v: float, _pos: int) -> str:
     return f"{v:g}\u00d7"
 
 
-def _place_labels(ax, points: Sequence[tuple[float, float, str, bool]]) -> None:
-    """Label each point where its text overlaps no other label or marker (greedy, in y order).
+# Directions tried for a label, nearest first: right-up, right-down, left-up, left-down, up, down, right, left.
+_DIRECTIONS = ((0.87, 0.5), (0.87, -0.5), (-0.87, 0.5), (-0.87, -0.5), (0.0, 1.0), (0.0, -1.0), (1.0, 0.0), (-1.0, 0.0))
 
-    Needs the final layout: the figure is drawn and its layout engine switched off first."""
+
+def _overlap(box: Bbox, others: Sequence[Bbox]) -> float:
+    total = 0.0
+    for other in others:
+        both = Bbox.intersection(box, other)
+        if both is not None:
+            total += both.width * both.height
+    return total
+
+
+def _place_labels(
+    ax, points: Sequence[tuple[float, float, str, bool]], whiskers: Sequence[tuple[float, float, float]]
+) -> None:
+    """Label each point where its text covers no other label or marker, nearest spot first; labels
+    pushed further out get a thin leader line. Greedy, points in y order; where every spot is
+    taken, the one with the least overlap wins.
+
+    ``whiskers``: (x, y_low, y_high) of the error bars, kept clear as well. Needs the final layout:
+    the figure is drawn and its layout engine switched off first."""
     renderer = ax.figure.canvas.get_renderer()
     frame = ax.get_window_extent(renderer)
+    px_per_pt = ax.figure.dpi / 72.0
     taken = []
     for x, y, _, _ in points:
         px, py = ax.transData.transform((x, y))
-        taken.append(Bbox.from_extents(px - 4, py - 4, px + 4, py + 4))
-    offsets = [(7, 3), (7, -11), (-7, 3), (-7, -11), (0, 9), (0, -16), (14, 12), (-14, 12), (14, -20), (-14, -20)]
+        taken.append(Bbox.from_extents(px - 5, py - 5, px + 5, py + 5))
+    for x, low, high in whiskers:
+        (px, p0), (_, p1) = ax.transData.transform([(x, low), (x, high)])
+        taken.append(Bbox.from_extents(px - 2, min(p0, p1), px + 2, max(p0, p1)))
     for x, y, name, bold in sorted(points, key=lambda p: (p[1], p[0])):
-        choice = None
-        for dx, dy in offsets:
-            text = ax.annotate(
-                name,
-                (x, y),
-                xytext=(dx, dy),
-                textcoords="offset points",
-                ha="left" if dx > 0 else "right" if dx < 0 else "center",
-                va="bottom",
-                fontsize=8.5,
-                color=_INK,
-                fontweight="bold" if bold else "normal",
-                zorder=6,
-            )
-            box = text.get_window_extent(renderer).expanded(1.04, 1.1)
-            inside = frame.contains(box.x0, box.y0) and frame.contains(box.x1, box.y1)
-            if inside and not any(box.overlaps(t) for t in taken):
-                choice = box
+        style = {"fontsize": 8.5, "color": _INK, "fontweight": "bold" if bold else "normal", "zorder": 6}
+        probe = ax.text(0, 0, name, **style)
+        extent = probe.get_window_extent(renderer)
+        probe.remove()
+        width, height = extent.width, extent.height
+        px, py = ax.transData.transform((x, y))
+        best = None  # (overlap, order, box, offset in points, ha, va)
+        for order, (radius, (cx, cy)) in enumerate((r, d) for r in (8, 16, 26, 38) for d in _DIRECTIONS):
+            dx, dy = radius * cx, radius * cy * 0.8
+            ax_px, ay_px = px + dx * px_per_pt, py + dy * px_per_pt
+            ha = "left" if cx > 0.3 else "right" if cx < -0.3 else "center"
+            va = "bottom" if cy > 0.3 else "top" if cy < -0.3 else "center"
+            x0 = ax_px if ha == "left" else ax_px - width if ha == "right" else ax_px - width / 2
+            y0 = ay_px if va == "bottom" else ay_px - height if va == "top" else ay_px - height / 2
+            box = Bbox.from_bounds(x0, y0, width, height)
+            outside = not (frame.contains(box.x0, box.y0) and frame.contains(box.x1, box.y1))
+            score = (outside, _overlap(box, taken), order)
+            if best is None or score < best[0]:
+                best = (score, box, (dx, dy), ha, va, radius)
+            if score[:2] == (False, 0.0):
                 break
-            text.remove()
-        if choice is None:  # crowded: fall back to the first position
-            text = ax.annotate(name, (x, y), xytext=offsets[0], textcoords="offset points", fontsize=8.5, color=_INK)
-            choice = text.get_window_extent(renderer)
-        taken.append(choice)
+        _, box, offset, ha, va, radius = best
+        arrow = {"arrowstyle": "-", "color": _MUTED, "lw": 0.6, "shrinkA": 1, "shrinkB": 4} if radius > 8 else None
+        ax.annotate(name, (x, y), xytext=offset, textcoords="offset points", ha=ha, va=va, arrowprops=arrow, **style)
+        taken.append(box)
 
 
 def tradeoff_chart(board: Sequence[dict[str, Any]]) -> bytes | None:
@@ -248,6 +271,8 @@ def tradeoff_chart(board: Sequence[dict[str, Any]]) -> bytes | None:
                 ylabel = f"{info.label} \u2191 higher is better"
             ax.margins(y=0.12)
             ticks = [t for t in _TIME_TICKS if lo / 2.2 <= t <= hi * 2.2]
+            if hi / lo > 100:  # many decades: 1, 10, 100 ... only
+                ticks = [t for t in ticks if abs(math.log10(t) - round(math.log10(t))) < 1e-9]
             ax.xaxis.set_major_locator(FixedLocator(ticks))
             ax.xaxis.set_minor_locator(NullLocator())
             ax.xaxis.set_major_formatter(FuncFormatter(_time_formatter))
@@ -255,7 +280,10 @@ def tradeoff_chart(board: Sequence[dict[str, Any]]) -> bytes | None:
             ax.set_xlabel("time as a multiple of retraining (log scale) \u2190 cheaper")
             ax.set_ylabel(ylabel)
             ax.set_title(f"{info.label} vs. cost", loc="left")
-            labelled.append((ax, [(x, y, display_name(e), e["role"] == "oracle") for e, x, y in zip(shown, xs, ys)]))
+            labels = [(x, y, display_name(e), e["role"] == "oracle") for e, x, y in zip(shown, xs, ys)]
+            whiskers = [(x, y - e[f"{key}_std"], y + e[f"{key}_std"]) for e, x, y in zip(shown, xs, ys)
+                        if e.get(f"{key}_std") and e["role"] != "oracle"]
+            labelled.append((ax, labels, whiskers))
         handles = [
             Line2D([], [], ls="", marker="*", ms=12, color=_INK, label="oracle (retrain), 1\u00d7 by definition"),
             Line2D([], [], ls="", marker="o", ms=6.5, color=_POINT, label="unlearning method (\u00b1 1 sd over seeds)"),
@@ -266,8 +294,8 @@ def tradeoff_chart(board: Sequence[dict[str, Any]]) -> bytes | None:
         fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False)
         fig.canvas.draw()  # fixes the constrained layout so labels are placed in final coordinates
         fig.set_layout_engine("none")
-        for ax, points in labelled:
-            _place_labels(ax, points)
+        for ax, labels, whiskers in labelled:
+            _place_labels(ax, labels, whiskers)
         return _png(fig)
 
 
