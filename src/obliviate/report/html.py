@@ -272,8 +272,10 @@ def _section(index: int, scenario: str, board: Sequence[dict[str, Any]], config:
 
 
 def _inline(value: Any) -> str:
+    if isinstance(value, (Mapping, list, tuple)) and not value:
+        return "none"
     if isinstance(value, Mapping):
-        return ", ".join(f"{k}={_inline(v)}" for k, v in value.items()) or "\u2014"
+        return ", ".join(f"{k}={_inline(v)}" for k, v in value.items())
     if isinstance(value, (list, tuple)):
         shown = [_inline(v) for v in value[:_LIST_LIMIT]]
         more = f", \u2026 ({len(value) - _LIST_LIMIT} more)" if len(value) > _LIST_LIMIT else ""
