@@ -30,9 +30,11 @@ def l1_schedule(gamma: float, epoch: int, epochs: int, no_l1_epochs: int = 0) ->
     """``gamma_t = gamma * (1 - t / (E - E_0))`` for (0-based) epoch ``t < E - E_0``, else 0.
 
     ``E`` = ``epochs``, ``E_0`` = ``no_l1_epochs`` (final epochs of plain fine-tuning), as in
-    ``FT_iter``: ``current_alpha = alpha * (1 - epoch / (unlearn_epochs - no_l1_epochs))``.
+    ``FT_iter``: ``current_alpha = alpha * (1 - epoch / (unlearn_epochs - no_l1_epochs))``. The
+    penalty always acts in the first epoch: with ``E_0 >= E`` the active span is one epoch (the
+    reference falls back to a constant ``alpha`` when ``E - E_0 = 0``).
     """
-    active = epochs - no_l1_epochs
+    active = max(1, epochs - no_l1_epochs)
     return gamma * (1.0 - epoch / active) if epoch < active else 0.0
 
 
@@ -70,11 +72,8 @@ class L1Sparse(Unlearner):
         c = self.config
         if c.gamma < 0:
             raise InvalidInputError(f"l1_sparse.gamma must be >= 0, got {c.gamma}.")
-        if not 0 <= c.no_l1_epochs < c.epochs:
-            raise InvalidInputError(
-                f"l1_sparse.no_l1_epochs must be in [0, epochs) so the penalty acts at least one epoch; "
-                f"got no_l1_epochs={c.no_l1_epochs} with epochs={c.epochs}."
-            )
+        if c.no_l1_epochs < 0:
+            raise InvalidInputError(f"l1_sparse.no_l1_epochs must be >= 0, got {c.no_l1_epochs}.")
         if c.momentum < 0 or c.weight_decay < 0:
             raise InvalidInputError("l1_sparse.momentum and l1_sparse.weight_decay must be >= 0.")
 
