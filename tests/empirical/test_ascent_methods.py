@@ -124,10 +124,10 @@ def test_random_subset_is_left_nearly_intact(original, train_set, test_set):
 
 # ---------------------------------------------------------------------------- early stop and costs
 @pytest.mark.parametrize("method", ["gradient_ascent", "neggrad_plus", "kl_retain"])
-def test_ascent_stops_once_the_forget_accuracy_is_reached(method, original, forget_class, train_set):
-    # Every accuracy is <= 1, so the stop fires after the very first step.
+def test_ascent_stops_once_the_forget_accuracy_is_reached(method, original, forget_class, train_set, same_weights):
+    # Every accuracy is <= 1, so the stop fires before the first step: the original comes back.
     result = ob.unlearn(original, forget_class, train_set, method=method, settings={"stop_accuracy": 1.0})
-    assert result.cost.gradient_steps == 1
+    assert result.cost.gradient_steps == 0 and same_weights(result.model, original)
     never = ob.unlearn(original, forget_class, train_set, method=method, settings={"stop_accuracy": -1.0, "epochs": 1})
     config = make_method(method).config
     forget, retain = forget_class.split(train_set)
@@ -135,6 +135,18 @@ def test_ascent_stops_once_the_forget_accuracy_is_reached(method, original, forg
         assert never.cost.gradient_steps == math.ceil(len(forget) / config.batch_size)
     else:
         assert never.cost.gradient_steps == math.ceil(len(retain) / config.retain_batch_size)
+
+
+def test_ascent_stops_as_soon_as_the_class_is_gone(original, forget_class, train_set):
+    forget, _ = forget_class.split(train_set)
+    settings = {"lr": 0.01, "momentum": 0.9, "epochs": 50}
+    budget = 50 * math.ceil(len(forget) / make_method("gradient_ascent").config.batch_size)
+    result = ob.unlearn(original, forget_class, train_set, method="gradient_ascent", settings=settings)
+    assert accuracy(result.model, forget) == 0.0 and 0 < result.cost.gradient_steps < budget / 5
+    without_stop = ob.unlearn(
+        original, forget_class, train_set, method="gradient_ascent", settings=dict(settings, stop_accuracy=-1.0, epochs=3)
+    )
+    assert accuracy(without_stop.model, train_set) < accuracy(result.model, train_set) - 0.2  # what the stop prevents
 
 
 def test_scrub_runs_max_passes_only_while_epoch_is_at_most_msteps(original, forget_class, train_set):

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from obliviate.empirical.gradient_ascent import accuracy, check_stop_accuracy
+from obliviate.empirical.gradient_ascent import check_stop_accuracy, forget_set_forgotten
 from obliviate.errors import InvalidInputError
 from obliviate.training.loop import make_optimizer
 from obliviate.unlearning.base import UnlearnTask, Unlearner
@@ -83,21 +83,21 @@ def paired_ascent(
 
     One step per retain batch, each paired with the next batch of the cycled forget set; an
     epoch is one pass over D_r (``train_negrad``'s ``zip(train_loader, cycle(delete_loader))``).
-    Stops early once the accuracy on the whole forget set is ``<= config.stop_accuracy``.
+    Stops early, before a step, once the accuracy on the whole forget set is ``<= config.stop_accuracy``.
     """
     c = config
     optimizer = make_optimizer("sgd", model.parameters(), lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
     retain_gen, forget_gen = task.generator(stream), task.generator(stream + 1)
     forget_batches = cycle_batches(task, "forget", c.forget_batch_size, generator=forget_gen)
-    X_forget, y_forget = task.forget.tensors
     model.train()
     for _ in range(c.epochs):
         retain_batches = task.batches("retain", c.retain_batch_size, generator=retain_gen)
         for (xr, yr), (xf, yf) in zip(retain_batches, forget_batches):
-            loss = retain_weight * retain_loss(model, xr, yr) - forget_weight * F.cross_entropy(model(xf), yf)
-            task.step(optimizer, loss, batch=len(yr) + len(yf))
-            if accuracy(model, X_forget, y_forget) <= c.stop_accuracy:
+            forget_logits = model(xf)
+            if forget_set_forgotten(model, forget_logits, yf, task.forget.tensors, c.stop_accuracy):
                 return model.eval()
+            loss = retain_weight * retain_loss(model, xr, yr) - forget_weight * F.cross_entropy(forget_logits, yf)
+            task.step(optimizer, loss, batch=len(yr) + len(yf))
     return model.eval()
 
 
