@@ -146,7 +146,14 @@ def _print_leaderboard(results: dict, scenario: str) -> None:
     for header, _, kind in columns:
         table.add_column(header, justify="left" if kind is None else "right")
     for row in rows:
-        table.add_row(*[str(row.get(key, "")) if kind is None else _fmt(row.get(key), kind) for _, key, kind in columns])
+        cells = [_fmt(row.get(key), kind) for _, key, kind in columns[1:]]
+        if row["role"] == "oracle":
+            table.add_row(f"{row['method']} (oracle)", *cells, style="bold cyan")
+        elif row["role"] == "original":
+            cells[5] = "-"  # the untouched model spent no unlearning time
+            table.add_row(f"{row['method']} (before)", *cells, style="dim", end_section=False)
+        else:
+            table.add_row(row["method"], *cells)
     out_console.print(table)
 
 

@@ -25,9 +25,11 @@ from typing import Any
 from obliviate.errors import InvalidInputError
 from obliviate.storage import atomic_write_bytes
 
-__all__ = ["SCHEMA", "new_results", "add_row", "write_results", "read_results"]
+__all__ = ["SCHEMA", "ORACLE", "ORIGINAL", "new_results", "add_row", "write_results", "read_results"]
 
 SCHEMA = "obliviate.results/1"
+ORACLE = "retrain"  # the model retrained without the forget set: every gap is measured against it
+ORIGINAL = "original"  # the model before unlearning
 
 
 def _versions() -> dict[str, str]:
@@ -84,12 +86,16 @@ def write_results(results: dict[str, Any], out_dir: str | Path) -> tuple[Path, P
 
 
 def read_results(path: str | Path) -> dict[str, Any]:
-    """Load and check a results.json."""
+    """Load a results.json and check it row by row (:func:`obliviate.report.check_results`)."""
+    from obliviate.report.results import check_results
+
     path = Path(path)
     try:
         doc = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise InvalidInputError(f"cannot read results from {path}: {exc}") from exc
-    if doc.get("schema") != SCHEMA:
-        raise InvalidInputError(f"{path} has schema {doc.get('schema')!r}, expected {SCHEMA!r}.")
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        got = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
+        raise InvalidInputError(f"{path} has schema {got!r}, expected {SCHEMA!r}.")
+    check_results(doc)
     return doc

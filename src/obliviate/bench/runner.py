@@ -17,7 +17,7 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from obliviate.bench.results import add_row, new_results
+from obliviate.bench.results import ORACLE, ORIGINAL, add_row, new_results
 from obliviate.bench.suites import Suite
 from obliviate.errors import InvalidInputError, ObliviateError
 from obliviate.evaluation import (
@@ -32,8 +32,6 @@ from obliviate.training.trainer import train as train_model
 from obliviate.unlearning import Cost, make_method, unlearn
 
 __all__ = ["run_suite"]
-
-ORIGINAL, ORACLE = "original", "retrain"
 
 
 def _progress(console: Console) -> Progress:

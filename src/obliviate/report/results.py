@@ -14,14 +14,12 @@ from dataclasses import dataclass
 from numbers import Real
 from typing import Any
 
+from obliviate.bench.results import ORACLE, ORIGINAL, SCHEMA
 from obliviate.errors import InvalidInputError
 from obliviate.report.columns import metric_info
 
 __all__ = ["SCHEMA", "ORACLE", "ORIGINAL", "Row", "check_results", "scenarios_of"]
 
-SCHEMA = "obliviate.results/1"
-ORACLE = "retrain"
-ORIGINAL = "original"
 
 _FIELDS = ("scenario", "method", "seed", "metric", "value")
 
