@@ -1,0 +1,101 @@
+"""Global magnitude pruning of the weights, then fine-tuning on D_r.
+
+Pruning as an unlearning step: Jia et al., "Model Sparsity Can Simplify Machine Unlearning",
+NeurIPS 2023 (OPTML-Group/Unlearn-Sparse; ``pruner/utils.py``: ``prune.global_unstructured`` with
+``L1Unstructured``, one-shot magnitude pruning), who prune first and unlearn the sparse model;
+and the NeurIPS 2023 unlearning challenge's idea (Triantafillou et al. 2024, arXiv 2406.09073) of
+pruning 99% of the weights by magnitude and fine-tuning on the retain set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from obliviate.empirical._gradients import top_k_mask
+from obliviate.empirical.finetune import retain_finetune
+from obliviate.errors import InvalidInputError
+from obliviate.unlearning.base import UnlearnTask, Unlearner
+from obliviate.unlearning.registry import register
+
+__all__ = ["PruneFinetune", "magnitude_prune", "prunable_weights"]
+
+_STREAM = 4131
+
+
+def prunable_weights(model: nn.Module) -> dict[str, nn.Parameter]:
+    """The weight tensors of Linear and Conv layers (parameters with 2 or more dimensions).
+
+    Biases and normalisation scales are left dense, as in ``torch.nn.utils.prune`` use on
+    ``(module, "weight")`` pairs. Unlike Jia et al.'s ResNet code (convolutions only), linear
+    layers are included: an MLP has nothing else to prune.
+    """
+    return {name: p for name, p in model.named_parameters() if p.ndim >= 2}
+
+
+@torch.no_grad()
+def magnitude_prune(model: nn.Module, sparsity: float) -> dict[nn.Parameter, torch.Tensor]:
+    """Zero the ``round(sparsity * n)`` smallest-|w| entries among all prunable weights; return the masks.
+
+    Global unstructured L1 pruning (``prune.global_unstructured(..., L1Unstructured, amount=sparsity)``):
+    one threshold over all layers, the same rounding of the count as torch's pruning.
+    """
+    weights = prunable_weights(model)
+    total = sum(p.numel() for p in weights.values())
+    keep = total - int(round(sparsity * total))
+    masks = top_k_mask({name: p.abs() for name, p in weights.items()}, keep)
+    for name, p in weights.items():
+        p.mul_(masks[name])
+    return {weights[name]: m for name, m in masks.items()}
+
+
+@register
+class PruneFinetune(Unlearner):
+    """Prune ``sparsity`` of the weights by magnitude, then ``retain_finetune``.
+
+    ``m = 1[|theta| >= t]`` with ``t`` the global ``sparsity`` quantile of ``|theta|`` over all
+    Linear/Conv weights; ``theta <- m * theta``; then SGD with a cosine schedule on
+    ``CE(f(x_r), y_r)`` over D_r.
+
+    ``keep_mask`` decides what fine-tuning may do with the pruned weights. ``False`` (default,
+    the challenge idea) lets them regrow: pruning is a shock that erases most of what the
+    network stored, fine-tuning on D_r rebuilds a dense model from the 1% of largest weights.
+    ``True`` keeps the model sparse (gradients multiplied by the mask; pruned weights stay exactly
+    0), which is Jia et al.'s prune-then-unlearn setting; at 99% sparsity a small MLP cannot
+    recover its accuracy, so use a lower ``sparsity`` (Jia et al. use 95%) with it.
+
+    ``sparsity`` 0.99 is the challenge idea's value. Epochs and lr are chosen for the digits MLP
+    bench: 6 epochs at lr 0.1 (twice the bench recipe's rate, since most weights restart from 0)
+    rebuild the test accuracy to within about 2 points while costing about a fifth of
+    retraining's 30 epochs.
+    """
+
+    name = "prune_finetune"
+    summary = "prune 99% of weights by magnitude, then fine-tune on the retain set"
+
+    @dataclass(frozen=True)
+    class Config:
+        sparsity: float = 0.99
+        keep_mask: bool = False
+        epochs: int = 6
+        lr: float = 0.1
+        momentum: float = 0.9
+        weight_decay: float = 5e-4
+        batch_size: int = 64
+
+    def validate_config(self) -> None:
+        super().validate_config()
+        if not 0.0 <= self.config.sparsity < 1.0:
+            raise InvalidInputError(
+                f"prune_finetune.sparsity must be in [0, 1) (share of weights set to 0), got {self.config.sparsity}."
+            )
+
+    def run(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
+        c = self.config
+        masks = magnitude_prune(model, c.sparsity)
+        return retain_finetune(
+            model, task, epochs=c.epochs, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay,
+            batch_size=c.batch_size, stream=_STREAM, grad_mask=masks if c.keep_mask else None,
+        )
