@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from obliviate.data.dataset import Dataset
 from obliviate.training.loop import make_optimizer, make_scheduler, num_batches
 from obliviate.unlearning.base import UnlearnTask, Unlearner
 from obliviate.unlearning.registry import register
@@ -36,27 +37,30 @@ def retain_finetune(
     params: Iterable[nn.Parameter] | None = None,
     penalty: Callable[[nn.Module, int], torch.Tensor] | None = None,
     grad_mask: dict[nn.Parameter, torch.Tensor] | None = None,
+    data: Dataset | None = None,
 ) -> nn.Module:
-    """SGD with a cosine schedule on ``CE(f(x_r), y_r) [+ penalty(model, epoch)]`` over D_r.
+    """SGD with a cosine schedule on ``CE(f(x), y) [+ penalty(model, epoch)]`` over D_r.
 
-    ``params`` restricts which parameters move; ``grad_mask`` multiplies gradients elementwise
-    before each step (1 = may change). Used by finetune, l1_sparse, the prune/reset/re-init
-    methods and SalUn.
+    ``data`` replaces D_r (random labels train on relabelled D_f plus D_r); ``params`` restricts
+    which parameters move; ``grad_mask`` multiplies gradients elementwise before each step
+    (1 = may change). Used by finetune, l1_sparse, random labels, SalUn and the prune, reset and
+    re-init methods.
     """
+    data = task.retain if data is None else data
     optimizer = make_optimizer(
         "sgd", params if params is not None else model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay
     )
-    steps = epochs * num_batches(len(task.retain), batch_size)
+    steps = epochs * num_batches(len(data), batch_size)
     scheduler = make_scheduler("cosine", optimizer, steps)
     generator = task.generator(stream)
     model.train()
     for epoch in range(epochs):
-        for x, y in task.batches("retain", batch_size, generator=generator):
+        for x, y in task.batches(data, batch_size, generator=generator):
             loss = F.cross_entropy(model(x), y)
             if penalty is not None:
                 loss = loss + penalty(model, epoch)
             optimizer.zero_grad(set_to_none=True)
-            task.backward(loss, batch=len(y), lr=optimizer.param_groups[0]["lr"])
+            task.backward(loss, batch=len(y), lr=lr)
             if grad_mask is not None:
                 for p, mask in grad_mask.items():
                     if p.grad is not None:

@@ -10,7 +10,6 @@ union D_f' + D_r, so the retain set keeps the rest of the model in place.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,10 +67,10 @@ def random_label_finetune(
     pass is charged to ``task``.
     """
     union = relabelled_union(task, generator=task.generator(stream + 1))
-    view = dataclasses.replace(task, retain=union, _touched=set())
-    retain_finetune(
+    return retain_finetune(
         model,
-        view,
+        task,
+        data=union,
         epochs=epochs,
         lr=lr,
         momentum=momentum,
@@ -80,9 +79,6 @@ def random_label_finetune(
         stream=stream,
         grad_mask=grad_mask,
     )
-    task.gradient_steps, task.examples_seen = view.gradient_steps, view.examples_seen
-    task.record_read(union)
-    return model
 
 
 @register

@@ -133,10 +133,16 @@ class UnlearnTask:
         return seeded_generator(self.seed, stream)
 
     def batches(
-        self, which: Literal["forget", "retain"], batch_size: int, *, generator: torch.Generator, shuffle: bool = True
+        self,
+        which: Literal["forget", "retain"] | Dataset,
+        batch_size: int,
+        *,
+        generator: torch.Generator,
+        shuffle: bool = True,
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """One pass over the forget or retain set as ``(x, y)`` batches, recording what was read."""
-        data = self.forget if which == "forget" else self.retain
+        """One pass over the forget set, the retain set or a derived ``Dataset`` (e.g. relabelled
+        forget examples plus retain) as ``(x, y)`` batches, recording which ids were read."""
+        data = which if isinstance(which, Dataset) else self.forget if which == "forget" else self.retain
         X, y = data.tensors
         for idx in minibatches(len(data), batch_size, generator=generator, shuffle=shuffle):
             self._touched.update(data.ids[idx.numpy()].tolist())
@@ -256,6 +262,11 @@ class Unlearner:
         for name, p in out.named_parameters():
             if not torch.isfinite(p).all():
                 raise DivergedError(f"unlearning with {self.name!r} (parameter {name})", task.gradient_steps, float("nan"))
+        with torch.no_grad():  # finite weights can still overflow to non-finite logits
+            out.eval()
+            logits = out(task.retain.tensors[0][:64])
+        if not torch.isfinite(logits).all():
+            raise DivergedError(f"unlearning with {self.name!r} (model outputs)", task.gradient_steps, float("nan"))
         cost = Cost(seconds, task.gradient_steps - steps0, task.examples_seen - seen0, len(task._touched))
         task._touched |= touched0
         return out.eval(), cost
