@@ -53,7 +53,7 @@ def magnitude_prune(model: nn.Module, sparsity: float) -> dict[nn.Parameter, tor
 
 @register
 class PruneFinetune(Unlearner):
-    """Prune ``sparsity`` of the weights by magnitude, then ``retain_finetune``.
+    """Prune a ``sparsity`` share of the weights by magnitude, then ``retain_finetune``.
 
     ``m = 1[|theta| >= t]`` with ``t`` the global ``sparsity`` quantile of ``|theta|`` over all
     Linear/Conv weights; ``theta <- m * theta``; then SGD with a cosine schedule on
@@ -61,23 +61,27 @@ class PruneFinetune(Unlearner):
 
     ``keep_mask`` decides what fine-tuning may do with the pruned weights. ``False`` (default,
     the challenge idea) lets them regrow: pruning is a shock that erases most of what the
-    network stored, fine-tuning on D_r rebuilds a dense model from the 1% of largest weights.
-    ``True`` keeps the model sparse (gradients multiplied by the mask; pruned weights stay exactly
-    0), which is Jia et al.'s prune-then-unlearn setting; at 99% sparsity a small MLP cannot
-    recover its accuracy, so use a lower ``sparsity`` (Jia et al. use 95%) with it.
+    network stored, and fine-tuning on D_r rebuilds a dense model from the largest weights
+    (regrowth is partial: weights on always-blank inputs or into units the pruning killed get no
+    gradient and stay 0). ``True`` keeps the model sparse (gradients multiplied by the mask;
+    pruned weights stay exactly 0), Jia et al.'s prune-then-unlearn setting.
 
-    ``sparsity`` 0.99 is the challenge idea's value. Epochs and lr are chosen for the digits MLP
-    bench: 6 epochs at lr 0.1 (twice the bench recipe's rate, since most weights restart from 0)
-    rebuild the test accuracy to within about 2 points while costing about a fifth of
-    retraining's 30 epochs.
+    ``sparsity``: the challenge idea prunes 99% of a ResNet-18's 11M weights; Jia et al.'s
+    one-shot magnitude pruning rate is 95% (``arg_parser.py``, ``--rate 0.95``). The digits MLP
+    has 17k weights, and keeping 1% of them (170) leaves too little to rebuild from in a fifth
+    of retraining's time: at 0.99 the retrained accuracy stays about 2 points short and the
+    membership attack on a random forget set swings with the seed (Avg. Gap 2 to 21 over three
+    seeds), at 0.95 the Avg. Gap is 1.1 to 1.6. So the default is 0.95, with 6 epochs at lr 0.1
+    (twice the bench recipe's rate, since most weights restart from 0), about a fifth of
+    retraining's cost.
     """
 
     name = "prune_finetune"
-    summary = "prune 99% of weights by magnitude, then fine-tune on the retain set"
+    summary = "prune most weights by magnitude (95% by default), then fine-tune on the retain set"
 
     @dataclass(frozen=True)
     class Config:
-        sparsity: float = 0.99
+        sparsity: float = 0.95
         keep_mask: bool = False
         epochs: int = 6
         lr: float = 0.1
