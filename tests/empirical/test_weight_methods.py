@@ -289,7 +289,8 @@ def test_reinit_replaces_the_top_fraction_by_gradient_agreement(original, forget
     moved = changed(result.model, original, atol=1e-6)
     assert sum(int(m.sum()) for m in moved.values()) == round(0.1 * total)
     # The moved entries are the ones with the largest g_f * g_r.
-    scores = agreement_scores(copy.deepcopy(original), class_task, batch_size=64)
+    batch = make_method("reinit_finetune").config.score_batch_size
+    scores = agreement_scores(copy.deepcopy(original), class_task, batch_size=batch)
     expected = top_k_mask(scores, round(0.1 * total))
     for name, m in moved.items():
         assert torch.equal(m, expected[name].bool()), name
@@ -317,6 +318,7 @@ def test_agreement_score_is_the_product_of_mean_batch_gradients(original, class_
         ("salun", {"mask_share": 0.0}, r"salun.mask_share must be in \(0, 1\]"),
         ("prune_finetune", {"sparsity": 1.0}, r"prune_finetune.sparsity must be in \[0, 1\)"),
         ("reinit_finetune", {"fraction": 1.5}, r"reinit_finetune.fraction must be in \(0, 1\]"),
+        ("reinit_finetune", {"score_batch_size": 0}, "reinit_finetune.score_batch_size must be >= 1"),
         ("reset_layers", {"k": 0}, "reset_layers.k must be >= 1"),
         ("salun", {"epochs": 0}, "salun.epochs must be > 0"),
     ],
