@@ -131,6 +131,8 @@ def _print_leaderboard(results: dict, scenario: str) -> None:
     from obliviate.report import leaderboard
 
     rows = leaderboard(results, scenario)
+    if not out_console.is_terminal:
+        out_console.width = max(out_console.width, 120)  # a log file gets the whole table, unwrapped
     table = Table(title=f"{results['suite']} / {scenario}: gap to the retrained oracle (lower is better)")
     columns = [
         ("method", "method", None),
@@ -144,7 +146,7 @@ def _print_leaderboard(results: dict, scenario: str) -> None:
         ("NeurIPS score", "nips_score", "s"),
     ]
     for header, _, kind in columns:
-        table.add_column(header, justify="left" if kind is None else "right")
+        table.add_column(header, justify="left" if kind is None else "right", no_wrap=kind is None)
     for row in rows:
         cells = [_fmt(row.get(key), kind) for _, key, kind in columns[1:]]
         if row["role"] == "oracle":

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 import obliviate as ob
+from obliviate.evaluation import accuracy
 from obliviate.empirical.l1_sparse import L1Sparse, l1_norm, l1_schedule
 from obliviate.empirical.neggrad_plus import NegGradPlus
 from obliviate.empirical.random_label import other_labels
@@ -43,12 +44,6 @@ RUNAWAY = {
 }
 
 
-def accuracy(model: torch.nn.Module, data: ob.Dataset) -> float:
-    X, y = data.tensors
-    with torch.no_grad():
-        return float((model(X).argmax(dim=1) == y).float().mean())
-
-
 @pytest.fixture(scope="module")
 def original(train_set):
     return ob.train(ob.Recipe(model="mlp", epochs=10, lr=0.05, seed=0), train_set)
@@ -57,11 +52,6 @@ def original(train_set):
 @pytest.fixture(scope="module")
 def forget_class(train_set):
     return ob.ForgetRequest(train_set.ids_of_class(3))
-
-
-@pytest.fixture(scope="module")
-def other_classes(test_set):
-    return test_set.subset(test_set.ids[test_set.y != 3])
 
 
 @pytest.fixture(scope="module")

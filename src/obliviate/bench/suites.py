@@ -69,7 +69,7 @@ class Suite:
     recipe: Recipe
     scenarios: tuple[Scenario, ...]
     methods: tuple[str, ...] = DEFAULT_METHODS
-    seeds: int = 6
+    seeds: int = 10
     notes: dict = field(default_factory=dict)
 
 

@@ -43,12 +43,14 @@ def retain_finetune(
 
     ``data`` replaces D_r (random labels train on relabelled D_f plus D_r); ``params`` restricts
     which parameters move; ``grad_mask`` multiplies gradients elementwise before each step
-    (1 = may change). Used by finetune, l1_sparse, random labels, SalUn and the prune, reset and
-    re-init methods.
+    (1 = may change); weight decay is then added to the gradient before the mask, so masked-out
+    weights stay exactly where they are. Used by finetune, l1_sparse, random labels, SalUn and the
+    prune, reset and re-init methods.
     """
     data = task.retain if data is None else data
+    trainable = list(params if params is not None else model.parameters())
     optimizer = make_optimizer(
-        "sgd", params if params is not None else model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay
+        "sgd", trainable, lr=lr, momentum=momentum, weight_decay=0.0 if grad_mask is not None else weight_decay
     )
     steps = epochs * num_batches(len(data), batch_size)
     scheduler = make_scheduler("cosine", optimizer, steps)
@@ -62,9 +64,11 @@ def retain_finetune(
             optimizer.zero_grad(set_to_none=True)
             task.backward(loss, batch=len(y), lr=lr)
             if grad_mask is not None:
-                for p, mask in grad_mask.items():
+                for p in trainable:
                     if p.grad is not None:
-                        p.grad.mul_(mask)
+                        p.grad.add_(p.detach(), alpha=weight_decay)
+                        if p in grad_mask:
+                            p.grad.mul_(grad_mask[p])
             optimizer.step()
             scheduler.step()
     return model.eval()
