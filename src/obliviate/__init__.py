@@ -18,7 +18,15 @@ from obliviate.evaluation import evaluate
 from obliviate.request import ForgetRequest
 from obliviate.storage import load_model, save_model
 from obliviate.training import Recipe, retrain, train
-from obliviate.unlearning import Cost, Guarantee, UnlearnResult, Unlearner, available_methods, make_method, unlearn
+from obliviate.unlearning import (
+    Cost,
+    Guarantee,
+    Unlearner,
+    UnlearnResult,
+    available_methods,
+    make_method,
+    unlearn,
+)
 
 try:
     __version__ = version("obliviate")

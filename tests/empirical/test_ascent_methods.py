@@ -18,12 +18,12 @@ import torch
 import torch.nn.functional as F
 
 import obliviate as ob
-from obliviate.evaluation import accuracy
 from obliviate.empirical.l1_sparse import L1Sparse, l1_norm, l1_schedule
 from obliviate.empirical.neggrad_plus import NegGradPlus
 from obliviate.empirical.random_label import other_labels
 from obliviate.empirical.scrub import Scrub, distill_kl
 from obliviate.errors import DivergedError, InvalidInputError
+from obliviate.evaluation import accuracy
 from obliviate.unlearning import make_method, method_class
 
 METHODS = ("gradient_ascent", "neggrad_plus", "random_label", "kl_retain", "scrub", "l1_sparse")

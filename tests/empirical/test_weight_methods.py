@@ -18,7 +18,6 @@ import torch
 from torch import nn
 
 import obliviate as ob
-from obliviate.evaluation import accuracy
 from obliviate.empirical._gradients import mask_share, top_k_mask
 from obliviate.empirical.prune_finetune import magnitude_prune, prunable_weights
 from obliviate.empirical.reinit_finetune import gradient_product_scores
@@ -26,6 +25,7 @@ from obliviate.empirical.reset_layers import fresh_layers, select_layers
 from obliviate.empirical.salun import saliency_mask
 from obliviate.empirical.ssd import SSD
 from obliviate.errors import InvalidInputError
+from obliviate.evaluation import accuracy
 from obliviate.models import parametrised_layers
 from obliviate.training.loop import num_batches
 from obliviate.unlearning import UnlearnTask, make_method, method_class

@@ -18,7 +18,7 @@ from torch import nn
 
 from obliviate.data.dataset import Dataset
 from obliviate.training.loop import make_optimizer, make_scheduler, num_batches
-from obliviate.unlearning.base import UnlearnTask, Unlearner
+from obliviate.unlearning.base import Unlearner, UnlearnTask
 from obliviate.unlearning.registry import register
 
 __all__ = ["Finetune", "retain_finetune"]

@@ -18,7 +18,7 @@ from torch import nn
 
 from obliviate.errors import InvalidInputError
 from obliviate.training.loop import make_optimizer
-from obliviate.unlearning.base import UnlearnTask, Unlearner
+from obliviate.unlearning.base import Unlearner, UnlearnTask
 from obliviate.unlearning.registry import register
 
 __all__ = ["GradientAscent", "accuracy", "check_stop_accuracy", "forget_set_forgotten"]
@@ -35,19 +35,21 @@ def accuracy(model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def forget_set_forgotten(
-    model: nn.Module, batch_logits: torch.Tensor, batch_y: torch.Tensor, data: tuple, stop_accuracy: float
+    model: nn.Module, batch_logits: torch.Tensor, batch_y: torch.Tensor, task: UnlearnTask, stop_accuracy: float
 ) -> bool:
-    """Whether the accuracy on the whole forget set ``data = (X, y)`` is ``<= stop_accuracy``.
+    """Whether the accuracy on the whole forget set ``task.forget`` is ``<= stop_accuracy``.
 
-    The full pass runs only when the current batch's logits (already computed for the loss)
-    reach the threshold themselves, so a forget set that is still recognised costs nothing to
-    watch. With ``stop_accuracy`` 0 this is exact: a set with no correct example has no batch with one.
+    With ``stop_accuracy`` 0 the full pass runs only when the current batch's logits (already
+    computed for the loss) have no correct prediction either: a set with no correct example has
+    no batch with one, so the stop is exact and a still-recognised set costs nothing to watch. A
+    threshold above 0 checks the whole set before every step. The pass counts as a read.
     """
     if stop_accuracy < 0:
         return False
-    if float((batch_logits.detach().argmax(dim=1) == batch_y).float().mean()) > stop_accuracy:
+    if stop_accuracy == 0 and bool((batch_logits.detach().argmax(dim=1) == batch_y).any()):
         return False
-    return accuracy(model, *data) <= stop_accuracy
+    task.record_read(task.forget)
+    return accuracy(model, *task.forget.tensors) <= stop_accuracy
 
 
 def check_stop_accuracy(method: str, value: float) -> None:
@@ -109,7 +111,7 @@ class GradientAscent(Unlearner):
         for _ in range(c.epochs):
             for x, y in task.batches("forget", c.batch_size, generator=generator):
                 logits = model(x)
-                if forget_set_forgotten(model, logits, y, task.forget.tensors, c.stop_accuracy):
+                if forget_set_forgotten(model, logits, y, task, c.stop_accuracy):
                     return model.eval()
                 task.step(optimizer, -F.cross_entropy(logits, y), batch=len(y))
         return model.eval()

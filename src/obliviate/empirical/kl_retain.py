@@ -14,10 +14,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from obliviate.empirical.neggrad_plus import PairedAscentConfig, check_paired_config, paired_ascent
+from obliviate.empirical.neggrad_plus import (
+    PairedAscentConfig,
+    check_paired_config,
+    paired_ascent,
+)
 from obliviate.empirical.scrub import distill_kl
 from obliviate.errors import InvalidInputError
-from obliviate.unlearning.base import UnlearnTask, Unlearner
+from obliviate.unlearning.base import Unlearner, UnlearnTask
 from obliviate.unlearning.registry import register
 
 __all__ = ["KLRetain"]

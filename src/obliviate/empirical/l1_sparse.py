@@ -15,7 +15,7 @@ from torch import nn
 
 from obliviate.empirical.finetune import retain_finetune
 from obliviate.errors import InvalidInputError
-from obliviate.unlearning.base import UnlearnTask, Unlearner
+from obliviate.unlearning.base import Unlearner, UnlearnTask
 from obliviate.unlearning.registry import register
 
 __all__ = ["L1Sparse", "l1_norm", "l1_schedule"]

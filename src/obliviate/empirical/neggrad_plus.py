@@ -17,10 +17,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from obliviate.empirical.gradient_ascent import check_stop_accuracy, forget_set_forgotten
+from obliviate.empirical.gradient_ascent import (
+    check_stop_accuracy,
+    forget_set_forgotten,
+)
 from obliviate.errors import InvalidInputError
 from obliviate.training.loop import make_optimizer
-from obliviate.unlearning.base import UnlearnTask, Unlearner
+from obliviate.unlearning.base import Unlearner, UnlearnTask
 from obliviate.unlearning.registry import register
 
 __all__ = ["NegGradPlus", "PairedAscentConfig", "paired_ascent", "cycle_batches"]
@@ -94,7 +97,7 @@ def paired_ascent(
         retain_batches = task.batches("retain", c.retain_batch_size, generator=retain_gen)
         for (xr, yr), (xf, yf) in zip(retain_batches, forget_batches):
             forget_logits = model(xf)
-            if forget_set_forgotten(model, forget_logits, yf, task.forget.tensors, c.stop_accuracy):
+            if forget_set_forgotten(model, forget_logits, yf, task, c.stop_accuracy):
                 return model.eval()
             loss = retain_weight * retain_loss(model, xr, yr) - forget_weight * F.cross_entropy(forget_logits, yf)
             task.step(optimizer, loss, batch=len(yr) + len(yf))

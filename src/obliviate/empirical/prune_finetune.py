@@ -17,7 +17,7 @@ from torch import nn
 from obliviate.empirical._gradients import top_k_mask
 from obliviate.empirical.finetune import retain_finetune
 from obliviate.errors import InvalidInputError
-from obliviate.unlearning.base import UnlearnTask, Unlearner
+from obliviate.unlearning.base import Unlearner, UnlearnTask
 from obliviate.unlearning.registry import register
 
 __all__ = ["PruneFinetune", "magnitude_prune", "prunable_weights"]

@@ -19,7 +19,7 @@ from torch import nn
 from obliviate.data.dataset import Dataset
 from obliviate.empirical.finetune import retain_finetune
 from obliviate.errors import InvalidInputError
-from obliviate.unlearning.base import UnlearnTask, Unlearner
+from obliviate.unlearning.base import Unlearner, UnlearnTask
 from obliviate.unlearning.registry import register
 
 __all__ = ["RandomLabel", "other_labels", "random_label_finetune"]

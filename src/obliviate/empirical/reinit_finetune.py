@@ -20,7 +20,7 @@ from obliviate.empirical.finetune import retain_finetune
 from obliviate.empirical.reset_layers import fresh_layers, init_seed
 from obliviate.errors import InvalidInputError
 from obliviate.models import parametrised_layers
-from obliviate.unlearning.base import UnlearnTask, Unlearner
+from obliviate.unlearning.base import Unlearner, UnlearnTask
 from obliviate.unlearning.registry import register
 
 __all__ = ["ReinitFinetune", "gradient_product_scores"]
@@ -98,12 +98,17 @@ class ReinitFinetune(Unlearner):
         c = self.config
         layers = parametrised_layers(model)
         scores = gradient_product_scores(model, task, batch_size=c.score_batch_size)
-        owned = {f"{ln}.{pn}": p for ln, layer in layers for pn, p in layer.named_parameters(recurse=False)}
+        owned = {_join(ln, pn): p for ln, layer in layers for pn, p in layer.named_parameters(recurse=False)}
         scores = {name: s for name, s in scores.items() if name in owned}
         total = sum(s.numel() for s in scores.values())
+        if total == 0:
+            raise InvalidInputError(
+                "reinit_finetune found no weights in leaf layers to re-initialise; it needs a model built "
+                "from layers such as nn.Linear or nn.Conv2d (use reset_layers or finetune otherwise)."
+            )
         masks = top_k_mask(scores, int(round(c.fraction * total)))
         fresh = {
-            f"{ln}.{pn}": q
+            _join(ln, pn): q
             for (ln, _), new in zip(layers, fresh_layers(layers, init_seed(task, _STREAM + 2)), strict=True)
             for pn, q in new.named_parameters(recurse=False)
         }
@@ -114,3 +119,8 @@ class ReinitFinetune(Unlearner):
             model, task, epochs=c.epochs, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay,
             batch_size=c.batch_size, stream=_STREAM + 3,
         )
+
+
+def _join(layer_name: str, param_name: str) -> str:
+    """A parameter's name in ``model.named_parameters()``: a model that is itself one leaf layer has no prefix."""
+    return f"{layer_name}.{param_name}" if layer_name else param_name

@@ -20,7 +20,8 @@ from torch import nn
 from obliviate.empirical.finetune import retain_finetune
 from obliviate.errors import InvalidInputError
 from obliviate.models import parametrised_layers
-from obliviate.unlearning.base import UnlearnTask, Unlearner
+from obliviate.training.loop import seeded_global_rng
+from obliviate.unlearning.base import Unlearner, UnlearnTask
 from obliviate.unlearning.registry import register
 
 __all__ = ["ResetLayers", "fresh_layers", "select_layers"]
@@ -35,8 +36,7 @@ def fresh_layers(layers: Sequence[tuple[str, nn.Module]], seed: int) -> list[nn.
     order given, so the same layers and seed give the same fresh weights.
     """
     fresh = []
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded_global_rng(seed):
         for name, layer in layers:
             if not callable(getattr(layer, "reset_parameters", None)):
                 raise InvalidInputError(

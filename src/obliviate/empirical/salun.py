@@ -15,7 +15,7 @@ from torch import nn
 from obliviate.empirical._gradients import mean_batch_gradients, top_k_mask
 from obliviate.empirical.random_label import random_label_finetune
 from obliviate.errors import InvalidInputError
-from obliviate.unlearning.base import UnlearnTask, Unlearner
+from obliviate.unlearning.base import Unlearner, UnlearnTask
 from obliviate.unlearning.registry import register
 
 __all__ = ["SalUn", "saliency_mask"]

@@ -16,7 +16,7 @@ from torch import nn
 
 from obliviate.errors import InvalidInputError
 from obliviate.training.loop import make_optimizer
-from obliviate.unlearning.base import UnlearnTask, Unlearner
+from obliviate.unlearning.base import Unlearner, UnlearnTask
 from obliviate.unlearning.registry import register
 
 __all__ = ["Scrub", "distill_kl"]

@@ -14,7 +14,7 @@ from torch import nn
 
 from obliviate.empirical._gradients import full_training_batches, mean_batch_gradients
 from obliviate.errors import InvalidInputError
-from obliviate.unlearning.base import UnlearnTask, Unlearner
+from obliviate.unlearning.base import Unlearner, UnlearnTask
 from obliviate.unlearning.registry import register
 
 __all__ = ["SSD", "ssd_importance", "dampen"]

@@ -11,10 +11,19 @@ Each function cites its paper and equation in its docstring.
 """
 
 from obliviate.evaluation.accuracy import accuracy, accuracy_of_logits
-from obliviate.evaluation.confidence import logit_scaled_confidence, per_example_loss, true_class_probability
+from obliviate.evaluation.confidence import (
+    logit_scaled_confidence,
+    per_example_loss,
+    true_class_probability,
+)
 from obliviate.evaluation.gaps import GAP_METRICS, avg_gap, efficiency
 from obliviate.evaluation.mia import loss_attack_auc, mia_efficacy
-from obliviate.evaluation.nips import nips_epsilons, nips_final_score, nips_forget_score, nips_points
+from obliviate.evaluation.nips import (
+    nips_epsilons,
+    nips_final_score,
+    nips_forget_score,
+    nips_points,
+)
 from obliviate.evaluation.predictions import predict_logits
 from obliviate.evaluation.relearn import relearn_time
 from obliviate.evaluation.suite import Metrics, evaluate, model_metrics

@@ -12,7 +12,12 @@ from obliviate.data.dataset import Dataset
 from obliviate.errors import InvalidInputError
 from obliviate.evaluation.accuracy import accuracy_of_logits
 from obliviate.evaluation.predictions import model_device, predict_logits
-from obliviate.training.loop import check_finite, make_optimizer, seeded_generator
+from obliviate.training.loop import (
+    check_finite,
+    make_optimizer,
+    seeded_generator,
+    seeded_global_rng,
+)
 
 __all__ = ["relearn_time", "RELEARN_STREAM"]
 
@@ -69,8 +74,7 @@ def relearn_time(
     optimizer = make_optimizer("sgd", work.parameters(), lr=float(lr), momentum=0.9)
     generator = seeded_generator(seed, RELEARN_STREAM)
     take = min(int(batch_size), len(forget))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))  # dropout, if any, draws from a seeded stream
+    with seeded_global_rng(seed):  # dropout, if any, draws from a seeded stream
         for step in range(1, int(max_steps) + 1):
             idx = torch.randperm(len(forget), generator=generator)[:take]
             work.train()

@@ -14,7 +14,7 @@ from torch import nn
 from obliviate.errors import MissingRecipeError
 from obliviate.training.loop import num_batches
 from obliviate.training.trainer import train
-from obliviate.unlearning.base import EXACT, UnlearnTask, Unlearner
+from obliviate.unlearning.base import EXACT, Unlearner, UnlearnTask
 from obliviate.unlearning.registry import register
 
 __all__ = ["Retrain"]

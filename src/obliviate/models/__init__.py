@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import torch
 from torch import nn
 
 from obliviate.errors import InvalidInputError, UnknownModelError
 from obliviate.models.cnn import SmallCNN
 from obliviate.models.mlp import MLP
 from obliviate.models.resnet import ResNet18
+from obliviate.training.loop import seeded_global_rng
 
 __all__ = ["MLP", "SmallCNN", "ResNet18", "MODELS", "build_model", "parametrised_layers"]
 
@@ -24,8 +24,7 @@ def build_model(
     """Build architecture ``name`` with weights initialised from ``seed`` (global RNG untouched)."""
     if name not in MODELS:
         raise UnknownModelError(name, MODELS)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded_global_rng(seed):
         try:
             return MODELS[name](input_shape, num_classes, **dict(options or {}))
         except TypeError as exc:

@@ -16,9 +16,22 @@ from pathlib import Path
 from typing import Any
 
 from obliviate.errors import InvalidInputError
-from obliviate.report.columns import METRICS, Metric, fmt_gap, fmt_time, fmt_value, metric_info
+from obliviate.report.columns import (
+    METRICS,
+    Metric,
+    fmt_gap,
+    fmt_time,
+    fmt_value,
+    metric_info,
+)
 from obliviate.report.plots import DPI, gap_chart, nips_chart, tradeoff_chart
-from obliviate.report.results import ORACLE, ORIGINAL, SCHEMA, check_results, scenarios_of
+from obliviate.report.results import (
+    ORACLE,
+    ORIGINAL,
+    SCHEMA,
+    check_results,
+    scenarios_of,
+)
 from obliviate.report.tables import board_from_rows
 from obliviate.storage import atomic_write_bytes
 

@@ -8,7 +8,6 @@ generator seeded by it. The global RNG is neither read nor changed.
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import nn
 
@@ -24,6 +23,7 @@ from obliviate.training.loop import (
     minibatches,
     num_batches,
     seeded_generator,
+    seeded_global_rng,
 )
 from obliviate.training.recipe import Recipe
 
@@ -74,6 +74,5 @@ def train(recipe: Recipe, data: Dataset, *, show_progress: bool = False) -> nn.M
         raise InvalidInputError("cannot train on an empty dataset.")
     model = build_model(recipe.model, data.input_shape, data.num_classes, seed=recipe.seed, options=recipe.options)
     attach_spec(model, recipe=recipe, input_shape=data.input_shape, num_classes=data.num_classes)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(recipe.seed)  # any module using the global RNG (dropout) stays seeded
+    with seeded_global_rng(recipe.seed):  # any module using the global RNG (dropout) stays seeded
         return fit(model, data, recipe=recipe, show_progress=show_progress)

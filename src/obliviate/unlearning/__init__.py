@@ -7,11 +7,17 @@ from obliviate.unlearning.base import (
     EXACT,
     Cost,
     Guarantee,
+    Unlearner,
     UnlearnResult,
     UnlearnTask,
-    Unlearner,
 )
-from obliviate.unlearning.registry import Composite, available_methods, make_method, method_class, register
+from obliviate.unlearning.registry import (
+    Composite,
+    available_methods,
+    make_method,
+    method_class,
+    register,
+)
 
 __all__ = [
     "BEHAVIOURAL",

@@ -14,7 +14,7 @@ from obliviate.data.dataset import Dataset
 from obliviate.errors import InvalidInputError
 from obliviate.request import ForgetRequest
 from obliviate.training.recipe import Recipe
-from obliviate.unlearning.base import UnlearnResult, UnlearnTask, Unlearner
+from obliviate.unlearning.base import Unlearner, UnlearnResult, UnlearnTask
 from obliviate.unlearning.registry import make_method
 
 __all__ = ["unlearn", "check_model"]

@@ -23,7 +23,12 @@ from torch import nn
 
 from obliviate.data.dataset import Dataset
 from obliviate.errors import DivergedError, InvalidInputError, UnknownConfigKeyError
-from obliviate.training.loop import check_finite, minibatches, seeded_generator
+from obliviate.training.loop import (
+    check_finite,
+    minibatches,
+    seeded_generator,
+    seeded_global_rng,
+)
 from obliviate.training.recipe import Recipe
 
 __all__ = [
@@ -255,8 +260,7 @@ class Unlearner:
         task._touched = set()
         task.method = self.name
         start = time.perf_counter()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(task.seed)
+        with seeded_global_rng(task.seed):
             out = self.run(work, task)
         seconds = time.perf_counter() - start
         for name, p in out.named_parameters():

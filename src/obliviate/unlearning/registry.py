@@ -12,8 +12,12 @@ from typing import Any
 
 from torch import nn
 
-from obliviate.errors import InvalidInputError, UnknownConfigKeyError, UnknownMethodError
-from obliviate.unlearning.base import Cost, Guarantee, UnlearnTask, Unlearner
+from obliviate.errors import (
+    InvalidInputError,
+    UnknownConfigKeyError,
+    UnknownMethodError,
+)
+from obliviate.unlearning.base import Cost, Guarantee, Unlearner, UnlearnTask
 
 __all__ = ["register", "available_methods", "method_class", "make_method", "Composite"]
 
