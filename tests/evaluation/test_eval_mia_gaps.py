@@ -35,6 +35,29 @@ def test_mia_efficacy_is_seeded_and_balanced():
     assert 0.0 <= mia_efficacy(test, retain, forget) <= 1.0
 
 
+def test_mia_efficacy_fits_retain_as_members_and_test_as_non_members_in_equal_numbers(monkeypatch):
+    from sklearn.svm import SVC
+
+    import obliviate.evaluation.mia as mia
+
+    seen = {}
+    real_fit = SVC.fit
+
+    def spy(self, X, y, *args, **kwargs):
+        seen["X"], seen["y"], seen["params"] = np.asarray(X), np.asarray(y), self.get_params()
+        return real_fit(self, X, y, *args, **kwargs)
+
+    monkeypatch.setattr(mia.SVC, "fit", spy)
+    retain, test = np.full(300, 0.99), np.full(50, 0.4)
+    forget = np.array([0.99, 0.98, 0.41, 0.4])
+    # forget examples as confident as retain ones are members; as unsure as test ones are not
+    assert mia_efficacy(retain, test, forget) == pytest.approx(0.5)
+    X, y = seen["X"], seen["y"]
+    assert X.shape == (100, 1) and int(y.sum()) == 50  # 50 members (retain), 50 non-members (test)
+    assert set(X[y == 1, 0]) == {0.99} and set(X[y == 0, 0]) == {0.4}
+    assert seen["params"]["C"] == 3 and seen["params"]["gamma"] == "auto" and seen["params"]["kernel"] == "rbf"
+
+
 def test_mia_efficacy_rejects_logits():
     with pytest.raises(InvalidInputError, match="true-class probabilities"):
         mia_efficacy(np.array([3.2, 0.5]), np.array([0.5]), np.array([0.5]))

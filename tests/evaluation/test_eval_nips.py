@@ -33,6 +33,14 @@ def test_fast_epsilons_equal_the_reference_transcription(kind):
         np.testing.assert_array_equal(nips_epsilons(u, r), reference_epsilons(u, r))
 
 
+@pytest.mark.parametrize("n", [37, 100])
+def test_fast_epsilons_equal_the_reference_at_larger_model_counts(n):
+    # the float32 rate table is where fast and reference could part: check N off a power of two
+    rng = np.random.default_rng(n)
+    u, r = rng.normal(0.0, 1.0, size=(n, 2)), rng.normal(0.6, 1.4, size=(n, 2))
+    np.testing.assert_array_equal(nips_epsilons(u, r), reference_epsilons(u, r))
+
+
 def test_forget_score_equals_the_reference_transcription():
     rng = np.random.default_rng(7)
     u = rng.normal(0.0, 1.0, size=(10, 4))
@@ -92,6 +100,8 @@ def test_final_score_arithmetic():
         nips_final_score(0.5, [0.9], [0.0], [0.8], [0.8])
     with pytest.raises(InvalidInputError, match="forget_score"):
         nips_final_score(1.5, [0.9], [0.9], [0.8], [0.8])
+    with pytest.raises(InvalidInputError, match="divide percentages by 100"):
+        nips_final_score(0.5, [90.0], [0.9], [0.8], [0.8])
 
 
 def test_bad_inputs_name_the_shapes():

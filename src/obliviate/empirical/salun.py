@@ -31,8 +31,9 @@ def saliency_mask(model: nn.Module, task: UnlearnTask, *, share: float, batch_si
     under ``|.|``). As ``generate_mask.py``: gradients of every parameter (weights and biases)
     accumulated over one pass of D_f, then one threshold over all of them, keeping exactly
     ``int(share * n)`` entries. The reference sums batch gradients; the mean used here ranks the
-    same way. Unlike the reference, no optimiser step is taken between batches: the saliency
-    is the gradient at the original weights ``theta_o``, as the paper defines it.
+    same way. No optimiser step is taken between batches: the saliency is the gradient at the
+    original weights ``theta_o``, as the paper defines it and as Unlearn-Saliency's later
+    ``generate_mask.py`` computes it (an earlier version of that file stepped between batches).
     """
     batches = task.batches("forget", batch_size, generator=task.generator(_STREAM))
     grads = mean_batch_gradients(model, task, batches)
@@ -54,9 +55,9 @@ class SalUn(Unlearner):
        concatenates the relabelled forget set with the retain set), each gradient multiplied
        by ``m_S`` before the step: the shared loop ``random_label_finetune(grad_mask=m_S)``.
     Random labels exclude the true one, as the paper writes ``y' != y`` (the reference code draws
-    from all classes). One approximation: the optimiser's weight decay still acts on masked-out
-    weights (the latest reference resets them after every step); at the digits defaults they
-    shrink by about 0.4%.
+    from all classes). Weight decay is applied inside the mask too, so masked-out weights stay
+    exactly at ``theta_o``, as the latest reference ``RL.py`` keeps them by resetting them after
+    every step.
 
     Published values (CIFAR-10, ResNet-18): 10 epochs at lr 0.013 (the README's class-wise and
     10%-random commands), momentum 0.9, weight decay 5e-4, batch 256 (``arg_parser.py``), mask

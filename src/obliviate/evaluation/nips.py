@@ -215,8 +215,11 @@ def nips_final_score(
         ("ta_retrained", ta_retrained),
     ):
         arr = float_array(np.atleast_1d(value), name, ndim=1)
-        if np.any(arr < 0):
-            raise InvalidInputError(f"{name} holds a negative accuracy ({arr.min()}); accuracies are in [0, 1].")
+        if np.any(arr < 0) or np.any(arr > 1):
+            bad = arr.min() if np.any(arr < 0) else arr.max()
+            raise InvalidInputError(
+                f"{name} holds {bad}, outside [0, 1]; pass accuracies as fractions (divide percentages by 100)."
+            )
         means[name] = float(np.mean(arr))
     for name in ("ra_retrained", "ta_retrained"):
         if means[name] == 0.0:
