@@ -24,6 +24,8 @@ __all__ = [
     "DivergedError",
     "CorruptCheckpointError",
     "MissingRecipeError",
+    "BudgetExhaustedError",
+    "UnsupportedModelError",
 ]
 
 
@@ -171,4 +173,26 @@ class MissingRecipeError(ObliviateError, ValueError):
         super().__init__(
             f"Method {method!r} retrains from scratch and needs the training recipe: "
             "pass recipe=ob.Recipe(...) to unlearn()."
+        )
+
+
+class BudgetExhaustedError(ObliviateError):
+    """A certified model's removal budget cannot absorb the next removal (policy ``refuse``)."""
+
+    def __init__(self, spent: float, needed: float, budget: float) -> None:
+        self.spent, self.needed, self.budget = spent, needed, budget
+        super().__init__(
+            f"This removal would raise the accumulated gradient-residual bound from {spent:.4g} to "
+            f"{spent + needed:.4g}, beyond the certified budget {budget:.4g}. Retrain on the remaining data "
+            "(policy='retrain') or loosen epsilon."
+        )
+
+
+class UnsupportedModelError(ObliviateError, ValueError):
+    """A method given a model it cannot work with (e.g. a non-convex model to a certified method)."""
+
+    def __init__(self, method: str, got: str, supported: Iterable[str]) -> None:
+        super().__init__(
+            f"Method {method!r} cannot unlearn a {got}: its guarantee needs one of {', '.join(supported)}. "
+            "Train one of those (see obliviate.certified) or pick an empirical method."
         )

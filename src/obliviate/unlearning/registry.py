@@ -22,7 +22,7 @@ from obliviate.unlearning.base import Cost, Guarantee, Unlearner, UnlearnTask
 __all__ = ["register", "available_methods", "method_class", "make_method", "Composite"]
 
 _REGISTRY: dict[str, type[Unlearner]] = {}
-_FAMILIES = ("obliviate.exact", "obliviate.empirical")
+_FAMILIES = ("obliviate.exact", "obliviate.certified", "obliviate.empirical")
 
 
 def register(cls: type[Unlearner]) -> type[Unlearner]:
