@@ -38,7 +38,10 @@ class Recipe:
 
     ``model_options`` are passed to the model builder (e.g. ``{"hidden": (64,)}`` for the
     MLP); ``schedule`` is ``constant``, ``cosine`` (annealed to 0 over all steps) or ``step``
-    (x0.1 at 50% and 75% of the steps).
+    (x0.1 at 50% and 75% of the steps). ``privacy``, when set to an
+    :class:`obliviate.certified.dp.DP` (or its dict), makes :func:`~obliviate.train` run DP-SGD
+    with Opacus to that (epsilon, delta); it enters the fingerprint only when set, so recipes
+    without it keep their fingerprints.
     """
 
     model: str = "mlp"
@@ -51,11 +54,16 @@ class Recipe:
     batch_size: int = 64
     seed: int = 0
     model_options: Any = ()
+    privacy: Any = None
 
     def __post_init__(self) -> None:
         from obliviate.models import MODELS
 
         object.__setattr__(self, "model_options", _freeze(self.model_options or ()))
+        if self.privacy is not None:
+            from obliviate.certified.dp import DP
+
+            object.__setattr__(self, "privacy", DP.coerce(self.privacy))
         if self.model not in MODELS:
             raise UnknownModelError(self.model, MODELS)
         if self.optimizer not in OPTIMIZERS:
@@ -97,6 +105,8 @@ class Recipe:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["model_options"] = self.options
+        if self.privacy is None:  # absent, not null: recipes without privacy keep their fingerprints
+            del d["privacy"]
         return d
 
     @classmethod

@@ -8,6 +8,9 @@ generator seeded by it. The global RNG is neither read nor changed.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
+import torch
 import torch.nn.functional as F
 from torch import nn
 
@@ -27,7 +30,7 @@ from obliviate.training.loop import (
 )
 from obliviate.training.recipe import Recipe
 
-__all__ = ["train", "fit"]
+__all__ = ["train", "fit", "run_epochs"]
 
 
 def fit(
@@ -49,23 +52,54 @@ def fit(
     scheduler = make_scheduler(recipe.schedule, optimizer, steps_per_epoch * recipe.epochs)
     generator = seeded_generator(recipe.seed, stream=1)
     model.train()
+
+    def epoch() -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+        return ((X[idx], y[idx]) for idx in minibatches(n, recipe.batch_size, generator=generator))
+
+    run_epochs(
+        model, epoch, optimizer, scheduler, epochs=recipe.epochs, lr=recipe.lr, where=where, show_progress=show_progress
+    )
+    return model.eval()
+
+
+def run_epochs(
+    model: nn.Module,
+    epoch: Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]],
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    *,
+    epochs: int,
+    lr: float,
+    where: str,
+    show_progress: bool = False,
+) -> int:
+    """``epochs`` passes of cross-entropy steps over the ``(x, y)`` batches ``epoch()`` yields; returns the step count.
+
+    Shared by :func:`fit` and DP-SGD training (whose Poisson batches may be empty: an empty
+    batch's undefined mean loss is not checked, and its step still runs).
+    """
     step = 0
-    with progress_bar(where, total=recipe.epochs, enabled=show_progress) as advance:
-        for _ in range(recipe.epochs):
-            for idx in minibatches(n, recipe.batch_size, generator=generator):
-                loss = F.cross_entropy(model(X[idx]), y[idx])
-                check_finite(loss, step=step, where=where, lr=recipe.lr)
+    with progress_bar(where, total=epochs, enabled=show_progress) as advance:
+        for _ in range(epochs):
+            for xb, yb in epoch():
+                loss = F.cross_entropy(model(xb), yb)
+                if len(yb):
+                    check_finite(loss, step=step, where=where, lr=lr)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 scheduler.step()
                 step += 1
             advance()
-    return model.eval()
+    return step
 
 
 def train(recipe: Recipe, data: Dataset, *, show_progress: bool = False) -> nn.Module:
-    """Build ``recipe.model`` from ``recipe.seed`` and train it on ``data``; returns the module (eval mode)."""
+    """Build ``recipe.model`` from ``recipe.seed`` and train it on ``data``; returns the module (eval mode).
+
+    With ``recipe.privacy`` set, training is DP-SGD (:func:`obliviate.certified.dp.train_private`)
+    and the model carries its spent privacy, read with :func:`obliviate.certified.dp.privacy_of`.
+    """
     if not isinstance(recipe, Recipe):
         raise InvalidInputError(f"recipe must be an obliviate.Recipe, got {type(recipe).__name__}.")
     if not isinstance(data, Dataset):
@@ -75,4 +109,9 @@ def train(recipe: Recipe, data: Dataset, *, show_progress: bool = False) -> nn.M
     model = build_model(recipe.model, data.input_shape, data.num_classes, seed=recipe.seed, options=recipe.options)
     attach_spec(model, recipe=recipe, input_shape=data.input_shape, num_classes=data.num_classes)
     with seeded_global_rng(recipe.seed):  # any module using the global RNG (dropout) stays seeded
+        if recipe.privacy is not None:
+            from obliviate.certified.dp import attach_privacy, train_private
+
+            model, record = train_private(model, data, recipe=recipe, show_progress=show_progress)
+            return attach_privacy(model, record)
         return fit(model, data, recipe=recipe, show_progress=show_progress)
