@@ -134,6 +134,9 @@ def main() -> None:
     ax1.plot(ks, [100 * r["secret_acc"] for r in rows], label="D2D un-noised state", color="C0", ls=":")
     ax1.plot([ch["k"] for ch in checks], [100 * ch["ref_acc"] for ch in checks], "s", label="retrained (algorithm A, noised)", color="C1")
     ax1.plot([ch["k"] for ch in checks], [100 * ch["exact_acc"] for ch in checks], "x", label="exact minimiser (L-BFGS)", color="C2")
+    cks = [ch["k"] for ch in checks]
+    ax1.plot(cks, [100 * ch["d2d_mean"] for ch in checks], "o-", label=f"D2D published, mean of {args.draws} draws", color="C3")
+    ax1.plot(cks, [100 * ch["ref_mean"] for ch in checks], "s--", label=f"retrained A, mean of {args.draws} draws", color="C4", mfc="none")
     ax1.set_xscale("log")
     ax1.set_xlabel("sequential deletion requests")
     ax1.set_ylabel("test accuracy %")
