@@ -98,7 +98,7 @@ def main() -> None:
     write_report(results, args.out)
     boards = {name: leaderboard(results, name) for name in results["config"]["scenarios"]}
 
-    command = "`.venv/bin/python benchmarks/digits.py --seeds {}`".format(args.seeds)
+    command = f"`.venv/bin/python benchmarks/digits.py --seeds {args.seeds}`"
     section = [
         BEGIN,
         "## Digits: classifier methods against the retrained oracle (issue 2)",

@@ -99,3 +99,60 @@ def test_unlearn_bad_ids_file(run_cli, tmp_path, content):
     ids.write_text(content)
     out = run_cli("unlearn", str(model), "--ids", str(ids), "--out", str(tmp_path / "u.safetensors"))
     assert out.returncode == 2 and "ids" in out.stderr
+
+
+def test_usage_errors_exit_2_without_traceback(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-c", "from obliviate.cli import main; main()", "bench", "--bogus"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 2 and "Traceback" not in out.stderr and "bogus" in out.stderr
+
+
+def _class_ids(label: int):
+    from obliviate.data import digits
+
+    train = digits().split(test_size=0.25, seed=0)[0]
+    return train, train.ids_of_class(label)
+
+
+def test_a_later_request_does_not_bring_back_what_an_earlier_one_removed(run_cli, tmp_path):
+    from obliviate.evaluation import accuracy
+    from obliviate.storage import load_model, read_metadata
+
+    model = tmp_path / "model.safetensors"
+    assert run_cli("train", "--out", str(model), "--epochs", "10").returncode == 0
+    train, class3 = _class_ids(3)
+    first, second = tmp_path / "first.txt", tmp_path / "second.txt"
+    first.write_text("\n".join(map(str, class3)))
+    other = [i for i in train.ids_of_class(5)[:3]]
+    second.write_text("\n".join(map(str, other)))
+    step1, step2 = tmp_path / "u1.safetensors", tmp_path / "u2.safetensors"
+    out = run_cli("unlearn", str(model), "--ids", str(first), "--method", "reset_layers", "--out", str(step1))
+    assert out.returncode == 0, out.stderr
+    out = run_cli("unlearn", str(step1), "--ids", str(second), "--method", "finetune", "--out", str(step2))
+    assert out.returncode == 0, out.stderr
+    forgotten = train.subset(class3)
+    assert accuracy(load_model(step2), forgotten) < 0.05  # fine-tuning on the retain set did not relearn class 3
+    recorded = set(__import__("json").loads(read_metadata(step2)["forgotten_ids"]))
+    assert recorded == set(class3.tolist()) | set(int(i) for i in other)
+    again = run_cli("unlearn", str(step2), "--ids", str(second), "--out", str(tmp_path / "u3.safetensors"))
+    assert again.returncode == 2 and "already forgotten" in again.stderr
+
+
+def test_unlearn_refuses_other_data_than_the_model_was_trained_on(run_cli, tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    npz = tmp_path / "own.npz"
+    np.savez(npz, X=rng.normal(size=(60, 64)).astype(np.float32), y=rng.integers(0, 10, 60))
+    model = tmp_path / "own.safetensors"
+    assert run_cli("train", "--data", str(npz), "--out", str(model), "--epochs", "1").returncode == 0
+    ids = tmp_path / "ids.txt"
+    ids.write_text("1\n2\n")
+    out = run_cli("unlearn", str(model), "--ids", str(ids), "--data", "digits", "--out", str(tmp_path / "u.safetensors"))
+    assert out.returncode == 2 and "fingerprint" in out.stderr
+    ok = run_cli("unlearn", str(model), "--ids", str(ids), "--out", str(tmp_path / "u.safetensors"))  # data from header
+    assert ok.returncode == 0, ok.stderr

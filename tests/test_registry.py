@@ -153,9 +153,15 @@ def test_model_and_data_mismatch_is_invalid_input(model, data, request_, tiny_re
         ob.unlearn(model, request_, (data.X, data.y), method="finetune")
 
 
-def test_retrain_needs_the_recipe(model, request_, data):
+def test_retrain_needs_a_recipe_for_a_module_that_records_none(model, request_, data):
+    own = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))  # the user's module: no recipe
     with pytest.raises(MissingRecipeError, match="pass recipe=ob.Recipe"):
-        ob.unlearn(model, request_, data, method="retrain")
+        ob.unlearn(own, request_, data, method="retrain")
+
+
+def test_retrain_uses_the_recipe_an_obliviate_model_records(model, request_, data, tiny_recipe, same_weights):
+    result = ob.unlearn(model, request_, data, method="retrain")
+    assert same_weights(result.model, ob.retrain(tiny_recipe, data, request_, cache=False))
 
 
 def test_retrain_method_equals_the_oracle(model, request_, data, tiny_recipe, same_weights):

@@ -123,8 +123,10 @@ def test_foreign_or_damaged_headers_are_corrupt(saved, tmp_path, trained_mlp):
     path.write_bytes(raw[:8] + b"\xff" * n + raw[8 + n :])
     with pytest.raises(CorruptCheckpointError, match="cannot parse"):
         ob.load_model(path)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(InvalidInputError, match="no model file"):
         ob.load_model(tmp_path / "missing.safetensors")
+    with pytest.raises(InvalidInputError, match="is a folder"):
+        ob.load_model(tmp_path)
 
 
 def leftovers(folder) -> list[str]:

@@ -6,6 +6,7 @@ Errors print one line and exit with code 2; there is no traceback for a mistake 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -104,10 +105,13 @@ def bench(
     for key in settings:
         if "." not in key:
             raise InvalidInputError(f"bench settings name their method: write {key!r} as method.{key}, e.g. scrub.{key}.")
+    out_dir = out or Path("runs") / chosen.name
+    out_dir.mkdir(parents=True, exist_ok=True)  # fail on a bad --out now, not after the run
+    if not os.access(out_dir, os.W_OK):
+        raise InvalidInputError(f"--out {out_dir} is not writable; choose another folder.")
     results = run_suite(
         chosen, methods=method_list, seeds=seeds, scenarios=scenario, settings=settings, relearn=relearn, show_progress=progress
     )
-    out_dir = out or Path("runs") / chosen.name
     json_path, csv_path = write_results(results, out_dir)
     report_path = write_report(results, out_dir)
     for name in results["config"]["scenarios"]:
@@ -202,34 +206,62 @@ def train_cmd(
 
 @app.command("unlearn")
 def unlearn_cmd(
-    model_path: Annotated[Path, typer.Argument(help="A model saved by `obliviate train` or ob.save_model.")],
+    model_path: Annotated[Path, typer.Argument(help="A model saved by `obliviate train`, `obliviate unlearn` or ob.save_model.")],
     ids: Annotated[Path, typer.Option(help="File of ids to forget (one per line, or a JSON list).")],
     out: Annotated[Path, typer.Option(help="Where to save the unlearned model.")],
-    data: Annotated[str, typer.Option(help="The training data: 'digits' or an .npz file.")] = "digits",
+    data: Annotated[
+        str | None, typer.Option(help="The training data: 'digits' or an .npz file (default: what the model file records).")
+    ] = None,
     method: Annotated[str, typer.Option(help="Method name; combine with '+', e.g. prune_finetune+scrub.")] = "finetune",
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a setting: key=value or method.key=value.")] = None,
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
-    """Apply a method to a saved model and a file of ids; save the result and print its cost."""
+    """Apply a method to a saved model and a file of ids; save the result and print its cost.
+
+    The model file records its training data (name and fingerprint) and every id forgotten so far;
+    the data must match, and ids forgotten by earlier requests stay out of the retain set, so a
+    later request cannot bring them back.
+    """
     from obliviate.evaluation import accuracy
     from obliviate.request import ForgetRequest
-    from obliviate.storage import load_model, save_model, spec_of
+    from obliviate.storage import load_model, read_metadata, save_model, spec_of
     from obliviate.training import Recipe
     from obliviate.unlearning import unlearn
 
-    if not model_path.exists():
+    if not model_path.is_file():
         raise InvalidInputError(f"model file {model_path} does not exist.")
+    meta = read_metadata(model_path)
     original = load_model(model_path)
+    data = data or meta.get("data", "digits")
     dataset = _load_data(data)
+    if "data_fingerprint" in meta and meta["data_fingerprint"] != dataset.fingerprint:
+        raise InvalidInputError(
+            f"{model_path} was trained on data {meta.get('data', '?')!r} with another fingerprint than --data {data!r}; "
+            "pass the data the model was trained on."
+        )
+    forgotten = np.asarray(json.loads(meta.get("forgotten_ids", "[]")), dtype=np.int64)
     request = ForgetRequest(ids=_read_ids(ids))
+    again = sorted(set(request.ids) & set(forgotten.tolist()))
+    if again:
+        raise InvalidInputError(f"{len(again)} id(s) were already forgotten by this model: {again[:10]}.")
+    current = dataset.without(forgotten) if forgotten.size else dataset  # what the model still reflects
     spec = spec_of(original)
     recipe = Recipe.from_dict(spec["recipe"]) if spec else None
-    result = unlearn(original, request, dataset, method=method, settings=_parse_settings(set_), seed=seed, recipe=recipe)
-    forget, retain = request.split(dataset)
+    result = unlearn(original, request, current, method=method, settings=_parse_settings(set_), seed=seed, recipe=recipe)
+    forget, retain = request.split(current)
     digest = save_model(
         result.model,
         out,
-        metadata={"request": request.to_dict(), "method": result.method, "settings": result.config, "cost": result.cost.to_dict()},
+        metadata={
+            "data": data,
+            "data_fingerprint": dataset.fingerprint,
+            "forgotten_ids": sorted(set(forgotten.tolist()) | set(request.ids)),
+            "source_model_sha256": meta.get("obliviate.sha256", ""),
+            "request": request.to_dict(),
+            "method": result.method,
+            "settings": result.config,
+            "cost": result.cost.to_dict(),
+        },
     )
     c = result.cost
     out_console.print(
@@ -237,7 +269,8 @@ def unlearn_cmd(
         f"{c.gradient_steps} gradient steps, {c.examples_touched} examples touched\n"
         f"forget accuracy {100 * accuracy(original, forget):.1f}% -> {100 * accuracy(result.model, forget):.1f}%, "
         f"retain accuracy {100 * accuracy(original, retain):.1f}% -> {100 * accuracy(result.model, retain):.1f}%\n"
-        f"saved {out} (sha256 {digest[:16]}...)"
+        f"saved {out} (sha256 {digest[:16]}...; {len(forgotten) + len(forget)} ids forgotten in all)",
+        soft_wrap=True,
     )
 
 
@@ -260,22 +293,11 @@ def report(
 def main() -> None:
     """Entry point: run the app, turning obliviate's typed errors into one line and exit code 2."""
     try:
-        code = app(standalone_mode=False)
+        app()  # standalone: usage errors print the usage and exit 2, --help exits 0
     except ObliviateError as exc:
         _fail(str(exc))
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except (typer.Abort, KeyboardInterrupt):
-        err_console.print("aborted")
-        sys.exit(130)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(2)
-        raise
-    sys.exit(code if isinstance(code, int) else 0)
+    except OSError as exc:  # an unwritable --out, a folder given for a file: the user's path, not a bug
+        _fail(f"{exc.strerror or exc} ({exc.filename})" if getattr(exc, "filename", None) else str(exc))
 
 
 if __name__ == "__main__":

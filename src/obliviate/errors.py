@@ -126,9 +126,8 @@ class UnknownConfigKeyError(ObliviateError, KeyError):
 
     def __init__(self, method: str, key: str, valid: Iterable[str]) -> None:
         self.method, self.key, self.valid = method, key, sorted(valid)
-        super().__init__(
-            f"Method {method!r} has no setting {key!r}. Valid settings: {', '.join(self.valid)}."
-        )
+        valid_text = f"Valid settings: {', '.join(self.valid)}." if self.valid else "It takes no settings."
+        super().__init__(f"Method {method!r} has no setting {key!r}. {valid_text}")
 
     def __str__(self) -> str:
         return str(self.args[0])
@@ -152,7 +151,7 @@ class DivergedError(ObliviateError, FloatingPointError):
         hint = f" (lr={lr:g})" if lr is not None else ""
         super().__init__(
             f"{where} diverged at gradient step {step}: loss = {value}. "
-            f"Lower the learning rate{hint} or the number of ascent steps and run again."
+            f"Lower the learning rate{hint} (for ascent methods, or the number of ascent steps) and run again."
         )
 
 
@@ -162,7 +161,8 @@ class CorruptCheckpointError(ObliviateError, OSError):
     def __init__(self, path: object, reason: str) -> None:
         self.path = path
         super().__init__(
-            f"Checkpoint {path} is corrupt ({reason}). It was not loaded; delete it so it is rebuilt."
+            f"Checkpoint {path} cannot be trusted ({reason}), so it was not loaded. A cached file "
+            "(oracle, shard checkpoint) is rebuilt when deleted; restore any other file from a good copy."
         )
 
 

@@ -61,6 +61,13 @@ class ForgetRequest:
         if not id_tuple and not owner_tuple:
             raise EmptyForgetSetError("the request names no ids and no owners")
         received = received or _now()
+        if not isinstance(received, datetime):
+            raise InvalidInputError(f"received must be a datetime, got {type(received).__name__}.")
+        if deadline is not None and not isinstance(deadline, datetime | timedelta):
+            raise InvalidInputError(
+                f"deadline must be a timezone-aware datetime or a timedelta after receipt, got {deadline!r}; "
+                "e.g. datetime.fromisoformat('2030-01-01T00:00:00+00:00') or timedelta(days=30)."
+            )
         if received.tzinfo is None:
             raise InvalidInputError("received must be timezone-aware, e.g. datetime.now(UTC).")
         if deadline is None:

@@ -117,8 +117,10 @@ def save_model(model: nn.Module, path: str | Path, *, metadata: Mapping[str, Any
 def _parse(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     try:
         raw = path.read_bytes()
-    except FileNotFoundError:
-        raise
+    except FileNotFoundError as exc:
+        raise InvalidInputError(f"no model file at {path}.") from exc
+    except IsADirectoryError as exc:
+        raise InvalidInputError(f"{path} is a folder; give the path of a .safetensors model file.") from exc
     except OSError as exc:
         raise CorruptCheckpointError(path, f"unreadable: {exc}") from exc
     if len(raw) < 8:

@@ -244,7 +244,7 @@ def test_neggrad_plus_forget_term_is_what_erases_the_class(runs, original, forge
     ("method", "settings", "fragment"),
     [
         ("neggrad_plus", {"beta": 1.5}, "neggrad_plus.beta must be in [0, 1]"),
-        ("neggrad_plus", {"momentum": -0.1}, "neggrad_plus.momentum and neggrad_plus.weight_decay must be >= 0"),
+        ("neggrad_plus", {"momentum": -0.1}, "neggrad_plus.momentum must be >= 0"),
         ("kl_retain", {"temperature": 0.0}, "kl_retain.temperature must be > 0"),
         ("kl_retain", {"forget_weight": -1.0}, "kl_retain.forget_weight must be >= 0"),
         ("gradient_ascent", {"stop_accuracy": 2.0}, "gradient_ascent.stop_accuracy must be a forget-set accuracy <= 1"),

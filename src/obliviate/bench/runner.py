@@ -67,7 +67,7 @@ def run_suite(
     """Benchmark ``methods`` on ``suite``; returns the results document (see ``bench.results``)."""
     console = console or Console(stderr=True)
     methods = list(methods or suite.methods)
-    n_seeds = int(seeds or suite.seeds)
+    n_seeds = int(suite.seeds if seeds is None else seeds)
     if n_seeds < 2:
         raise InvalidInputError(f"seeds must be >= 2 (the NeurIPS score compares distributions over seeds), got {n_seeds}.")
     chosen = [s for s in suite.scenarios if scenarios is None or s.name in scenarios]
@@ -77,7 +77,18 @@ def run_suite(
             raise InvalidInputError(
                 f"unknown scenario(s) {sorted(unknown)}; suite {suite.name!r} has {[s.name for s in suite.scenarios]}."
             )
+    reserved = {ORACLE, ORIGINAL} & set(methods)
+    if reserved:
+        raise InvalidInputError(
+            f"{sorted(reserved)} are always in the results as the references; list only the methods to compare."
+        )
+    if len(set(methods)) != len(methods):
+        raise InvalidInputError(f"a method is listed twice in {methods}; list each once.")
     settings = dict(settings or {})
+    named = {part for m in methods for part in m.split("+")}
+    stray = sorted({k.partition(".")[0] for k in settings} - named)
+    if stray:
+        raise InvalidInputError(f"settings name method(s) {stray} that are not in this run ({', '.join(methods)}).")
     unlearners = {m: make_method(m, _settings_for(m, settings)) for m in methods}  # validates names and keys first
     train, test = suite.load()
     results = new_results(

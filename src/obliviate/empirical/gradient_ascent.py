@@ -97,8 +97,6 @@ class GradientAscent(Unlearner):
 
     def validate_config(self) -> None:
         super().validate_config()
-        if self.config.momentum < 0 or self.config.weight_decay < 0:
-            raise InvalidInputError("gradient_ascent.momentum and gradient_ascent.weight_decay must be >= 0.")
         check_stop_accuracy(self.name, self.config.stop_accuracy)
 
     def run(self, model: nn.Module, task: UnlearnTask) -> nn.Module:

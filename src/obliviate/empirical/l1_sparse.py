@@ -74,8 +74,6 @@ class L1Sparse(Unlearner):
             raise InvalidInputError(f"l1_sparse.gamma must be >= 0, got {c.gamma}.")
         if c.no_l1_epochs < 0:
             raise InvalidInputError(f"l1_sparse.no_l1_epochs must be >= 0, got {c.no_l1_epochs}.")
-        if c.momentum < 0 or c.weight_decay < 0:
-            raise InvalidInputError("l1_sparse.momentum and l1_sparse.weight_decay must be >= 0.")
 
     def run(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
         c = self.config

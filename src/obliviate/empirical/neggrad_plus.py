@@ -51,12 +51,7 @@ class PairedAscentConfig:
 
 
 def check_paired_config(method: str, config: PairedAscentConfig) -> None:
-    """Ranges of the shared settings, named after ``method`` in the message."""
-    if config.momentum < 0 or config.weight_decay < 0:
-        raise InvalidInputError(
-            f"{method}.momentum and {method}.weight_decay must be >= 0, "
-            f"got {config.momentum} and {config.weight_decay}."
-        )
+    """Ranges of the shared settings beyond the base checks (momentum, weight decay, lr)."""
     check_stop_accuracy(method, config.stop_accuracy)
 
 

@@ -104,11 +104,6 @@ class RandomLabel(Unlearner):
         weight_decay: float = 5e-4
         batch_size: int = 64
 
-    def validate_config(self) -> None:
-        super().validate_config()
-        if self.config.momentum < 0 or self.config.weight_decay < 0:
-            raise InvalidInputError("random_label.momentum and random_label.weight_decay must be >= 0.")
-
     def run(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
         c = self.config
         return random_label_finetune(

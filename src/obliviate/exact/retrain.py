@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from torch import nn
 
 from obliviate.errors import MissingRecipeError
+from obliviate.storage import spec_of
 from obliviate.training.loop import num_batches
+from obliviate.training.recipe import Recipe
 from obliviate.training.trainer import train
 from obliviate.unlearning.base import EXACT, Unlearner, UnlearnTask
 from obliviate.unlearning.registry import register
@@ -22,7 +24,11 @@ __all__ = ["Retrain"]
 
 @register
 class Retrain(Unlearner):
-    """Train ``task.recipe`` from its seed on D_r (needs ``recipe=``)."""
+    """Train the recipe from its seed on D_r: ``recipe=`` if given, else the one the model records.
+
+    A user's own module records no recipe; then ``recipe=`` is required and the result is that
+    recipe's architecture (the oracle is defined by the recipe, not by the module passed in).
+    """
 
     name = "retrain"
     guarantee = EXACT
@@ -33,11 +39,17 @@ class Retrain(Unlearner):
         pass
 
     def run(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
-        if task.recipe is None:
+        recipe = task.recipe or _recipe_of(model)
+        if recipe is None:
             raise MissingRecipeError(self.name)
         task.record_read(task.retain)
-        fresh = train(task.recipe, task.retain)
-        steps = task.recipe.epochs * num_batches(len(task.retain), task.recipe.batch_size)
-        task.gradient_steps += steps
-        task.examples_seen += task.recipe.epochs * len(task.retain)
+        fresh = train(recipe, task.retain)
+        task.gradient_steps += recipe.epochs * num_batches(len(task.retain), recipe.batch_size)
+        task.examples_seen += recipe.epochs * len(task.retain)
         return fresh
+
+
+def _recipe_of(model: nn.Module) -> Recipe | None:
+    """The recipe a model built by obliviate records; ``None`` for the user's own modules."""
+    spec = spec_of(model)
+    return Recipe.from_dict(spec["recipe"]) if spec else None

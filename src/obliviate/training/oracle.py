@@ -63,6 +63,8 @@ def retrain(
 
     ``cache`` may be a folder; ``True`` uses :func:`default_cache_dir`.
     """
+    if not isinstance(request, ForgetRequest):
+        request = ForgetRequest(ids=request)  # a list or array of ids, as unlearn() accepts
     forget, retain = request.split(data)
     if cache is False:
         return train(recipe, retain, show_progress=show_progress)

@@ -60,6 +60,8 @@ def unlearn(
     """
     if not isinstance(data, Dataset):
         raise InvalidInputError(f"data must be an obliviate Dataset, got {type(data).__name__}; use ob.data.from_arrays.")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise InvalidInputError(f"seed must be a non-negative integer, got {seed!r}.")
     if not isinstance(request, ForgetRequest):
         request = ForgetRequest(ids=request)
     unlearner = make_method(method, settings)

@@ -234,6 +234,8 @@ class Unlearner:
                 raise InvalidInputError(f"{self.name}.{f.name} must be finite, got {value}.")
             if f.name in {"lr", "epochs", "batch_size", "forget_batch_size", "retain_batch_size"} and value <= 0:
                 raise InvalidInputError(f"{self.name}.{f.name} must be > 0, got {value}.")
+            if f.name in {"momentum", "weight_decay"} and value < 0:
+                raise InvalidInputError(f"{self.name}.{f.name} must be >= 0, got {value}.")
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:
