@@ -33,7 +33,8 @@ def leaderboard(results: dict, scenario: str) -> list[dict[str, Any]]:
       with fewer than two values) and, except for ``avg_gap``, ``seconds`` and ``efficiency``,
       ``m_gap`` = mean(method) - mean(retrain), in percentage points for the fraction metrics
       (forget/retain/test accuracy, MIA-Efficacy). Missing values are ``None``.
-    - ``time_fraction``: mean seconds / the oracle's mean seconds (the cost as a share of retraining).
+    - ``time_fraction``: the median over seeds of (method seconds / the oracle's seconds on the same
+      seed): the cost as a share of retraining, robust to one slow run on a shared machine.
 
     Unlearners are sorted by mean ``avg_gap`` ascending (methods without one after them, then by
     name). The ``oracle_*`` metrics that :func:`obliviate.evaluation.evaluate` attaches to every row
@@ -70,11 +71,14 @@ def board_from_rows(rows: tuple[Row, ...], scenario: str) -> list[dict[str, Any]
         raise InvalidInputError(f"no rows for scenario {scenario!r}; the results hold {', '.join(map(repr, known))}.")
     values: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     seeds: dict[str, set[int]] = defaultdict(set)
+    seconds_by_seed: dict[str, dict[int, float]] = defaultdict(dict)
     for r in rows:
         if r.scenario != scenario:
             continue
         if r.seed is not None:
             seeds[r.method].add(r.seed)
+            if r.metric == "seconds" and r.value is not None:
+                seconds_by_seed[r.method][r.seed] = r.value
         if r.value is not None:
             values[r.method][r.metric].append(r.value)
         else:
@@ -99,8 +103,9 @@ def board_from_rows(rows: tuple[Row, ...], scenario: str) -> list[dict[str, Any]
                 ref = oracle[key][0]
                 gap = None if mean is None or ref is None else (mean - ref) * (100.0 if info.fraction else 1.0)
                 entry[f"{key}_gap"] = None if gap is not None and math.isnan(gap) else gap
-        seconds, ref_seconds = per_metric.get("seconds", (None, None))[0], oracle.get("seconds", (None, None))[0]
-        entry["time_fraction"] = seconds / ref_seconds if seconds is not None and ref_seconds else None
+        ref_by_seed = seconds_by_seed[ORACLE]
+        ratios = [t / ref_by_seed[seed] for seed, t in seconds_by_seed[method].items() if ref_by_seed.get(seed)]
+        entry["time_fraction"] = float(np.median(ratios)) if ratios else None
         board.append(entry)
 
     def order(entry: dict[str, Any]) -> tuple:
