@@ -54,6 +54,8 @@ class Guarantee:
 
     def __str__(self) -> str:
         if self.kind == "certified":
+            if self.epsilon is None or self.delta is None:
+                return "certified(epsilon, delta from the model)"
             return f"certified(epsilon={self.epsilon:g}, delta={self.delta:g})"
         return self.kind
 
