@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import obliviate as ob
+from obliviate.certified.dp import DP
 from obliviate.errors import DivergedError, InvalidInputError, UnknownModelError
 from obliviate.training.loop import make_scheduler, minibatches, num_batches
 
@@ -163,6 +164,7 @@ def test_recipe_fingerprint_is_stable_and_sensitive_to_every_field():
         "batch_size": 32,
         "seed": 1,
         "model_options": {"hidden": (32,)},
+        "privacy": DP(epsilon=1.0),
     }
     assert set(changed) == {f.name for f in dataclasses.fields(ob.Recipe)}
     prints = {dataclasses.replace(base, **{k: v}).fingerprint for k, v in changed.items()}
