@@ -62,12 +62,12 @@ class DPGroupPrivacy(Unlearner):
     """Unlearn k examples from a DP-SGD model by keeping it: certified (k eps, k e^((k-1) eps) delta) by group privacy.
 
     Dwork & Roth 2014, Theorem 2.2 / Lemma 2.2. The result's guarantee is set per request from the
-    model's spent (epsilon, delta) and the cumulative group size; the class-level guarantee
-    (epsilon = inf) only says that no bound exists before a model and a request are given.
+    model's spent (epsilon, delta) and the cumulative group size; the class-level guarantee has
+    neither, as none exists before a model and a request are given.
     """
 
     name = "dp_sgd"
-    guarantee = Guarantee("certified", math.inf, 1.0)
+    guarantee = Guarantee("certified")
     summary = "keep a DP-SGD model; group privacy certifies (k*eps, k*e^((k-1)eps)*delta)"
 
     @dataclass(frozen=True)
