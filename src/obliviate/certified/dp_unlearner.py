@@ -11,7 +11,10 @@ delta) form is their Lemma 2.2 / Vadhan 2017, Lemma 2.3):
 
 So the trained model, left unchanged, is (k epsilon, k e^((k-1) epsilon) delta)-indistinguishable
 from a model DP-trained on the data without the k forgotten examples: exactly the certified-removal
-notion of Guo et al. 2020 (Definition 1) with the retrained DP model as the reference. The method
+notion of Guo et al. 2020 (Definition 1) with the retrained DP model as the reference. Neighbouring
+means adding or removing one example (Opacus's Poisson-sampling accounting), and the reference is the
+same mechanism (same sample rate q and number of steps) run on the remaining data; ``ob.train`` on the
+remaining data recomputes q = 1/ceil((n-k)/B), which differs only when k crosses a batch boundary. The method
 costs nothing; its price is that the guarantee degrades **linearly in k** in epsilon and
 exponentially in delta: at epsilon = 1 and delta = 1e-5 the bound is vacuous (delta_k >= 1) from
 k = 10. This is the bound used here. The O(sqrt(k)) growth of advanced composition (Dwork, Rothblum
