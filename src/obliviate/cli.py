@@ -175,7 +175,7 @@ def methods() -> None:
     table.add_column("defaults")
     for name, cls in available_methods().items():
         defaults = ", ".join(f"{k}={v}" for k, v in cls.defaults().items()) or "-"
-        table.add_row(name, str(cls.guarantee), cls.summary or (cls.__doc__ or "").strip().splitlines()[0], defaults)
+        table.add_row(name, str(cls().guarantee), cls.summary or (cls.__doc__ or "").strip().splitlines()[0], defaults)
     out_console.print(table)
 
 
