@@ -170,6 +170,8 @@ def load_model(path: str | Path, model: nn.Module | None = None) -> nn.Module:
                 input_shape=tuple(spec["input_shape"]),
                 num_classes=spec["num_classes"],
             )
+            if "privacy" in spec:  # a DP model's spent-privacy record travels with it
+                spec_of(model)["privacy"] = spec["privacy"]
         except (ValueError, KeyError, TypeError) as exc:  # the header's spec is damaged (typed errors included)
             raise CorruptCheckpointError(path, f"unreadable model spec in header: {exc}") from exc
     try:

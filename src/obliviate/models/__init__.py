@@ -13,17 +13,22 @@ from obliviate.models.mlp import MLP
 from obliviate.models.resnet import ResNet18
 from obliviate.training.loop import seeded_global_rng
 
-__all__ = ["MLP", "SmallCNN", "ResNet18", "MODELS", "build_model", "parametrised_layers"]
+__all__ = ["MLP", "SmallCNN", "ResNet18", "MODELS", "SOLVER_MODELS", "KNOWN_MODELS", "build_model", "parametrised_layers"]
 
 MODELS: dict[str, Callable[..., nn.Module]] = {"mlp": MLP, "cnn": SmallCNN, "resnet18": ResNet18}
+# Convex models fitted by their own certified solvers (obliviate.certified.solvers), not built then trained.
+SOLVER_MODELS: tuple[str, ...] = ("certified_logreg", "d2d_logreg")
+KNOWN_MODELS: tuple[str, ...] = (*MODELS, *SOLVER_MODELS)
 
 
 def build_model(
     name: str, input_shape: Sequence[int], num_classes: int, *, seed: int = 0, options: Mapping[str, Any] | None = None
 ) -> nn.Module:
     """Build architecture ``name`` with weights initialised from ``seed`` (global RNG untouched)."""
+    if name in SOLVER_MODELS:
+        raise InvalidInputError(f"{name!r} is fitted by its certified solver: train it with ob.train(recipe, data).")
     if name not in MODELS:
-        raise UnknownModelError(name, MODELS)
+        raise UnknownModelError(name, KNOWN_MODELS)
     with seeded_global_rng(seed):
         try:
             return MODELS[name](input_shape, num_classes, **dict(options or {}))

@@ -18,6 +18,7 @@ from torch import nn
 
 from obliviate.data.dataset import Dataset
 from obliviate.errors import CorruptCheckpointError
+from obliviate.models import SOLVER_MODELS
 from obliviate.request import ForgetRequest
 from obliviate.storage import load_model, save_model
 from obliviate.training.recipe import Recipe
@@ -66,7 +67,7 @@ def retrain(
     if not isinstance(request, ForgetRequest):
         request = ForgetRequest(ids=request)  # a list or array of ids, as unlearn() accepts
     forget, retain = request.split(data)
-    if cache is False:
+    if cache is False or recipe.model in SOLVER_MODELS:  # solver models keep state a state dict does not rebuild
         return train(recipe, retain, show_progress=show_progress)
     folder = default_cache_dir() if cache is True else Path(cache)
     key = oracle_key(recipe, data, retain.ids)

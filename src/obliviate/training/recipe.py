@@ -57,15 +57,15 @@ class Recipe:
     privacy: Any = None
 
     def __post_init__(self) -> None:
-        from obliviate.models import MODELS
+        from obliviate.models import KNOWN_MODELS
 
         object.__setattr__(self, "model_options", _freeze(self.model_options or ()))
         if self.privacy is not None:
             from obliviate.certified.dp import DP
 
             object.__setattr__(self, "privacy", DP.coerce(self.privacy))
-        if self.model not in MODELS:
-            raise UnknownModelError(self.model, MODELS)
+        if self.model not in KNOWN_MODELS:
+            raise UnknownModelError(self.model, KNOWN_MODELS)
         if self.optimizer not in OPTIMIZERS:
             raise InvalidInputError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}.")
         if self.schedule not in SCHEDULES:

@@ -16,7 +16,7 @@ from torch import nn
 
 from obliviate.data.dataset import Dataset
 from obliviate.errors import InvalidInputError
-from obliviate.models import build_model
+from obliviate.models import SOLVER_MODELS, build_model
 from obliviate.progress import progress_bar
 from obliviate.storage import attach_spec
 from obliviate.training.loop import (
@@ -106,6 +106,11 @@ def train(recipe: Recipe, data: Dataset, *, show_progress: bool = False) -> nn.M
         raise InvalidInputError(f"data must be an obliviate Dataset, got {type(data).__name__}; use ob.data.from_arrays.")
     if len(data) == 0:
         raise InvalidInputError("cannot train on an empty dataset.")
+    if recipe.model in SOLVER_MODELS:  # convex models with a certified solver of their own
+        from obliviate.certified.solvers import solve
+
+        model = solve(recipe, data)
+        return attach_spec(model, recipe=recipe, input_shape=data.input_shape, num_classes=data.num_classes).eval()
     model = build_model(recipe.model, data.input_shape, data.num_classes, seed=recipe.seed, options=recipe.options)
     attach_spec(model, recipe=recipe, input_shape=data.input_shape, num_classes=data.num_classes)
     with seeded_global_rng(recipe.seed):  # any module using the global RNG (dropout) stays seeded
