@@ -28,6 +28,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from results_md import write_block
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 import obliviate as ob  # noqa: E402
@@ -151,18 +152,6 @@ def plot(results: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
-def write_block(text: str, path: Path = HERE / "RESULTS.md") -> None:
-    begin, end = f"<!-- {MARK}:begin -->", f"<!-- {MARK}:end -->"
-    block = f"{begin}\n{text}{end}\n"
-    old = path.read_text() if path.exists() else ""
-    if begin in old and end in old:
-        head, rest = old.split(begin, 1)
-        new = head + block + rest.split(end, 1)[1].lstrip("\n")
-    else:
-        new = old + ("\n" if old and not old.endswith("\n") else "") + block
-    path.write_text(new)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer removals (a smoke run; RESULTS.md untouched)")
@@ -181,7 +170,7 @@ def main() -> None:
     print(text)
     plot(results, HERE / "plots" / "certified_removal.png")
     if not args.quick:
-        write_block(text)
+        write_block(MARK, text)
 
 
 if __name__ == "__main__":

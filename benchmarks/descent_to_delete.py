@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import time
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from obliviate.certified.descent_to_delete import (
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from results_md import write_block
 
 HERE = Path(__file__).resolve().parent
 BEGIN, END = "<!-- descent-to-delete:begin -->", "<!-- descent-to-delete:end -->"
@@ -225,11 +225,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if not args.no_results_md:
-        path = HERE / "RESULTS.md"
-        current_md = path.read_text() if path.exists() else "# Benchmark results\n\nLatest numbers, each with the command that made them.\n\n"
-        pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
-        current_md = pattern.sub(lambda _: text, current_md) if pattern.search(current_md) else current_md.rstrip() + "\n\n" + text + "\n"
-        path.write_text(current_md)
+        write_block("descent-to-delete", text)
 
 
 if __name__ == "__main__":

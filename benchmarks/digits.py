@@ -16,11 +16,11 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import time
 from pathlib import Path
 
 import torch
+from results_md import write_block
 
 from obliviate.bench import get_suite, run_suite, write_results
 from obliviate.report import leaderboard, write_report
@@ -123,11 +123,7 @@ def main() -> None:
     text = "\n".join(section)
     print(text)
     if not args.no_results_md:
-        path = HERE / "RESULTS.md"
-        current = path.read_text() if path.exists() else "# Benchmark results\n\nLatest numbers, each with the command that made them.\n\n"
-        pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
-        current = pattern.sub(lambda _: text, current) if pattern.search(current) else current.rstrip() + "\n\n" + text + "\n"
-        path.write_text(current)
+        write_block("digits", text)
 
 
 if __name__ == "__main__":

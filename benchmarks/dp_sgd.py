@@ -16,7 +16,6 @@ import argparse
 import math
 import os
 import platform
-import re
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -31,6 +30,7 @@ from obliviate.certified.dp_unlearner import group_privacy
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from results_md import write_block
 
 HERE = Path(__file__).resolve().parent
 BEGIN, END = "<!-- dp-sgd:begin -->", "<!-- dp-sgd:end -->"
@@ -227,11 +227,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if not args.no_results_md:
-        path = HERE / "RESULTS.md"
-        current = path.read_text() if path.exists() else "# Benchmark results\n\n"
-        pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
-        current = pattern.sub(lambda _: text, current) if pattern.search(current) else current.rstrip() + "\n\n" + text + "\n"
-        path.write_text(current)
+        write_block("dp-sgd", text)
 
 
 if __name__ == "__main__":
