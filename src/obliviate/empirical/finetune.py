@@ -21,7 +21,29 @@ from obliviate.training.loop import make_optimizer, make_scheduler, num_batches
 from obliviate.unlearning.base import Unlearner, UnlearnTask
 from obliviate.unlearning.registry import register
 
-__all__ = ["Finetune", "retain_finetune"]
+__all__ = ["Finetune", "FinetuneSettings", "retain_finetune"]
+
+
+@dataclass(frozen=True)
+class FinetuneSettings:
+    """Settings of the fine-tuning loop (SGD with momentum, cosine schedule) that every method
+    ending in fine-tuning shares; a method's ``Config`` derives from it and may change defaults."""
+
+    epochs: int = 5
+    lr: float = 0.02
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    batch_size: int = 64
+
+    def loop(self) -> dict[str, float | int]:
+        """Keyword arguments for :func:`retain_finetune` (and ``random_label_finetune``)."""
+        return {
+            "epochs": self.epochs,
+            "lr": self.lr,
+            "momentum": self.momentum,
+            "weight_decay": self.weight_decay,
+            "batch_size": self.batch_size,
+        }
 
 
 def retain_finetune(
@@ -82,15 +104,8 @@ class Finetune(Unlearner):
     summary = "fine-tune on the retain set only"
 
     @dataclass(frozen=True)
-    class Config:
-        epochs: int = 5
-        lr: float = 0.02
-        momentum: float = 0.9
-        weight_decay: float = 5e-4
-        batch_size: int = 64
+    class Config(FinetuneSettings):
+        pass
 
     def run(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
-        c = self.config
-        return retain_finetune(
-            model, task, epochs=c.epochs, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay, batch_size=c.batch_size
-        )
+        return retain_finetune(model, task, **self.config.loop())

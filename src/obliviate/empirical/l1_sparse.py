@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from obliviate.empirical.finetune import retain_finetune
+from obliviate.empirical.finetune import FinetuneSettings, retain_finetune
 from obliviate.errors import InvalidInputError
 from obliviate.unlearning.base import Unlearner, UnlearnTask
 from obliviate.unlearning.registry import register
@@ -58,14 +58,11 @@ class L1Sparse(Unlearner):
     summary = "fine-tune on the retain set with a linearly decaying l1 penalty on the weights"
 
     @dataclass(frozen=True)
-    class Config:
+    class Config(FinetuneSettings):
         gamma: float = 1e-2
         no_l1_epochs: int = 2
         epochs: int = 4
         lr: float = 0.06
-        momentum: float = 0.9
-        weight_decay: float = 5e-4
-        batch_size: int = 64
 
     def validate_config(self) -> None:
         super().validate_config()
@@ -81,14 +78,4 @@ class L1Sparse(Unlearner):
         def penalty(m: nn.Module, epoch: int) -> torch.Tensor:
             return l1_schedule(c.gamma, epoch, c.epochs, c.no_l1_epochs) * l1_norm(m)
 
-        return retain_finetune(
-            model,
-            task,
-            epochs=c.epochs,
-            lr=c.lr,
-            momentum=c.momentum,
-            weight_decay=c.weight_decay,
-            batch_size=c.batch_size,
-            stream=250,
-            penalty=penalty,
-        )
+        return retain_finetune(model, task, **c.loop(), stream=250, penalty=penalty)

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from obliviate.empirical._gradients import top_k_mask
-from obliviate.empirical.finetune import retain_finetune
+from obliviate.empirical.finetune import FinetuneSettings, retain_finetune
 from obliviate.errors import InvalidInputError
 from obliviate.unlearning.base import Unlearner, UnlearnTask
 from obliviate.unlearning.registry import register
@@ -80,14 +80,11 @@ class PruneFinetune(Unlearner):
     summary = "prune most weights by magnitude (95% by default), then fine-tune on the retain set"
 
     @dataclass(frozen=True)
-    class Config:
+    class Config(FinetuneSettings):
         sparsity: float = 0.95
         keep_mask: bool = False
         epochs: int = 6
         lr: float = 0.1
-        momentum: float = 0.9
-        weight_decay: float = 5e-4
-        batch_size: int = 64
 
     def validate_config(self) -> None:
         super().validate_config()
@@ -99,7 +96,4 @@ class PruneFinetune(Unlearner):
     def run(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
         c = self.config
         masks = magnitude_prune(model, c.sparsity)
-        return retain_finetune(
-            model, task, epochs=c.epochs, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay,
-            batch_size=c.batch_size, stream=_STREAM, grad_mask=masks if c.keep_mask else None,
-        )
+        return retain_finetune(model, task, **c.loop(), stream=_STREAM, grad_mask=masks if c.keep_mask else None)

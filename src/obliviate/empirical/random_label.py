@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from obliviate.data.dataset import Dataset
-from obliviate.empirical.finetune import retain_finetune
+from obliviate.empirical.finetune import FinetuneSettings, retain_finetune
 from obliviate.errors import InvalidInputError
 from obliviate.unlearning.base import Unlearner, UnlearnTask
 from obliviate.unlearning.registry import register
@@ -97,21 +97,10 @@ class RandomLabel(Unlearner):
     summary = "fine-tune on retain + forget with the forget labels replaced by random wrong classes"
 
     @dataclass(frozen=True)
-    class Config:
+    class Config(FinetuneSettings):
         epochs: int = 3
         lr: float = 0.01
-        momentum: float = 0.9
-        weight_decay: float = 5e-4
-        batch_size: int = 64
 
     def run(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
         c = self.config
-        return random_label_finetune(
-            model,
-            task,
-            epochs=c.epochs,
-            lr=c.lr,
-            momentum=c.momentum,
-            weight_decay=c.weight_decay,
-            batch_size=c.batch_size,
-        )
+        return random_label_finetune(model, task, **c.loop())

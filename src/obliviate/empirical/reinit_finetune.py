@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from obliviate.empirical._gradients import mean_batch_gradients, top_k_mask
-from obliviate.empirical.finetune import retain_finetune
+from obliviate.empirical.finetune import FinetuneSettings, retain_finetune
 from obliviate.empirical.reset_layers import fresh_layers, init_seed
 from obliviate.errors import InvalidInputError
 from obliviate.models import parametrised_layers
@@ -73,14 +73,11 @@ class ReinitFinetune(Unlearner):
     summary = "re-initialise the weights both forget and retain gradients lean on, then fine-tune"
 
     @dataclass(frozen=True)
-    class Config:
+    class Config(FinetuneSettings):
         fraction: float = 0.1
         score_batch_size: int = 512
         epochs: int = 5
         lr: float = 0.05
-        momentum: float = 0.9
-        weight_decay: float = 5e-4
-        batch_size: int = 64
 
     def validate_config(self) -> None:
         super().validate_config()
@@ -115,10 +112,7 @@ class ReinitFinetune(Unlearner):
         with torch.no_grad():
             for name, m in masks.items():
                 owned[name].copy_(torch.where(m.bool(), fresh[name], owned[name]))
-        return retain_finetune(
-            model, task, epochs=c.epochs, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay,
-            batch_size=c.batch_size, stream=_STREAM + 3,
-        )
+        return retain_finetune(model, task, **c.loop(), stream=_STREAM + 3)
 
 
 def _join(layer_name: str, param_name: str) -> str:

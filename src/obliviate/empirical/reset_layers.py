@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from obliviate.empirical.finetune import retain_finetune
+from obliviate.empirical.finetune import FinetuneSettings, retain_finetune
 from obliviate.errors import InvalidInputError
 from obliviate.models import parametrised_layers
 from obliviate.training.loop import seeded_global_rng
@@ -80,14 +80,11 @@ class ResetLayers(Unlearner):
     summary = "re-initialise the first or last k layers, then fine-tune on the retain set"
 
     @dataclass(frozen=True)
-    class Config:
+    class Config(FinetuneSettings):
         which: str = "last"
         k: int = 1
         epochs: int = 5
         lr: float = 0.05
-        momentum: float = 0.9
-        weight_decay: float = 5e-4
-        batch_size: int = 64
 
     def validate_config(self) -> None:
         super().validate_config()
@@ -105,7 +102,4 @@ class ResetLayers(Unlearner):
                     p.copy_(q)
                 for b, q in zip(layer.buffers(), fresh.buffers(), strict=True):
                     b.copy_(q)
-        return retain_finetune(
-            model, task, epochs=c.epochs, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay,
-            batch_size=c.batch_size, stream=_STREAM + 1,
-        )
+        return retain_finetune(model, task, **c.loop(), stream=_STREAM + 1)

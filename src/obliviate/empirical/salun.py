@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from obliviate.empirical._gradients import mean_batch_gradients, top_k_mask
+from obliviate.empirical.finetune import FinetuneSettings
 from obliviate.empirical.random_label import random_label_finetune
 from obliviate.errors import InvalidInputError
 from obliviate.unlearning.base import Unlearner, UnlearnTask
@@ -70,13 +71,10 @@ class SalUn(Unlearner):
     summary = "random-label fine-tuning of the weights salient to the forget loss"
 
     @dataclass(frozen=True)
-    class Config:
+    class Config(FinetuneSettings):
         mask_share: float = 0.5
         epochs: int = 4
         lr: float = 0.02
-        momentum: float = 0.9
-        weight_decay: float = 5e-4
-        batch_size: int = 64
 
     def validate_config(self) -> None:
         super().validate_config()
@@ -90,6 +88,5 @@ class SalUn(Unlearner):
         names = dict(model.named_parameters())
         masks = saliency_mask(model, task, share=c.mask_share, batch_size=c.batch_size)
         return random_label_finetune(
-            model, task, epochs=c.epochs, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay,
-            batch_size=c.batch_size, stream=_STREAM + 1, grad_mask={names[n]: m for n, m in masks.items()},
+            model, task, **c.loop(), stream=_STREAM + 1, grad_mask={names[n]: m for n, m in masks.items()}
         )
