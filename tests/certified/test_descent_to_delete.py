@@ -148,7 +148,8 @@ def test_registered_certified_and_chains(small, small_model):
     assert len(second.model.held_ids) == len(small) - 3
     assert second.model.deleted_ids.tolist() == [3, 5, 9]
     assert second.cost.gradient_steps == batch_iterations(20, 2, small_model.constants) > 20
-    assert second.model.sigma == pytest.approx(d2d_sigma(20, len(small) - 3, 1.0, 1e-5, small_model.constants))
+    # the default settings keep the privacy level the model was last published at
+    assert second.model.sigma == pytest.approx(d2d_sigma(20, len(small) - 3, 0.5, 1e-6, small_model.constants))
     assert len(small_model.held_ids) == len(small)  # the input model is untouched
 
 
@@ -165,10 +166,20 @@ def test_additions_update_the_model(small, small_model):
         descent_to_delete_update(model, both, add=extra)
 
 
-@pytest.mark.parametrize("settings", [{"epsilon": 0.0}, {"epsilon": -1.0}, {"delta": 0.0}, {"delta": 1.0}, {"delta": 1.5}])
+@pytest.mark.parametrize("settings", [{"epsilon": -1.0}, {"epsilon": float("inf")}, {"delta": -0.1}, {"delta": 1.0}, {"delta": 1.5}])
 def test_bad_privacy_parameters_raise(settings):
     with pytest.raises(InvalidInputError, match="epsilon|delta"):
         make_method("descent_to_delete", settings)
+
+
+def test_successive_publications_draw_independent_noise(small, small_model):
+    model = copy.deepcopy(small_model)
+    noises = []
+    for ids in ([3], [5], [9]):
+        descent_to_delete_update(model, small.without(model.deleted_ids.tolist() + ids), delete=ids)
+        noises.append((model.weight.detach().double() - model.secret).flatten() / model.sigma)
+    for a, b in ((0, 1), (0, 2), (1, 2)):
+        assert not torch.allclose(noises[a], noises[b])  # a shared draw would cancel between publications
 
 
 def test_bad_requests_raise(small, small_model):

@@ -65,3 +65,13 @@ def test_dp_record_survives_save_and_load(small_train, tmp_path):
     ob.save_model(model, tmp_path / "dp.safetensors")
     loaded = ob.load_model(tmp_path / "dp.safetensors")
     assert privacy_of(loaded) == privacy_of(model)  # the spent epsilon, noise and accountant, all of it
+
+
+def test_certified_removal_keeps_no_trace_of_removed_rows_but_their_ids(recipe, small_train):
+    original = ob.train(recipe, small_train)
+    gone = small_train.ids[:5]
+    removed = ob.unlearn(original, gone, small_train, method="certified_newton").model
+    rows = torch.from_numpy(__import__("numpy").isin(removed.train_ids.numpy(), gone))
+    assert int(rows.sum()) == 5
+    assert torch.count_nonzero(removed.train_X[rows]) == 0 and bool((removed.train_y[rows] == -1).all())
+    assert torch.count_nonzero(original.train_X[rows]) > 0  # the input model is untouched

@@ -91,7 +91,11 @@ SUITES: dict[str, Suite] = {
     ),
     "certified": Suite(
         name="certified",
-        description="digits, L2 logistic regression with loss perturbation (Guo et al. 2020): certified Newton removal",
+        description=(
+            "digits, L2 logistic regression with loss perturbation (Guo et al. 2020): certified Newton removal; "
+            "the oracle is the solver on the retained data with the same noise draw b, so the gap measures the "
+            "Newton step (a retrain with fresh noise differs by the noise: see the certified-removal benchmark)"
+        ),
         load=_digits_split,
         recipe=Recipe(
             model="certified_logreg",

@@ -60,6 +60,7 @@ from obliviate.errors import (
     UnknownIdsError,
     UnsupportedModelError,
 )
+from obliviate.training.loop import seeded_generator
 from obliviate.unlearning.base import Guarantee, Unlearner, UnlearnTask
 from obliviate.unlearning.registry import register
 
@@ -423,7 +424,9 @@ def descent_to_delete_update(
     model.deleted_ids = torch.as_tensor(np.sort(np.concatenate([model.deleted_ids.numpy(), delete_ids])), dtype=torch.int64)
     model.n_min = min(model.n_min, len(ids))
     model.requests += 1
-    _publish(model, model.n_min, epsilon, delta, generator or torch.Generator().manual_seed(int(seed)))
+    if generator is None:  # a fresh draw per publication: reusing one would let the noise cancel between them
+        generator = seeded_generator(int(seed), 1000 + model.requests)
+    _publish(model, model.n_min, epsilon, delta, generator)
     return model, steps, len(ids)
 
 
@@ -432,7 +435,8 @@ class DescentToDelete(Unlearner):
     """Descent-to-Delete (Neel et al. ALT 2021): T projected GD steps from the un-noised state on the
     remaining data, then Gaussian noise with sigma(T, n, epsilon, delta); needs a
     :class:`DescentToDeleteLogistic` (see :func:`train_descent_to_delete`). The returned model keeps its
-    un-noised state, so successive requests chain.
+    un-noised state, so successive requests chain. ``epsilon`` and ``delta`` default to 0, meaning
+    the values the model was trained for; set them to republish at another privacy level.
     """
 
     name = "descent_to_delete"
@@ -440,15 +444,20 @@ class DescentToDelete(Unlearner):
 
     @dataclass(frozen=True)
     class Config:
-        epsilon: float = 1.0
-        delta: float = 1e-5
+        epsilon: float = 0.0  # 0: the model's own
+        delta: float = 0.0  # 0: the model's own
 
     def __init__(self, config: Config | None = None, **settings: object) -> None:
         super().__init__(config, **settings)
-        self.guarantee = Guarantee("certified", self.config.epsilon, self.config.delta)
+        c = self.config
+        self.guarantee = Guarantee("certified", c.epsilon, c.delta) if c.epsilon and c.delta else Guarantee("certified")
 
     def validate_config(self) -> None:
-        _check_privacy(self.config.epsilon, self.config.delta)
+        c = self.config
+        if c.epsilon < 0 or not np.isfinite(c.epsilon):
+            raise InvalidInputError(f"descent_to_delete.epsilon must be > 0 (or 0 for the model's own), got {c.epsilon}.")
+        if c.delta and not 0.0 < c.delta < 1.0:
+            raise InvalidInputError(f"descent_to_delete.delta must be in (0, 1) (or 0 for the model's own), got {c.delta}.")
 
     def run(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
         if not isinstance(model, DescentToDeleteLogistic):
@@ -457,7 +466,8 @@ class DescentToDelete(Unlearner):
         held = model.held_ids.numpy()
         data = task.retain.subset(task.retain.ids[np.isin(task.retain.ids, held)])
         out, steps, n = descent_to_delete_update(
-            model, data, delete=forget, epsilon=self.config.epsilon, delta=self.config.delta,
+            model, data, delete=forget, epsilon=self.config.epsilon or model.epsilon,
+            delta=self.config.delta or model.delta,
             generator=task.generator(1000 + model.requests),
         )
         task.record_read(data)

@@ -17,7 +17,7 @@ same mechanism (same sample rate q and number of steps) run on the remaining dat
 remaining data recomputes q = 1/ceil((n-k)/B), which differs only when k crosses a batch boundary. The method
 costs nothing; its price is that the guarantee degrades **linearly in k** in epsilon and
 exponentially in delta: at epsilon = 1 and delta = 1e-5 the bound is vacuous (delta_k >= 1) from
-k = 10. This is the bound used here. The O(sqrt(k)) growth of advanced composition (Dwork, Rothblum
+k = 11 (delta_10 = 0.81). This is the bound used here. The O(sqrt(k)) growth of advanced composition (Dwork, Rothblum
 & Vadhan 2010; Dwork & Roth, Theorem 3.20) bounds k *adaptive* mechanisms run one after another,
 not k changed records fed to one mechanism, so it is not used.
 

@@ -394,6 +394,13 @@ class CertifiedLogisticRegression(nn.Module):
             )
         return step
 
+    def _erase(self, pos: np.ndarray) -> None:
+        """Mark rows removed and wipe their stored features and labels: the model keeps only the ids."""
+        index = torch.from_numpy(pos)
+        self.active[index] = False
+        self.train_X[index] = 0.0
+        self.train_y[index] = -1
+
     def remove(self, ids: Iterable[int] | np.ndarray, *, policy: str | None = None) -> Removal:
         """Remove ``ids`` in one Newton step, or retrain / refuse when the budget cannot take it.
 
@@ -412,7 +419,7 @@ class CertifiedLogisticRegression(nn.Module):
         if spent_after > self.budget:
             if policy == "refuse":
                 raise BudgetExhaustedError(self.spent, added, self.budget)
-            self.active[torch.from_numpy(pos)] = False
+            self._erase(pos)
             self.retrains += 1
             self.refit()
             record = Removal(len(pos), added, True, self.spent, self.budget)
@@ -420,7 +427,7 @@ class CertifiedLogisticRegression(nn.Module):
             with torch.no_grad():
                 self.weight.add_(torch.from_numpy(step.update))
                 self.residual.copy_(torch.from_numpy(new_residual))
-            self.active[torch.from_numpy(pos)] = False
+            self._erase(pos)
             record = Removal(len(pos), added, False, self.spent, self.budget)
         self.removals.append(record)
         return record

@@ -45,7 +45,7 @@ class CertifiedNewton(Unlearner):
     """
 
     name = "certified_newton"
-    guarantee = Guarantee("certified", 1.0, 1e-4)
+    guarantee = Guarantee("certified")  # epsilon and delta come from the model
     summary = "Newton-step removal with an (epsilon, delta) certificate (L2 logistic regression only)"
 
     @dataclass(frozen=True)

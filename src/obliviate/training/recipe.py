@@ -57,7 +57,7 @@ class Recipe:
     privacy: Any = None
 
     def __post_init__(self) -> None:
-        from obliviate.models import KNOWN_MODELS
+        from obliviate.models import KNOWN_MODELS, SOLVER_MODELS
 
         object.__setattr__(self, "model_options", _freeze(self.model_options or ()))
         if self.privacy is not None:
@@ -66,6 +66,11 @@ class Recipe:
             object.__setattr__(self, "privacy", DP.coerce(self.privacy))
         if self.model not in KNOWN_MODELS:
             raise UnknownModelError(self.model, KNOWN_MODELS)
+        if self.privacy is not None and self.model in SOLVER_MODELS:
+            raise InvalidInputError(
+                f"privacy=DP(...) trains with DP-SGD, but {self.model!r} is fitted by its own certified solver; "
+                "set its epsilon and delta in model_options instead."
+            )
         if self.optimizer not in OPTIMIZERS:
             raise InvalidInputError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}.")
         if self.schedule not in SCHEDULES:
