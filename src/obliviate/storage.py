@@ -102,10 +102,17 @@ def save_model(model: nn.Module, path: str | Path, *, metadata: Mapping[str, Any
     The header stores the weights' sha256, the model spec (if the model was built by
     obliviate, so :func:`load_model` can rebuild it) and any extra JSON ``metadata``.
     """
+    from obliviate.models import SOLVER_MODELS
+
+    spec = spec_of(model)
+    if spec is not None and spec.get("model") in SOLVER_MODELS:
+        raise InvalidInputError(
+            f"a {spec['model']!r} model is not saved to a file: its state holds the secret noise of its certificate "
+            "and certificate state a checkpoint cannot restore. Keep it in memory, or refit it from its recipe."
+        )
     state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     digest = state_sha256(state)
     meta = {"obliviate.sha256": digest}
-    spec = spec_of(model)
     if spec is not None:
         meta["obliviate.spec"] = json.dumps(spec, sort_keys=True)
     for k, v in (metadata or {}).items():

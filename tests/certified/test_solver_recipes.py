@@ -75,3 +75,11 @@ def test_certified_removal_keeps_no_trace_of_removed_rows_but_their_ids(recipe, 
     assert int(rows.sum()) == 5
     assert torch.count_nonzero(removed.train_X[rows]) == 0 and bool((removed.train_y[rows] == -1).all())
     assert torch.count_nonzero(original.train_X[rows]) > 0  # the input model is untouched
+
+
+def test_solver_models_are_not_written_to_files(recipe, small_train, tmp_path):
+    from obliviate.errors import InvalidInputError as Invalid
+
+    with pytest.raises(Invalid, match="secret noise"):
+        ob.save_model(ob.train(recipe, small_train), tmp_path / "c.safetensors")
+    assert not list(tmp_path.iterdir())
