@@ -157,7 +157,13 @@ def test_additions_update_the_model(small, small_model):
     extra = ob.data.from_arrays(small.X[:4] + 0.1, small.y[:4], ids=[1000, 1001, 1002, 1003], num_classes=3)
     model = copy.deepcopy(small_model)
     _, steps, n = descent_to_delete_update(model, small, add=extra)
-    assert n == len(small) + 4 and 1003 in model.held_ids.tolist() and steps == batch_iterations(20, 4, model.constants)
+    # more data: the reference (A on the new data) publishes with the smaller sigma(T, n + 4), so the update
+    # contracts its error by n / (n + 4) further and publishes with that same sigma
+    g = model.constants.gamma
+    extra_steps = math.ceil(math.log((len(small) + 4) / len(small)) / -math.log(g) - 1e-9)
+    assert n == len(small) + 4 and 1003 in model.held_ids.tolist()
+    assert steps == batch_iterations(20, 4, model.constants) + extra_steps
+    assert model.sigma == pytest.approx(d2d_sigma(20, len(small) + 4, model.epsilon, model.delta, model.constants))
     both = ob.data.from_arrays(
         np.concatenate([small.X, extra.X]), np.concatenate([small.y, extra.y]),
         ids=np.concatenate([small.ids, extra.ids]), num_classes=3,

@@ -25,8 +25,11 @@ stays secret (:meth:`DescentToDeleteLogistic.strip_secret` gives a copy safe to 
 
 Choices the paper leaves open, made here:
 
-* ``n`` in sigma is the smallest dataset size seen so far (deletions shrink the data; the bound
-  with the smallest ``n`` covers every step of the sequence), so sigma grows as ``1 / n``.
+* ``n`` in sigma is the size of the updated data, the same sigma the reference (algorithm A
+  retrained on that data) publishes with, so both Gaussians have equal variance; sigma grows as
+  ``1 / n`` as deletions shrink the data. After additions the radius is smaller, so the update first
+  contracts its error by the extra factor ``n_before / n_after`` (``log(n_after / n_before) / log(1/gamma)``
+  more steps).
 * A request of ``k`` simultaneous updates runs ``T_k = T + log(gamma^T + k (1 - gamma^T)) / log(1/gamma)``
   steps (``T_1 = T``): the minimiser moves by at most ``k 2 L / (m n)`` (triangle inequality over the
   k single changes), and ``T_k`` keeps the paper's steady-state bound, so sigma is unchanged. This
@@ -418,15 +421,21 @@ def descent_to_delete_update(
     if len(ids) == 0:
         raise ForgetAllError(len(held))
     steps = batch_iterations(model.iterations, k, model.constants)
+    n_new = len(ids)
+    if n_new > model.n_min and model.constants.gamma > 0:
+        # The reference, algorithm A on the updated data, publishes with sigma(T, n_new), smaller than
+        # sigma(T, n_min); its sensitivity radius shrinks as 1/n. Contract the error by n_min / n_new more,
+        # so the update's distance to the reference fits that radius and both publish with equal variance.
+        steps += math.ceil(math.log(n_new / model.n_min) / -math.log(model.constants.gamma) - 1e-9)
     phi, onehot = _design(model, X, y)
     model.secret = projected_gd(model.secret, phi, onehot, model.lam, model.constants, steps)
     model.held_ids = torch.as_tensor(np.sort(ids), dtype=torch.int64)
     model.deleted_ids = torch.as_tensor(np.sort(np.concatenate([model.deleted_ids.numpy(), delete_ids])), dtype=torch.int64)
-    model.n_min = min(model.n_min, len(ids))
+    model.n_min = n_new  # the size whose error radius the un-noised state now meets
     model.requests += 1
     if generator is None:  # a fresh draw per publication: reusing one would let the noise cancel between them
         generator = seeded_generator(int(seed), 1000 + model.requests)
-    _publish(model, model.n_min, epsilon, delta, generator)
+    _publish(model, n_new, epsilon, delta, generator)  # the reference's sigma: equal variances
     return model, steps, len(ids)
 
 
