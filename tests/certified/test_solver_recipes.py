@@ -83,3 +83,14 @@ def test_solver_models_are_not_written_to_files(recipe, small_train, tmp_path):
     with pytest.raises(Invalid, match="secret noise"):
         ob.save_model(ob.train(recipe, small_train), tmp_path / "c.safetensors")
     assert not list(tmp_path.iterdir())
+
+
+def test_secure_noise_is_not_reproducible_from_the_seed(small_train):
+    from obliviate.certified.descent_to_delete import train_descent_to_delete
+    from obliviate.certified.logistic import fit_certified
+
+    a, b = (fit_certified(small_train, seed=0, secure=True) for _ in range(2))
+    assert not torch.equal(a.b, b.b)
+    assert torch.equal(fit_certified(small_train, seed=0).b, fit_certified(small_train, seed=0).b)
+    d1, d2 = (train_descent_to_delete(small_train, iterations=20, seed=0, secure=True) for _ in range(2))
+    assert torch.equal(d1.secret, d2.secret) and not torch.equal(d1.weight, d2.weight)  # same fit, fresh noise

@@ -48,6 +48,7 @@ gradient norm is at most ``L = |p - e_y| |phi| + lam R <= 2 + lam R``; ``D = 2 R
 from __future__ import annotations
 
 import math
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -249,6 +250,7 @@ class DescentToDeleteLogistic(nn.Module):
         self.epsilon, self.delta, self.clip_norm = float(epsilon), float(delta), clip_norm
         self.sigma = float("nan")
         self.requests = 0
+        self.secure = False  # True: published noise from OS entropy, not from the seed
         self.weight = nn.Parameter(torch.zeros(self.num_classes, self.in_features + 1))
         self.register_buffer("secret", torch.zeros(self.num_classes, self.in_features + 1, dtype=torch.float64))
         self.register_buffer("held_ids", torch.zeros(0, dtype=torch.int64))
@@ -321,6 +323,8 @@ def projected_gd(
 
 
 def _publish(model: DescentToDeleteLogistic, n: int, epsilon: float, delta: float, generator: torch.Generator) -> None:
+    if model.secure:  # the noise must not be reproducible from anything the model or its recipe records
+        generator = torch.Generator().manual_seed(secrets.randbits(62))
     sigma = d2d_sigma(model.iterations, n, epsilon, delta, model.constants)
     noise = torch.randn(model.secret.shape, generator=generator, dtype=torch.float64) * sigma
     with torch.no_grad():
@@ -337,8 +341,13 @@ def train_descent_to_delete(
     delta: float = 1e-5,
     clip_norm: float | None = None,
     seed: int = 0,
+    secure: bool = False,
 ) -> DescentToDeleteLogistic:
-    """Algorithm A: projected GD from 0 for T_0 steps on ``data``, publish with noise sigma(T, n)."""
+    """Algorithm A: projected GD from 0 for T_0 steps on ``data``, publish with noise sigma(T, n).
+
+    The noise comes from ``seed`` (reproducible; certified only against whoever does not know it) or,
+    with ``secure=True``, from OS entropy for this and every later publication (for released models).
+    """
     if not isinstance(data, Dataset):
         raise InvalidInputError(f"data must be an obliviate Dataset, got {type(data).__name__}.")
     if len(data) < 1:
@@ -352,8 +361,8 @@ def train_descent_to_delete(
     model.secret = projected_gd(model.secret, phi, onehot, model.lam, model.constants, steps)
     model.held_ids = torch.as_tensor(np.sort(data.ids), dtype=torch.int64)
     model.n_min = len(data)
-    generator = torch.Generator().manual_seed(int(seed))
-    _publish(model, len(data), epsilon, delta, generator)
+    model.secure = bool(secure)
+    _publish(model, len(data), epsilon, delta, torch.Generator().manual_seed(int(seed)))
     model.training_steps = steps
     return model.eval()
 

@@ -276,6 +276,7 @@ class CertifiedLogisticRegression(nn.Module):
         self.epsilon, self.delta = float(epsilon), float(delta)
         self.seed, self.policy = int(seed), policy
         self.retrains = 0
+        self.secure = False  # True: noise b from OS entropy, not from the seed (see fit_certified)
         self.removals: list[Removal] = []
         self.weight = nn.Parameter(torch.zeros(dim, cols, dtype=torch.float64), requires_grad=False)
         self.register_buffer("b", torch.zeros(dim, cols, dtype=torch.float64))
@@ -342,7 +343,7 @@ class CertifiedLogisticRegression(nn.Module):
         the retrain count) and reset the residual to the solver's final gradient norm."""
         mask = self.active.numpy()
         X, Y = self._arrays(mask)
-        rng = np.random.default_rng((self.seed, self.retrains))
+        rng = np.random.default_rng(None if self.secure else (self.seed, self.retrains))
         b = self.sigma * rng.standard_normal(self.b.shape)
         W, G = fit_logistic(X, Y, self.lam, b)
         with torch.no_grad():
@@ -461,12 +462,15 @@ def fit_certified(
     sigma: float = 1.0,
     c: float | None = None,
     seed: int = 0,
+    secure: bool = False,
     features: nn.Module | None = None,
     policy: str = "retrain",
 ) -> CertifiedLogisticRegression:
     """Train a :class:`CertifiedLogisticRegression` on ``data`` with loss perturbation ``b.w``.
 
-    ``b ~ N(0, sigma^2 I)`` is drawn from ``seed``; ``lam`` is the L2 weight (the objective's
+    ``b ~ N(0, sigma^2 I)`` is drawn from ``seed`` (reproducible; the certificate then holds only
+    against whoever does not know the seed) or, with ``secure=True``, from OS entropy (for models that
+    are released); ``lam`` is the L2 weight (the objective's
     regulariser is ``lam n / 2 ||w||^2``). ``c`` defaults to the smallest value certifying
     ``delta`` (``sqrt(2 ln(1.5 / delta))``, Theorem 3); a larger ``c`` gives a smaller delta and a
     smaller budget. The removal budget is ``sigma epsilon / c``: more noise buys more removals at
@@ -514,5 +518,6 @@ def fit_certified(
         dim=X.shape[1], num_classes=data.num_classes, train_ids=data.ids, train_X=X, train_y=data.y,
         lam=lam, sigma=sigma, c=c, epsilon=epsilon, delta=delta, seed=int(seed), policy=policy, features=features,
     )
+    model.secure = bool(secure)
     model.refit()
     return model.eval()
