@@ -14,7 +14,20 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-__all__ = ["progress_bar"]
+__all__ = ["progress_bar", "new_progress"]
+
+
+def new_progress(**kwargs) -> Progress:
+    """A rich ``Progress`` with obliviate's columns: description, bar, m/n, elapsed, time left."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
+        **kwargs,
+    )
 
 
 @contextmanager
@@ -23,14 +36,6 @@ def progress_bar(description: str, *, total: int, enabled: bool = True) -> Itera
     if not enabled:
         yield lambda k=1: None
         return
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("left"),
-        TimeRemainingColumn(),
-        transient=False,
-    ) as progress:
+    with new_progress(transient=False) as progress:
         task = progress.add_task(description, total=total)
         yield lambda k=1: progress.advance(task, k)

@@ -15,14 +15,6 @@ from typing import Any
 
 import numpy as np
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from obliviate.bench.results import ORACLE, ORIGINAL, add_row, new_results
 from obliviate.bench.suites import Suite
@@ -34,23 +26,12 @@ from obliviate.evaluation import (
     nips_forget_score,
     predict_logits,
 )
+from obliviate.progress import new_progress
 from obliviate.request import ForgetRequest
 from obliviate.training.trainer import train as train_model
 from obliviate.unlearning import Cost, make_method, unlearn
 
 __all__ = ["run_suite"]
-
-
-def _progress(console: Console) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("left"),
-        TimeRemainingColumn(),
-        console=console,
-    )
 
 
 def run_suite(
@@ -105,7 +86,7 @@ def run_suite(
         },
     )
     total = len(chosen) * n_seeds * (len(methods) + 2)
-    with _progress(console) if show_progress else _NullProgress() as progress:
+    with new_progress(console=console) if show_progress else _NullProgress() as progress:
         bar = progress.add_task(f"bench {suite.name}", total=total)
         for scenario in chosen:
             _run_scenario(suite, scenario, train, test, unlearners, n_seeds, relearn, results, progress, bar)
