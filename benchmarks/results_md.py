@@ -6,6 +6,7 @@ that is not there yet is appended. The file is replaced atomically.
 
 from __future__ import annotations
 
+import fcntl
 import re
 from pathlib import Path
 
@@ -21,10 +22,12 @@ def write_block(mark: str, text: str, path: Path = RESULTS) -> None:
     body = text.strip()
     if not body.startswith(begin):
         body = f"{begin}\n{body}\n{end}"
-    current = path.read_text() if path.exists() else HEADER
-    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
-    if pattern.search(current):
-        current = pattern.sub(lambda _: body, current)
-    else:
-        current = current.rstrip() + "\n\n" + body + "\n"
-    atomic_write_bytes(path, current.encode())
+    with open(path.with_suffix(".lock"), "w") as lock:  # two benchmarks finishing together keep both blocks
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        current = path.read_text() if path.exists() else HEADER
+        pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
+        if pattern.search(current):
+            current = pattern.sub(lambda _: body, current)
+        else:
+            current = current.rstrip() + "\n\n" + body + "\n"
+        atomic_write_bytes(path, current.encode())

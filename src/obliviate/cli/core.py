@@ -1,87 +1,18 @@
-"""The ``obliviate`` command line: bench, methods, train, unlearn, report.
-
-Errors print one line and exit with code 2; there is no traceback for a mistake in the input.
-"""
+"""Commands for models and benchmarks: bench, methods, train, unlearn, report."""
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import numpy as np
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from obliviate.errors import InvalidInputError, ObliviateError
-
-app = typer.Typer(
-    add_completion=False,
-    no_args_is_help=True,
-    help="Machine unlearning, measured against the model retrained without the data.",
-    pretty_exceptions_enable=False,
-)
-out_console = Console()
-err_console = Console(stderr=True)
-
-
-def _fail(message: str) -> None:
-    """Print one line to stderr and exit with code 2."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True, markup=True)
-    sys.exit(2)
-
-
-def _parse_settings(pairs: list[str] | None) -> dict[str, str]:
-    settings: dict[str, str] = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise InvalidInputError(f"--set expects method.key=value (e.g. scrub.alpha=0.1), got {pair!r}.")
-        settings[key.strip()] = value.strip()
-    return settings
-
-
-def _read_ids(path: Path) -> np.ndarray:
-    """Ids from a JSON list or a text file of integers separated by whitespace or commas."""
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise InvalidInputError(f"cannot read ids file {path}: {exc.strerror}.") from exc
-    try:
-        if text.lstrip().startswith("["):
-            values = json.loads(text)
-        else:
-            values = [tok for tok in text.replace(",", " ").split() if tok]
-        if any(isinstance(v, bool | float) for v in values):
-            raise ValueError("ids must be whole numbers")
-        return np.asarray([int(v) for v in values], dtype=np.int64)
-    except (ValueError, TypeError, json.JSONDecodeError) as exc:
-        raise InvalidInputError(f"{path} must list integer ids (one per line, or a JSON list): {exc}") from exc
-
-
-def _load_data(spec: str):
-    """``digits`` (its seed-0 training split) or an .npz file with arrays X, y and optional ids, owners."""
-    from obliviate.data import digits, from_arrays
-
-    if spec == "digits":
-        return digits().split(test_size=0.25, seed=0)[0]
-    path = Path(spec)
-    if path.suffix != ".npz" or not path.exists():
-        raise InvalidInputError(f"--data must be 'digits' or an existing .npz file with X, y (and ids, owners); got {spec!r}.")
-    with np.load(path, allow_pickle=False) as npz:
-        missing = {"X", "y"} - set(npz.files)
-        if missing:
-            raise InvalidInputError(f"{path} lacks array(s) {sorted(missing)}; it needs X and y (ids, owners optional).")
-        return from_arrays(
-            npz["X"],
-            npz["y"],
-            ids=npz["ids"] if "ids" in npz.files else None,
-            owners=npz["owners"] if "owners" in npz.files else None,
-            name=path.stem,
-        )
+from obliviate.cli.common import app, err_console, load_data, out_console, parse_settings, read_ids
+from obliviate.errors import InvalidInputError
 
 
 @app.command()
@@ -101,7 +32,7 @@ def bench(
 
     chosen = get_suite(suite)
     method_list = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
-    settings = _parse_settings(set_)
+    settings = parse_settings(set_)
     for key in settings:
         if "." not in key:
             raise InvalidInputError(f"bench settings name their method: write {key!r} as method.{key}, e.g. scrub.{key}.")
@@ -194,7 +125,7 @@ def train_cmd(
     from obliviate.storage import save_model
     from obliviate.training import Recipe, train
 
-    dataset = _load_data(data)
+    dataset = load_data(data)
     recipe = Recipe(model=model, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
     trained = train(recipe, dataset, show_progress=True)
     digest = save_model(trained, out, metadata={"data": data, "data_fingerprint": dataset.fingerprint})
@@ -233,21 +164,21 @@ def unlearn_cmd(
     meta = read_metadata(model_path)
     original = load_model(model_path)
     data = data or meta.get("data", "digits")
-    dataset = _load_data(data)
+    dataset = load_data(data)
     if "data_fingerprint" in meta and meta["data_fingerprint"] != dataset.fingerprint:
         raise InvalidInputError(
             f"{model_path} was trained on data {meta.get('data', '?')!r} with another fingerprint than --data {data!r}; "
             "pass the data the model was trained on."
         )
     forgotten = np.asarray(json.loads(meta.get("forgotten_ids", "[]")), dtype=np.int64)
-    request = ForgetRequest(ids=_read_ids(ids))
+    request = ForgetRequest(ids=read_ids(ids))
     again = sorted(set(request.ids) & set(forgotten.tolist()))
     if again:
         raise InvalidInputError(f"{len(again)} id(s) were already forgotten by this model: {again[:10]}.")
     current = dataset.without(forgotten) if forgotten.size else dataset  # what the model still reflects
     spec = spec_of(original)
     recipe = Recipe.from_dict(spec["recipe"]) if spec else None
-    result = unlearn(original, request, current, method=method, settings=_parse_settings(set_), seed=seed, recipe=recipe)
+    result = unlearn(original, request, current, method=method, settings=parse_settings(set_), seed=seed, recipe=recipe)
     forget, retain = request.split(current)
     digest = save_model(
         result.model,
@@ -288,17 +219,3 @@ def report(
     for name in doc["config"].get("scenarios", {}):
         _print_leaderboard(doc, name)
     out_console.print(f"wrote [bold]{path}[/]")
-
-
-def main() -> None:
-    """Entry point: run the app, turning obliviate's typed errors into one line and exit code 2."""
-    try:
-        app()  # standalone: usage errors print the usage and exit 2, --help exits 0
-    except ObliviateError as exc:
-        _fail(str(exc))
-    except OSError as exc:  # an unwritable --out, a folder given for a file: the user's path, not a bug
-        _fail(f"{exc.strerror or exc} ({exc.filename})" if getattr(exc, "filename", None) else str(exc))
-
-
-if __name__ == "__main__":
-    main()
