@@ -25,8 +25,26 @@ def bench(
     out: Annotated[Path | None, typer.Option(help="Output folder (default runs/<suite>/).")] = None,
     relearn: Annotated[bool, typer.Option(help="Measure relearn time (fine-tuning steps to regain the forget set).")] = True,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    model: Annotated[
+        str | None, typer.Option(help="Language-model suites only: tiny (default), smollm2, or a local HF model folder.")
+    ] = None,
 ) -> None:
     """Compare methods against the retrained oracle; print a leaderboard; write results and report.html."""
+    if suite == "authors":  # the language-model suite has its own runner, metrics and leaderboard
+        from obliviate.cli.lm import bench_lm
+
+        bench_lm(
+            model=model or "tiny",
+            methods=[m.strip() for m in methods.split(",") if m.strip()] if methods else None,
+            seeds=seeds,
+            scenarios=scenario,
+            settings=parse_settings(set_),
+            out=out,
+            progress=progress,
+        )
+        return
+    if model is not None:
+        raise InvalidInputError(f"--model is for language-model suites (--suite authors); suite {suite!r} has its recipe.")
     from obliviate.bench import get_suite, run_suite, write_results
     from obliviate.report import write_report
 
