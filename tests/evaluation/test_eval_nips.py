@@ -9,7 +9,7 @@ from nips_reference import reference_epsilons, reference_forget_score
 
 from obliviate.errors import InvalidInputError
 from obliviate.evaluation import nips_epsilons, nips_final_score, nips_forget_score, nips_points
-from obliviate.evaluation.nips import _epsilon_table
+from obliviate.evaluation.nips import _epsilon_table, _single_threshold_counts
 
 
 def _random_confs(rng, kind, n, m):
@@ -111,3 +111,37 @@ def test_bad_inputs_name_the_shapes():
         nips_epsilons(np.zeros((1, 3)), np.zeros((1, 3)))
     with pytest.raises(InvalidInputError, match="delta"):
         nips_epsilons(np.zeros((4, 3)), np.zeros((4, 3)), delta=0.0)
+
+
+def test_a_window_attack_finds_a_sample_enclosed_by_the_other():
+    # The unlearned sample sits inside the retrained one's range: no single threshold c >= t
+    # separates them without one error rate 0 (discarded), but the window [-0.x, 0.3+] catches
+    # every unlearned model and no retrained one: FPR = FNR = 0, inf, capped at 50.
+    unlearned = np.array([[0.0], [0.1], [0.2], [0.3]])  # range 0.3 / 10 = 0.03: not the peaky rule
+    retrained = np.array([[-5.0], [-4.0], [4.0], [5.0]])
+    assert nips_epsilons(unlearned, retrained)[0] == 50.0
+    fp, fn = _single_threshold_counts(unlearned[:, 0], retrained[:, 0])
+    assert _epsilon_table(4, 1e-5)[fp, fn].max() < 1.0  # the single thresholds alone find almost nothing
+
+
+def test_bucket_edges_follow_ceil_ln_n_minus_1():
+    # N = 10: ceil(ln 9) = 3, buckets k = 0..5; the last one, [2.5, 3), is worth 2^-5
+    np.testing.assert_array_equal(nips_points([2.49, 2.5, 2.99, 3.0], 10), [2.0**-4, 2.0**-5, 2.0**-5, 0])
+    # N = 21: ceil(ln 20) = 3 as well; N = 22: ceil(ln 21) = 4 opens buckets 6 and 7
+    np.testing.assert_array_equal(nips_points([3.0], 21), [0])
+    np.testing.assert_array_equal(nips_points([3.0, 3.99], 22), [2.0**-6, 2.0**-7])
+
+
+def test_forget_and_final_score_from_confidences():
+    rng = np.random.default_rng(3)
+    n = 10
+    same = rng.normal(size=(n, 1))  # identical samples: epsilon 0, 1 point
+    apart_u, apart_r = np.linspace(10.0, 11.0, n)[:, None], np.linspace(0.0, 1.0, n)[:, None]  # 50: 0 points
+    unlearned, retrained = np.hstack([same, apart_u]), np.hstack([same, apart_r])
+    np.testing.assert_array_equal(nips_epsilons(unlearned, retrained), [0.0, 50.0])
+    forget = nips_forget_score(unlearned, retrained)
+    assert forget == 0.5
+    ra_u, ra_r, ta_u, ta_r = np.full(n, 0.9), np.full(n, 1.0), np.full(n, 0.6), np.full(n, 0.8)
+    assert nips_final_score(forget, ra_u, ra_r, ta_u, ta_r) == pytest.approx(0.5 * 0.9 * 0.75)
+    # accuracy above the retrained models' raises the score above F (the ratio is not capped)
+    assert nips_final_score(forget, ra_r, ra_u, ta_r, ta_u) == pytest.approx(0.5 / 0.9 / 0.75)

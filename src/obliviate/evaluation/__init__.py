@@ -4,7 +4,8 @@
 - model utility: :func:`accuracy` on the retain and test sets;
 - forget quality: forget accuracy, :func:`mia_efficacy`, :func:`loss_attack_auc`,
   :func:`relearn_time`, and the NeurIPS 2023 challenge's :func:`nips_epsilons`,
-  :func:`nips_forget_score`, :func:`nips_final_score` over many models;
+  :func:`nips_forget_score`, :func:`nips_final_score` over many models, and the per-example
+  likelihood-ratio attack :func:`ulira` (Hayes et al. 2024);
 - against the oracle: :func:`avg_gap`; all at once for one model: :func:`evaluate`.
 
 Each function cites its paper and equation in its docstring.
@@ -27,6 +28,7 @@ from obliviate.evaluation.nips import (
 from obliviate.evaluation.predictions import predict_logits
 from obliviate.evaluation.relearn import relearn_time
 from obliviate.evaluation.suite import Metrics, evaluate, model_metrics
+from obliviate.evaluation.ulira import ULiraResult, ulira, ulira_log_ratio
 
 __all__ = [
     "GAP_METRICS",
@@ -48,4 +50,7 @@ __all__ = [
     "predict_logits",
     "relearn_time",
     "true_class_probability",
+    "ULiraResult",
+    "ulira",
+    "ulira_log_ratio",
 ]
