@@ -1,0 +1,330 @@
+"""train_many: a stack of small models trained together in one vectorised program.
+
+Model ``i`` of ``train_many(recipe, data, seeds)`` is ``train(recipe.with_seed(seeds[i]), data)``
+up to float rounding: the same initial weights (built from each seed), the same per-model epoch
+order (each seed's ``seeded_generator(seed, 1)`` permutation), the same optimiser and schedule.
+
+How: the models' parameters are stacked along a new first axis (``torch.func.stack_module_state``)
+into leaf tensors ``theta[M, ...]``; one step evaluates ``vmap(grad(L))`` over the stack, where
+``L_m = CE(f(theta_m; x_m), y_m)`` is model ``m``'s batch-mean cross-entropy on *its own* batch
+``x_m``, and the recipe's own ``torch.optim`` optimiser (SGD with momentum and weight decay, or
+Adam) steps the stacked leaves. Those optimisers are elementwise, so stepping ``theta[M, ...]`` with
+the stacked per-model gradients ``grad_theta sum_m L_m = (grad L_1, ..., grad L_M)`` is each
+model's own step; the schedule is the same function of the step count for every model.
+
+Models are trained ``chunk`` at a time (a chunk is a full training run of that many models), so
+that one chunk's weights and optimiser state stay in cache between steps.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call, grad_and_value, stack_module_state, vmap
+
+from obliviate.data.dataset import Dataset
+from obliviate.errors import DivergedError, InvalidInputError
+from obliviate.models import SOLVER_MODELS, build_model
+from obliviate.progress import progress_bar
+from obliviate.storage import attach_spec, spec_of
+from obliviate.training.loop import make_optimizer, make_scheduler, minibatches, seeded_generator
+from obliviate.training.recipe import Recipe
+
+__all__ = ["ModelStack", "NotVectorisableError", "train_many", "check_seeds", "cross_entropy", "stacked_batches", "DEFAULT_CHUNK"]
+
+# Models per vmap call: large enough that each op's work outweighs its dispatch, small enough that
+# a chunk's activations stay in cache; measured on the digits MLP (benchmarks/train_many_probe.py).
+DEFAULT_CHUNK = 256
+
+Tensors = dict[str, torch.Tensor]
+
+
+class NotVectorisableError(InvalidInputError):
+    """A recipe or model that cannot be trained or run as a vmapped stack (solver models, DP-SGD)."""
+
+
+def check_seeds(seeds: Any) -> tuple[int, ...]:
+    """Seeds as a tuple of distinct non-negative Python ints; a clear error otherwise."""
+    if isinstance(seeds, int | np.integer) and not isinstance(seeds, bool):
+        raise InvalidInputError(f"seeds must be a sequence of integers, got the single integer {seeds}; use range({seeds}).")
+    try:
+        values = list(seeds)
+    except TypeError as exc:
+        raise InvalidInputError(f"seeds must be a sequence of integers, got {type(seeds).__name__}.") from exc
+    if not values:
+        raise InvalidInputError("seeds is empty: give at least one seed, e.g. range(8).")
+    for s in values:
+        if isinstance(s, bool) or not isinstance(s, int | np.integer) or s < 0:
+            raise InvalidInputError(f"seeds must be non-negative integers, got {s!r}.")
+    out = tuple(int(s) for s in values)
+    if len(set(out)) != len(out):
+        dup = sorted({s for s in out if out.count(s) > 1})
+        raise InvalidInputError(f"seeds repeat {dup[:10]}: each seed names one model; pass distinct seeds.")
+    return out
+
+
+def stacked_batches(
+    generators: Sequence[torch.Generator], n: int, batch_size: int
+) -> Iterator[torch.Tensor]:
+    """One epoch of per-model batches: ``[M, b]`` row indices, row ``m`` drawn by ``generators[m]``.
+
+    Row ``m`` of each yield is exactly what :func:`~obliviate.training.loop.minibatches` yields
+    with ``generators[m]``: one ``randperm(n)`` per model, cut at the same batch boundaries (a
+    trailing one-example batch merged into the one before).
+    """
+    orders = torch.stack([torch.randperm(n, generator=g) for g in generators])
+    for cut in minibatches(n, batch_size, shuffle=False):
+        yield orders[:, cut[0] : cut[-1] + 1]
+
+
+class ModelStack:
+    """``M`` models of one architecture as stacked tensors ``params[name]: [M, ...]``.
+
+    ``model(i)`` is model ``i`` as a standalone module (eval mode); ``logits(X)`` runs all models
+    on the same inputs with one vmapped ``functional_call``.
+    """
+
+    def __init__(
+        self,
+        template: nn.Module,
+        params: Mapping[str, torch.Tensor],
+        buffers: Mapping[str, torch.Tensor] | None = None,
+        *,
+        seeds: Sequence[int],
+        recipe: Recipe | None = None,
+    ) -> None:
+        self.params: Tensors = {k: v.detach() for k, v in params.items()}
+        self.buffers: Tensors = {k: v.detach() for k, v in (buffers or {}).items()}
+        sizes = {v.shape[0] for v in (*self.params.values(), *self.buffers.values())}
+        if len(sizes) != 1:
+            raise InvalidInputError(f"every stacked tensor needs the same number of models, got sizes {sorted(sizes)}.")
+        self.seeds = tuple(int(s) for s in seeds)
+        if len(self.seeds) != sizes.pop():
+            raise InvalidInputError(f"{len(self.seeds)} seeds for a stack of {len(self)} models.")
+        self.recipe = recipe
+        self.template = template.eval()
+
+    def __len__(self) -> int:
+        return next(iter(self.params.values())).shape[0]
+
+    def __repr__(self) -> str:
+        name = self.recipe.model if self.recipe is not None else type(self.template).__name__
+        return f"ModelStack({len(self)} x {name}, seeds={self.seeds[:4]}{'...' if len(self) > 4 else ''})"
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def from_models(
+        cls, models: Sequence[nn.Module], *, seeds: Sequence[int] | None = None, recipe: Recipe | None = None
+    ) -> ModelStack:
+        """Stack models of one architecture (same parameter names and shapes).
+
+        ``seeds`` default to each model's recipe seed when every model carries obliviate's spec,
+        else to ``0..M-1``; ``recipe`` defaults to the models' shared recipe (seed aside).
+        """
+        models = list(models)
+        if not models or not all(isinstance(m, nn.Module) for m in models):
+            raise InvalidInputError("from_models needs a non-empty list of torch.nn.Module models.")
+        shapes = [{k: tuple(v.shape) for k, v in m.state_dict().items()} for m in models]
+        if any(s != shapes[0] or type(m) is not type(models[0]) for s, m in zip(shapes, models, strict=True)):
+            raise InvalidInputError("from_models needs models of one architecture (same class, names and shapes).")
+        specs = [spec_of(m) for m in models]
+        if seeds is None:
+            known = all(s is not None and s.get("recipe") for s in specs)
+            seeds = [int(s["recipe"]["seed"]) for s in specs] if known else list(range(len(models)))  # type: ignore[index]
+        if recipe is None and all(s is not None and s.get("recipe") for s in specs):
+            recipes = {Recipe.from_dict({**s["recipe"], "seed": 0}) for s in specs}  # type: ignore[index]
+            recipe = recipes.pop() if len(recipes) == 1 else None
+        params, buffers = stack_module_state(models)
+        return cls(copy.deepcopy(models[0]), params, buffers, seeds=seeds, recipe=recipe)
+
+    def subset(self, indices: Sequence[int] | slice) -> ModelStack:
+        """The models at ``indices`` (positions in the stack, in that order)."""
+        idx = list(range(len(self)))[indices] if isinstance(indices, slice) else [int(i) for i in indices]
+        if not idx or any(not -len(self) <= i < len(self) for i in idx):
+            raise InvalidInputError(f"subset indices must be non-empty positions in 0..{len(self) - 1}, got {idx[:10]}.")
+        at = torch.tensor(idx)
+        return ModelStack(
+            self.template,
+            {k: v[at] for k, v in self.params.items()},
+            {k: v[at] for k, v in self.buffers.items()},
+            seeds=[self.seeds[i] for i in idx],
+            recipe=self.recipe,
+        )
+
+    def with_params(self, params: Mapping[str, torch.Tensor], buffers: Mapping[str, torch.Tensor] | None = None) -> ModelStack:
+        """The same models' seeds and recipe with new stacked weights (e.g. after unlearning)."""
+        return ModelStack(self.template, params, self.buffers if buffers is None else buffers, seeds=self.seeds, recipe=self.recipe)
+
+    # ------------------------------------------------------------------ reading
+    def model(self, i: int) -> nn.Module:
+        """Model ``i`` as a standalone module in eval mode (a copy: changing it leaves the stack alone)."""
+        if not -len(self) <= int(i) < len(self):
+            raise InvalidInputError(f"model index {i} is outside the stack of {len(self)} models.")
+        module = copy.deepcopy(self.template)
+        with torch.no_grad():
+            for name, t in (*module.named_parameters(), *module.named_buffers()):
+                source = self.params.get(name, self.buffers.get(name))
+                t.copy_(source[int(i)])
+        spec = spec_of(self.template)
+        if self.recipe is not None and spec is not None:
+            attach_spec(
+                module,
+                recipe=self.recipe.with_seed(self.seeds[int(i)]),
+                input_shape=tuple(spec["input_shape"]),
+                num_classes=int(spec["num_classes"]),
+            )
+        return module.eval()
+
+    def forward_fn(self) -> Callable[[Tensors, Tensors, torch.Tensor], torch.Tensor]:
+        """``f(params_m, buffers_m, x) -> logits`` for one model, to be vmapped over the stack."""
+        base = self.template
+
+        def forward(params: Tensors, buffers: Tensors, x: torch.Tensor) -> torch.Tensor:
+            return functional_call(base, (params, buffers), (x,))
+
+        return forward
+
+    @torch.no_grad()
+    def logits(self, X: torch.Tensor | np.ndarray, *, batch_size: int | None = None, models_per_call: int = 128) -> torch.Tensor:
+        """Every model's logits on the same inputs ``X``: a ``[M, N, C]`` tensor (eval mode, no grad)."""
+        X = torch.as_tensor(X, dtype=torch.float32)
+        if batch_size is not None and (isinstance(batch_size, bool) or int(batch_size) < 1):
+            raise InvalidInputError(f"batch_size must be a positive integer or None, got {batch_size!r}.")
+        step = len(X) if batch_size is None else int(batch_size)
+        run = vmap(self.forward_fn(), in_dims=(0, 0, None))
+        self.template.eval()
+        rows = []
+        for start in range(0, len(self), models_per_call):
+            at = slice(start, start + models_per_call)
+            p = {k: v[at] for k, v in self.params.items()}
+            b = {k: v[at] for k, v in self.buffers.items()}
+            rows.append(torch.cat([run(p, b, X[i : i + step]) for i in range(0, len(X), max(step, 1))], dim=1))
+        return torch.cat(rows)
+
+
+# ---------------------------------------------------------------------- training
+def check_vectorisable(recipe: Recipe) -> None:
+    """Refuse recipes that are not gradient training of a torch model (solver models, DP-SGD)."""
+    if recipe.model in SOLVER_MODELS:
+        raise NotVectorisableError(
+            f"{recipe.model!r} is fitted by its certified solver, not by minibatch SGD, so it cannot be trained "
+            "as a vmapped stack; train each seed with ob.train(recipe.with_seed(s), data)."
+        )
+    if recipe.privacy is not None:
+        raise NotVectorisableError(
+            "a privacy=DP(...) recipe trains with Opacus DP-SGD (per-example clipping, Poisson batches, a privacy "
+            "record per model), which train_many does not vectorise; train each seed with ob.train, or drop privacy."
+        )
+
+
+def _check_chunk(chunk: Any, m: int) -> int:
+    if chunk is None:
+        return min(DEFAULT_CHUNK, m)
+    if isinstance(chunk, bool) or not isinstance(chunk, int | np.integer) or chunk < 1:
+        raise InvalidInputError(f"chunk (models per vmap call) must be a positive integer or None, got {chunk!r}.")
+    return min(int(chunk), m)
+
+
+def train_many(
+    recipe: Recipe,
+    data: Dataset,
+    seeds: Sequence[int],
+    *,
+    show_progress: bool = False,
+    chunk: int | None = None,
+) -> ModelStack:
+    """Train ``len(seeds)`` models of ``recipe`` on ``data`` at once; model ``i`` uses ``seeds[i]``.
+
+    Equal, up to float rounding, to ``[train(recipe.with_seed(s), data) for s in seeds]``. ``chunk``
+    models are vmapped per call (default :data:`DEFAULT_CHUNK`). Solver models and DP recipes are
+    refused with :class:`NotVectorisableError` (train them one by one with :func:`~obliviate.train`).
+    """
+    if not isinstance(recipe, Recipe):
+        raise InvalidInputError(f"recipe must be an obliviate.Recipe, got {type(recipe).__name__}.")
+    if not isinstance(data, Dataset):
+        raise InvalidInputError(f"data must be an obliviate Dataset, got {type(data).__name__}; use ob.data.from_arrays.")
+    if len(data) == 0:
+        raise InvalidInputError("cannot train on an empty dataset.")
+    check_vectorisable(recipe)
+    seeds = check_seeds(seeds)
+    per_call = _check_chunk(chunk, len(seeds))
+    data = data.sorted_by_id()
+    models = [
+        attach_spec(
+            build_model(recipe.model, data.input_shape, data.num_classes, seed=s, options=recipe.options),
+            recipe=recipe.with_seed(s),
+            input_shape=data.input_shape,
+            num_classes=data.num_classes,
+        )
+        for s in seeds
+    ]
+    stack = ModelStack.from_models(models, seeds=seeds, recipe=recipe.with_seed(0))
+    groups = [range(i, min(i + per_call, len(seeds))) for i in range(0, len(seeds), per_call)]
+    params: dict[str, list[torch.Tensor]] = {k: [] for k in stack.params}
+    with progress_bar(f"training {len(seeds)} models", total=recipe.epochs * len(groups), enabled=show_progress) as advance:
+        for group in groups:
+            part = stack.subset(list(group))
+            for k, v in _fit_stack(part, data, recipe, on_epoch=advance).items():
+                params[k].append(v)
+    return stack.with_params({k: torch.cat(v) for k, v in params.items()})
+
+
+def _fit_stack(stack: ModelStack, data: Dataset, recipe: Recipe, *, on_epoch: Callable[[], None]) -> Tensors:
+    """The trainer's loop (:func:`obliviate.training.trainer.fit`) on a stack; returns the trained weights."""
+    X, y = data.tensors
+    n = len(data)
+    leaves = {k: v.clone() for k, v in stack.params.items()}
+    buffers = stack.buffers
+    forward = stack.forward_fn()
+
+    def batch_loss(params: Tensors, buffers: Tensors, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return cross_entropy(forward(params, buffers, x), t)
+
+    step_fn = vmap(grad_and_value(batch_loss))
+    optimizer = make_optimizer(
+        recipe.optimizer, leaves.values(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
+    )
+    batches_per_epoch = sum(1 for _ in minibatches(n, recipe.batch_size, shuffle=False))
+    scheduler = make_scheduler(recipe.schedule, optimizer, batches_per_epoch * recipe.epochs)
+    generators = [seeded_generator(s, stream=1) for s in stack.seeds]
+    stack.template.train()
+    step = 0
+    for _ in range(recipe.epochs):
+        for idx in stacked_batches(generators, n, recipe.batch_size):
+            grads, losses = step_fn(leaves, buffers, X[idx], y[idx])
+            check_stack_finite(losses, stack.seeds, step=step, where="training", lr=recipe.lr)
+            for k, p in leaves.items():
+                p.grad = grads[k]
+            optimizer.step()
+            scheduler.step()
+            step += 1
+        on_epoch()
+    stack.template.eval()
+    return leaves
+
+
+def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``F.cross_entropy(logits, y)`` (batch mean of ``-log softmax(z)_y``), computed classes-first.
+
+    The same value: torch's CPU ``log_softmax`` over a short last axis (10 classes) runs row by row
+    and took 3x longer than the rest of a vmapped MLP step; over the first axis of the transposed
+    view it is vectorised across the batch.
+    """
+    log_p = torch.log_softmax(logits.t(), dim=0)
+    return -log_p.gather(0, y[None]).mean()
+
+
+def check_stack_finite(
+    losses: torch.Tensor, seeds: Sequence[int], *, step: int, where: str, lr: float | None = None
+) -> None:
+    """Raise :class:`DivergedError` naming the first model (by seed) whose loss is NaN or infinite."""
+    bad = ~torch.isfinite(losses.detach())
+    if bool(bad.any()):
+        m = int(bad.nonzero()[0, 0])
+        raise DivergedError(f"{where} (model with seed {seeds[m]})", step, float(losses[m]), lr)
+
