@@ -1,0 +1,1 @@
+"""Language-model plumbing shared by the LM methods and metrics (question-answer batches)."""
