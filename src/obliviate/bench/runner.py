@@ -1,52 +1,137 @@
 """Run a suite: for each scenario and seed, train the original, retrain the oracle, apply every
-method, evaluate against the oracle, and score the NeurIPS 2023 metric over the seeds.
+method, evaluate against the oracle, and score the NeurIPS 2023 metric and U-LiRA over the seeds.
 
 Seed s trains the original with ``recipe.with_seed(s)``, retrains the oracle with the same
 recipe, and runs each method with ``seed=s``: N seeds give the N unlearned and N retrained
 models the challenge's empirical epsilon compares (Triantafillou et al. 2024, Sec. 3). The
 forget set is fixed per scenario, so every model is scored on the same examples.
+
+Seeds are independent, so they run as tasks through :func:`obliviate.parallel.run_tasks`: one
+seed per task here (the loop engine), a chunk of seeds per task in the stacked engine
+(:mod:`obliviate.bench.challenge`); ``backend="ray"`` spreads the tasks over Ray workers and
+gives the same numbers as the local backend (each task is a pure function of its job).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from rich.console import Console
 
 from obliviate.bench.results import ORACLE, ORIGINAL, add_row, new_results
+from obliviate.bench.scoring import score_scenario
 from obliviate.bench.suites import Suite
+from obliviate.data.dataset import Dataset
 from obliviate.errors import InvalidInputError, ObliviateError
-from obliviate.evaluation import (
-    evaluate,
-    logit_scaled_confidence,
-    nips_final_score,
-    nips_forget_score,
-    predict_logits,
-)
+from obliviate.evaluation import evaluate, logit_scaled_confidence, predict_logits
+from obliviate.parallel import check_backend, run_tasks
 from obliviate.progress import new_progress
 from obliviate.request import ForgetRequest
+from obliviate.training.recipe import Recipe
 from obliviate.training.trainer import train as train_model
 from obliviate.unlearning import Cost, make_method, unlearn
 
-__all__ = ["run_suite"]
+__all__ = ["run_suite", "SeedJob", "ChunkResult", "run_seed_chunk", "check_run", "run_scenarios"]
 
 
-def run_suite(
+@dataclass(frozen=True)
+class SeedJob:
+    """Everything one task needs to evaluate some seeds of one scenario (picklable, for Ray)."""
+
+    scenario: str
+    note: str
+    recipe: Recipe
+    train: Dataset
+    test: Dataset
+    forget_ids: np.ndarray
+    methods: tuple[tuple[str, dict[str, Any]], ...]  # (name, its settings)
+    seeds: tuple[int, ...]
+    relearn: bool = True
+    full_seeds: frozenset[int] = frozenset()  # stacked engine: the seeds that get the expensive metrics
+
+    @property
+    def request(self) -> ForgetRequest:
+        return ForgetRequest(ids=self.forget_ids, note=self.note)
+
+
+@dataclass
+class ChunkResult:
+    """What a task returns: per-seed rows, and per method and seed the inputs of the over-seeds scores."""
+
+    rows: list[tuple[str, int, str, float]] = field(default_factory=list)  # (method, seed, metric, value)
+    conf: dict[str, dict[int, np.ndarray]] = field(default_factory=lambda: defaultdict(dict))
+    retain_acc: dict[str, dict[int, float]] = field(default_factory=lambda: defaultdict(dict))
+    test_acc: dict[str, dict[int, float]] = field(default_factory=lambda: defaultdict(dict))
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+    def record(self, method: str, seed: int, metrics: Mapping[str, float], conf: np.ndarray) -> None:
+        self.rows.extend((method, seed, name, float(value)) for name, value in metrics.items())
+        self.conf[method][seed] = conf
+        self.retain_acc[method][seed] = float(metrics["retain_accuracy"])
+        self.test_acc[method][seed] = float(metrics["test_accuracy"])
+
+    def merge(self, other: ChunkResult) -> None:
+        self.rows.extend(other.rows)
+        self.failures.extend(other.failures)
+        for mine, theirs in ((self.conf, other.conf), (self.retain_acc, other.retain_acc), (self.test_acc, other.test_acc)):
+            for method, by_seed in theirs.items():
+                mine[method].update(by_seed)
+
+
+def run_seed_chunk(job: SeedJob) -> ChunkResult:
+    """The loop engine's task: every seed of ``job`` trained, retrained, unlearned and evaluated one by one."""
+    request = job.request
+    forget, _ = request.split(job.train)
+    unlearners = {name: make_method(name, settings) for name, settings in job.methods}
+    out = ChunkResult()
+
+    def record(method: str, seed: int, model, cost: Cost | None, oracle, original, oracle_seconds: float) -> None:
+        metrics = evaluate(
+            model,
+            request,
+            job.train,
+            job.test,
+            oracle=oracle,
+            original=original,
+            cost=cost,
+            oracle_seconds=oracle_seconds,
+            relearn=job.relearn,
+            seed=seed,
+        )
+        out.record(method, seed, metrics, logit_scaled_confidence(predict_logits(model, forget), forget.y))
+
+    for seed in job.seeds:
+        recipe = job.recipe.with_seed(seed)
+        original = train_model(recipe, job.train)
+        oracle_run = unlearn(original, request, job.train, method=ORACLE, recipe=recipe, seed=seed)
+        oracle, oracle_seconds = oracle_run.model, oracle_run.cost.seconds
+        record(ORIGINAL, seed, original, Cost(), oracle, original, oracle_seconds)
+        record(ORACLE, seed, oracle, oracle_run.cost, oracle, original, oracle_seconds)
+        for name, unlearner in unlearners.items():
+            try:
+                run = unlearn(original, request, job.train, method=unlearner, seed=seed, recipe=recipe)
+            except ObliviateError as exc:
+                out.failures.append({"scenario": job.scenario, "method": name, "seed": seed, "error": str(exc)})
+            else:
+                record(name, seed, run.model, run.cost, oracle, original, oracle_seconds)
+    return out
+
+
+def check_run(
     suite: Suite,
-    *,
-    methods: Sequence[str] | None = None,
-    seeds: int | None = None,
-    scenarios: Sequence[str] | None = None,
-    settings: Mapping[str, Any] | None = None,
-    relearn: bool = True,
-    show_progress: bool = True,
-    console: Console | None = None,
-) -> dict[str, Any]:
-    """Benchmark ``methods`` on ``suite``; returns the results document (see ``bench.results``)."""
-    console = console or Console(stderr=True)
+    methods: Sequence[str] | None,
+    seeds: int | None,
+    scenarios: Sequence[str] | None,
+    settings: Mapping[str, Any] | None,
+    backend: str,
+    address: str | None,
+) -> tuple[list[str], int, list, dict[str, Any]]:
+    """Validate a run's options before anything is trained; returns (methods, seeds, scenarios, unlearners)."""
+    check_backend(backend, address)
     methods = list(methods or suite.methods)
     n_seeds = int(suite.seeds if seeds is None else seeds)
     if n_seeds < 2:
@@ -71,6 +156,69 @@ def run_suite(
     if stray:
         raise InvalidInputError(f"settings name method(s) {stray} that are not in this run ({', '.join(methods)}).")
     unlearners = {m: make_method(m, _settings_for(m, settings)) for m in methods}  # validates names and keys first
+    return methods, n_seeds, chosen, unlearners
+
+
+def run_suite(
+    suite: Suite,
+    *,
+    methods: Sequence[str] | None = None,
+    seeds: int | None = None,
+    scenarios: Sequence[str] | None = None,
+    settings: Mapping[str, Any] | None = None,
+    relearn: bool = True,
+    show_progress: bool = True,
+    console: Console | None = None,
+    backend: str = "local",
+    address: str | None = None,
+) -> dict[str, Any]:
+    """Benchmark ``methods`` on ``suite`` seed by seed; returns the results document (see ``bench.results``).
+
+    ``backend="ray"`` runs each seed as a Ray task (a local Ray, or the cluster at ``address``).
+    """
+    methods, n_seeds, chosen, unlearners = check_run(suite, methods, seeds, scenarios, settings, backend, address)
+    settings = dict(settings or {})
+
+    def jobs(scenario, train, test, forget_ids) -> list[SeedJob]:
+        common = _job_fields(suite, scenario, train, test, forget_ids, methods, settings, relearn)
+        return [SeedJob(**common, seeds=(seed,)) for seed in range(n_seeds)]
+
+    config = {"engine": "loop", "backend": backend}
+    return run_scenarios(
+        suite, chosen, unlearners, n_seeds, jobs, run_seed_chunk, config,
+        backend=backend, address=address, show_progress=show_progress, console=console,
+    )
+
+
+def _job_fields(suite, scenario, train, test, forget_ids, methods, settings, relearn) -> dict[str, Any]:
+    return {
+        "scenario": scenario.name,
+        "note": f"{suite.name}/{scenario.name}",
+        "recipe": suite.recipe,
+        "train": train,
+        "test": test,
+        "forget_ids": np.asarray(forget_ids, dtype=np.int64),
+        "methods": tuple((m, _settings_for(m, settings)) for m in methods),
+        "relearn": relearn,
+    }
+
+
+def run_scenarios(
+    suite: Suite,
+    chosen: list,
+    unlearners: Mapping[str, Any],
+    n_seeds: int,
+    make_jobs: Callable[..., list[SeedJob]],
+    task: Callable[[SeedJob], ChunkResult],
+    engine_config: Mapping[str, Any],
+    *,
+    backend: str,
+    address: str | None,
+    show_progress: bool,
+    console: Console | None,
+) -> dict[str, Any]:
+    """The part both engines share: results document, tasks per scenario, over-seeds scores."""
+    console = console or Console(stderr=True)
     train, test = suite.load()
     results = new_results(
         suite.name,
@@ -82,99 +230,50 @@ def run_suite(
             "methods": {m: u.settings() for m, u in unlearners.items()},
             "train_size": len(train),
             "test_size": len(test),
+            **engine_config,
             "failures": [],
         },
     )
-    total = len(chosen) * n_seeds * (len(methods) + 2)
     with new_progress(console=console) if show_progress else _NullProgress() as progress:
-        bar = progress.add_task(f"bench {suite.name}", total=total)
-        for scenario in chosen:
-            _run_scenario(suite, scenario, train, test, unlearners, n_seeds, relearn, results, progress, bar)
+        per_scenario = [(s, make_jobs(s, train, test, s.select(train))) for s in chosen]
+        bar = progress.add_task(f"bench {suite.name}", total=sum(len(j.seeds) for _, js in per_scenario for j in js))
+        for scenario, jobs in per_scenario:
+            progress.update(bar, description=f"{scenario.name}: {len(jobs)} task(s)")
+
+            def done(_index: int, chunk: ChunkResult, jobs=jobs) -> None:
+                progress.advance(bar, len(jobs[_index].seeds))
+                for failure in chunk.failures:
+                    progress.console.print(
+                        f"[yellow]{failure['scenario']} seed {failure['seed']}: {failure['method']} failed: {failure['error']}"
+                    )
+
+            merged = ChunkResult()
+            for chunk in run_tasks(task, jobs, backend=backend, address=address, on_done=done):
+                merged.merge(chunk)
+            _add_scenario(results, scenario.name, jobs[0].forget_ids, merged, n_seeds)
     return results
+
+
+def _add_scenario(results: dict[str, Any], scenario: str, forget_ids: np.ndarray, merged: ChunkResult, n_seeds: int) -> None:
+    """Per-seed rows in seed order (methods in the order they ran), then the over-seeds scores."""
+    order = {m: i for i, m in enumerate(dict.fromkeys(r[0] for r in merged.rows))}
+    for method, seed, metric, value in sorted(merged.rows, key=lambda r: (r[1], order[r[0]])):
+        add_row(results, scenario, method, seed, metric, value)
+    results["config"]["failures"].extend(sorted(merged.failures, key=lambda f: (f["seed"], f["method"])))
+    seeds = range(n_seeds)
+
+    def over_seeds(table: Mapping[str, Mapping[int, Any]]) -> dict[str, list[Any]]:
+        return {m: [by_seed.get(s) for s in seeds] for m, by_seed in table.items()}
+
+    score_scenario(
+        results, scenario, forget_ids, over_seeds(merged.conf), over_seeds(merged.retain_acc), over_seeds(merged.test_acc)
+    )
 
 
 def _settings_for(method: str, settings: Mapping[str, Any]) -> dict[str, Any]:
     """The ``method.key`` settings that concern ``method`` (a composite takes its parts')."""
     parts = set(method.split("+"))
     return {k: v for k, v in settings.items() if k.partition(".")[0] in parts}
-
-
-def _run_scenario(suite, scenario, train, test, unlearners, n_seeds, relearn, results, progress, bar) -> None:
-    forget_ids = scenario.select(train)
-    request = ForgetRequest(ids=forget_ids, note=f"{suite.name}/{scenario.name}")
-    forget, _ = request.split(train)
-    conf: dict[str, list[np.ndarray]] = defaultdict(list)
-    retain_acc: dict[str, list[float]] = defaultdict(list)
-    test_acc: dict[str, list[float]] = defaultdict(list)
-
-    def record(method: str, seed: int, model, cost: Cost | None, oracle, original, oracle_seconds: float) -> None:
-        metrics = evaluate(
-            model,
-            request,
-            train,
-            test,
-            oracle=oracle,
-            original=original,
-            cost=cost,
-            oracle_seconds=oracle_seconds,
-            relearn=relearn,
-            seed=seed,
-        )
-        for name, value in metrics.items():
-            add_row(results, scenario.name, method, seed, name, value)
-        conf[method].append(logit_scaled_confidence(predict_logits(model, forget), forget.y))
-        retain_acc[method].append(metrics["retain_accuracy"])
-        test_acc[method].append(metrics["test_accuracy"])
-
-    for seed in range(n_seeds):
-        recipe = suite.recipe.with_seed(seed)
-        progress.update(bar, description=f"{scenario.name} seed {seed}: original")
-        original = train_model(recipe, train)
-        oracle_run = unlearn(original, request, train, method=ORACLE, recipe=recipe, seed=seed)
-        oracle, oracle_seconds = oracle_run.model, oracle_run.cost.seconds
-        record(ORIGINAL, seed, original, Cost(), oracle, original, oracle_seconds)
-        record(ORACLE, seed, oracle, oracle_run.cost, oracle, original, oracle_seconds)
-        progress.advance(bar, 2)
-        for name, unlearner in unlearners.items():
-            progress.update(bar, description=f"{scenario.name} seed {seed}: {name}")
-            try:
-                run = unlearn(original, request, train, method=unlearner, seed=seed, recipe=recipe)
-            except ObliviateError as exc:
-                results["config"]["failures"].append(
-                    {"scenario": scenario.name, "method": name, "seed": seed, "error": str(exc)}
-                )
-                progress.console.print(f"[yellow]{scenario.name} seed {seed}: {name} failed: {exc}")
-            else:
-                record(name, seed, run.model, run.cost, oracle, original, oracle_seconds)
-            progress.advance(bar)
-
-    _score_nips(results, scenario.name, conf, retain_acc, test_acc)
-
-
-def _score_nips(results, scenario: str, conf, retain_acc, test_acc) -> None:
-    """The challenge's forget score F and final score per method, against the N retrained models.
-
-    The oracle's own row splits its N retrained models into two halves scored against each
-    other: the reference a perfect method would reach with N/2 models.
-    """
-    retrained = np.stack(conf[ORACLE])
-    ra_r, ta_r = np.asarray(retain_acc[ORACLE]), np.asarray(test_acc[ORACLE])
-    for method, samples in conf.items():
-        if len(samples) != len(retrained):
-            continue  # a method that failed on some seed has no comparable distribution
-        unlearned = np.stack(samples)
-        ra_u, ta_u = np.asarray(retain_acc[method]), np.asarray(test_acc[method])
-        if method == ORACLE:
-            half = len(retrained) // 2
-            if half < 3:
-                continue  # with two models a side, ceil(ln(N - 1)) = 0 leaves no bucket to score
-            unlearned, reference = retrained[:half], retrained[half : 2 * half]
-            ra_u, ra_ref, ta_u, ta_ref = ra_r[:half], ra_r[half : 2 * half], ta_r[:half], ta_r[half : 2 * half]
-        else:
-            reference, ra_ref, ta_ref = retrained, ra_r, ta_r
-        forget_score = nips_forget_score(unlearned, reference)
-        add_row(results, scenario, method, None, "nips_forget_score", forget_score)
-        add_row(results, scenario, method, None, "nips_score", nips_final_score(forget_score, ra_u, ra_ref, ta_u, ta_ref))
 
 
 class _NullProgress:
@@ -196,5 +295,3 @@ class _NullProgress:
 
     def advance(self, *a, **k):
         pass
-
-

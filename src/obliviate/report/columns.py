@@ -103,6 +103,25 @@ METRICS: dict[str, Metric] = {
             "used 512 models per side).",
         ),
         Metric(
+            "ulira_accuracy",
+            "U-LiRA acc.",
+            better="lower",
+            fraction=True,
+            digits=1,
+            unit="%",
+            help="Accuracy of U-LiRA (Hayes et al. 2024), a per-example likelihood-ratio attack: for each forget "
+            "example, Gaussians fitted to its logit-scaled confidence under shadow unlearned and shadow retrained "
+            "models (the first half of the seeds) decide whether each held-out model (the other half, unlearned "
+            "and retrained) was unlearned. 50% = indistinguishable from retraining; lower is better.",
+        ),
+        Metric(
+            "ulira_auc",
+            "U-LiRA AUC",
+            better="lower",
+            help="Area under the ROC curve of U-LiRA's likelihood ratio over every (held-out model, forget "
+            "example) pair: 0.5 = chance. Lower is better.",
+        ),
+        Metric(
             "loss_auc",
             "Loss AUC",
             help="AUC of the loss-threshold membership attack (Yeom et al. 2018) with the forget set as "
