@@ -1,5 +1,6 @@
 """Exact unlearning: the result is a model trained without the data."""
 
 from obliviate.exact.retrain import Retrain
+from obliviate.exact.sisa import SISA, DeletionReport, SISAEnsemble, SISAModule, SISAUnlearner
 
-__all__ = ["Retrain"]
+__all__ = ["Retrain", "SISA", "SISAEnsemble", "SISAModule", "SISAUnlearner", "DeletionReport"]
