@@ -1,0 +1,478 @@
+"""The ledger: deletion requests, their lifecycle and an audit trail, durable in SQLite.
+
+One SQLite file in WAL mode with ``synchronous=FULL``: a transaction that returned is on disk
+(the write-ahead log is fsynced at every commit), and a crash at any point leaves the last
+committed state. Every write is one ``BEGIN IMMEDIATE`` transaction, so a change of status and
+its audit row land together or not at all.
+
+Lifecycle::
+
+    received -> scheduled -> applied -> verified
+        \\            \\
+         +-> failed <-+          (failed -> received: retry)
+
+Idempotency: a request is filed under a key, by default the hash of what it asks (its ids and
+owners), or one the caller gives; filing the same key again returns the stored request.
+Overdue: the deadline has passed and the request is neither applied nor verified.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from obliviate.errors import CorruptCheckpointError, InvalidInputError
+from obliviate.request import ForgetRequest
+
+__all__ = [
+    "Ledger",
+    "LedgerRequest",
+    "Transition",
+    "CorruptLedgerError",
+    "InvalidTransitionError",
+    "UnknownRequestError",
+    "STATUSES",
+    "RECEIVED",
+    "SCHEDULED",
+    "APPLIED",
+    "VERIFIED",
+    "FAILED",
+    "default_ledger_path",
+    "content_key",
+    "utc_now",
+]
+
+RECEIVED, SCHEDULED, APPLIED, VERIFIED, FAILED = "received", "scheduled", "applied", "verified", "failed"
+STATUSES = (RECEIVED, SCHEDULED, APPLIED, VERIFIED, FAILED)
+#: Allowed moves of the lifecycle; anything else raises :class:`InvalidTransitionError`.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    RECEIVED: frozenset({SCHEDULED, FAILED}),
+    SCHEDULED: frozenset({APPLIED, FAILED}),
+    APPLIED: frozenset({VERIFIED}),
+    VERIFIED: frozenset(),
+    FAILED: frozenset({RECEIVED}),
+}
+DONE = (APPLIED, VERIFIED)
+DB_NAME = "ledger.sqlite"
+SCHEMA_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS requests (
+    request_id TEXT PRIMARY KEY,
+    idem_key TEXT NOT NULL UNIQUE,
+    ids TEXT NOT NULL,
+    owners TEXT NOT NULL,
+    note TEXT NOT NULL,
+    received TEXT NOT NULL,
+    deadline TEXT NOT NULL,
+    status TEXT NOT NULL,
+    batch_id TEXT,
+    resolved_ids TEXT,
+    reason TEXT,
+    updated TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS requests_status ON requests(status, deadline);
+CREATE TABLE IF NOT EXISTS transitions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id TEXT NOT NULL REFERENCES requests(request_id),
+    from_status TEXT,
+    to_status TEXT NOT NULL,
+    at TEXT NOT NULL,
+    batch_id TEXT,
+    detail TEXT
+);
+CREATE INDEX IF NOT EXISTS transitions_request ON transitions(request_id, seq);
+CREATE TABLE IF NOT EXISTS certificates (
+    request_id TEXT PRIMARY KEY REFERENCES requests(request_id),
+    batch_id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+"""
+
+
+class CorruptLedgerError(CorruptCheckpointError):
+    """The ledger's SQLite file cannot be read or fails SQLite's integrity check."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        self.path = path
+        OSError.__init__(
+            self,
+            f"Ledger {path} is damaged ({reason}), so nothing was read or written. Restore it from a backup "
+            "(copy ledger.sqlite together with ledger.sqlite-wal while no command runs); the signed certificates "
+            "under certificates/ remain valid evidence of what was applied.",
+        )
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class InvalidTransitionError(InvalidInputError):
+    """A lifecycle move the ledger does not allow (e.g. applied -> received)."""
+
+
+class UnknownRequestError(InvalidInputError, KeyError):
+    """A request id that the ledger does not hold."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def utc_now() -> datetime:
+    """The current time in UTC (microseconds kept, so the audit trail orders events)."""
+    return datetime.now(UTC)
+
+
+def default_ledger_path() -> Path:
+    """``$OBLIVIATE_LEDGER`` or ``./obliviate-ledger``."""
+    return Path(os.environ.get("OBLIVIATE_LEDGER") or "obliviate-ledger")
+
+
+def content_key(ids: Iterable[int], owners: Iterable[str]) -> str:
+    """The default idempotency key: sha256 of the sorted ids and owners a request names."""
+    body = json.dumps({"ids": sorted({int(i) for i in ids}), "owners": sorted({str(o) for o in owners})})
+    return "sha256:" + hashlib.sha256(body.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class LedgerRequest:
+    """One stored request: what it asks, its deadline, where it is in its lifecycle."""
+
+    request_id: str
+    key: str
+    ids: tuple[int, ...]
+    owners: tuple[str, ...]
+    note: str
+    received: datetime
+    deadline: datetime
+    status: str
+    batch_id: str | None
+    resolved_ids: tuple[int, ...] | None
+    reason: str | None
+    updated: datetime
+
+    def overdue(self, now: datetime | None = None) -> bool:
+        """The deadline has passed and the request is not yet applied."""
+        return self.status not in DONE and (now or utc_now()) > self.deadline
+
+    def to_request(self) -> ForgetRequest:
+        return ForgetRequest(
+            self.ids or None,
+            owners=self.owners or None,
+            request_id=self.request_id,
+            received=self.received,
+            deadline=self.deadline,
+            note=self.note,
+        )
+
+    def to_dict(self) -> dict:
+        return {**self.to_request().to_dict(), "key": self.key, "status": self.status, "batch_id": self.batch_id}
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One row of the audit trail."""
+
+    seq: int
+    request_id: str
+    from_status: str | None
+    to_status: str
+    at: datetime
+    batch_id: str | None
+    detail: str | None
+
+
+def _row_to_request(row: sqlite3.Row) -> LedgerRequest:
+    return LedgerRequest(
+        request_id=row["request_id"],
+        key=row["idem_key"],
+        ids=tuple(json.loads(row["ids"])),
+        owners=tuple(json.loads(row["owners"])),
+        note=row["note"],
+        received=datetime.fromisoformat(row["received"]),
+        deadline=datetime.fromisoformat(row["deadline"]),
+        status=row["status"],
+        batch_id=row["batch_id"],
+        resolved_ids=tuple(json.loads(row["resolved_ids"])) if row["resolved_ids"] is not None else None,
+        reason=row["reason"],
+        updated=datetime.fromisoformat(row["updated"]),
+    )
+
+
+class Ledger:
+    """The deletion-request ledger in ``folder`` (``ledger.sqlite``; keys and certificates beside it).
+
+    ``Ledger(folder)`` creates the folder and the database on first use. Use it as a context
+    manager or call :meth:`close`.
+    """
+
+    def __init__(self, folder: str | Path | None = None) -> None:
+        self.folder = Path(folder) if folder is not None else default_ledger_path()
+        if self.folder.exists() and not self.folder.is_dir():
+            raise InvalidInputError(f"--ledger {self.folder} is a file; give the ledger's folder (it holds {DB_NAME}).")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.path = self.folder / DB_NAME
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=60.0)
+            self._db.row_factory = sqlite3.Row
+            mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            check = self._db.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise CorruptLedgerError(self.path, f"integrity check: {check}")
+            if str(mode).lower() != "wal":
+                raise CorruptLedgerError(self.path, f"cannot switch to WAL mode (got {mode!r})")
+            with self._transaction() as db:
+                for statement in filter(str.strip, _SCHEMA.split(";")):
+                    db.execute(statement)
+                db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
+        except sqlite3.DatabaseError as exc:
+            raise CorruptLedgerError(self.path, str(exc)) from exc
+
+    # ------------------------------------------------------------------ plumbing
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (``BEGIN IMMEDIATE``): all of it commits, or none of it."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _query(self, sql: str, params: Sequence = ()) -> list[sqlite3.Row]:
+        try:
+            return self._db.execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise CorruptLedgerError(self.path, str(exc)) from exc
+
+    # ------------------------------------------------------------------ filing
+    def add(self, request: ForgetRequest, *, key: str | None = None) -> tuple[LedgerRequest, bool]:
+        """File ``request``; returns ``(stored, created)``. The same key filed again is the same request."""
+        return self.add_many([request], keys=[key])[0]
+
+    def add_many(
+        self, requests: Sequence[ForgetRequest], *, keys: Sequence[str | None] | None = None
+    ) -> list[tuple[LedgerRequest, bool]]:
+        """File several requests in one transaction (one fsync); see :meth:`add`."""
+        if not all(isinstance(r, ForgetRequest) for r in requests):
+            raise InvalidInputError("add takes obliviate.ForgetRequest objects, e.g. ForgetRequest(owners='alice').")
+        keys = list(keys) if keys is not None else [None] * len(requests)
+        if len(keys) != len(requests):
+            raise InvalidInputError(f"{len(keys)} keys for {len(requests)} requests; give one key per request.")
+        now = utc_now().isoformat()
+        out: list[tuple[LedgerRequest, bool]] = []
+        with self._transaction() as db:
+            for request, key in zip(requests, keys):
+                natural = content_key(request.ids, request.owners)
+                key = natural if key is None else str(key)
+                if not key.strip():
+                    raise InvalidInputError(
+                        "the idempotency key is empty; omit --key to use the request's content hash."
+                    )
+                row = db.execute("SELECT * FROM requests WHERE idem_key = ?", (key,)).fetchone()
+                if row is not None:
+                    stored = _row_to_request(row)
+                    if content_key(stored.ids, stored.owners) != natural:
+                        raise InvalidInputError(
+                            f"key {key!r} was already used for request {stored.request_id} asking for other ids or "
+                            "owners; give a new --key for a new request."
+                        )
+                    out.append((stored, False))
+                    continue
+                if db.execute("SELECT 1 FROM requests WHERE request_id = ?", (request.request_id,)).fetchone():
+                    raise InvalidInputError(
+                        f"request id {request.request_id} is already in the ledger under another key; "
+                        "file it with its original key or give it a new request id."
+                    )
+                db.execute(
+                    "INSERT INTO requests(request_id, idem_key, ids, owners, note, received, deadline, status, updated)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        request.request_id,
+                        key,
+                        json.dumps(list(request.ids)),
+                        json.dumps(list(request.owners)),
+                        request.note,
+                        request.received.astimezone(UTC).isoformat(),
+                        request.deadline.astimezone(UTC).isoformat(),
+                        RECEIVED,
+                        now,
+                    ),
+                )
+                db.execute(
+                    "INSERT INTO transitions(request_id, from_status, to_status, at, detail) VALUES (?, NULL, ?, ?, ?)",
+                    (request.request_id, RECEIVED, now, f"filed under key {key}"),
+                )
+                out.append(
+                    (
+                        _row_to_request(
+                            db.execute("SELECT * FROM requests WHERE request_id = ?", (request.request_id,)).fetchone()
+                        ),
+                        True,
+                    )
+                )
+        return out
+
+    # ------------------------------------------------------------------ lifecycle
+    def transition(
+        self,
+        request_ids: Iterable[str],
+        to: str,
+        *,
+        batch_id: str | None = None,
+        reason: str | None = None,
+        resolved_ids: dict[str, Sequence[int]] | None = None,
+        certificates: dict[str, str] | None = None,
+    ) -> list[LedgerRequest]:
+        """Move every request in ``request_ids`` to ``to`` in ONE transaction, with an audit row each.
+
+        ``batch_id`` is recorded when scheduling; ``reason`` when failing; ``resolved_ids`` (request id
+        -> the ids it resolved to) when scheduling; ``certificates`` (request id -> signed JSON) are
+        stored in the same transaction that marks the requests applied, so a request is applied if and
+        only if its certificate is in the ledger. Raises :class:`InvalidTransitionError` (nothing changes)
+        if any move is not allowed.
+        """
+        if to not in STATUSES:
+            raise InvalidInputError(f"unknown status {to!r}; one of {', '.join(STATUSES)}.")
+        request_ids = list(dict.fromkeys(request_ids))
+        if to == APPLIED and set(certificates or {}) != set(request_ids):
+            raise InvalidInputError("marking requests applied needs exactly one certificate per request.")
+        now = utc_now().isoformat()
+        with self._transaction() as db:
+            for rid in request_ids:
+                row = db.execute("SELECT status, batch_id FROM requests WHERE request_id = ?", (rid,)).fetchone()
+                if row is None:
+                    raise UnknownRequestError(
+                        f"no request {rid!r} in the ledger {self.folder}; `obliviate request list` lists them."
+                    )
+                current = row["status"]
+                if to not in TRANSITIONS[current]:
+                    allowed = ", ".join(sorted(TRANSITIONS[current])) or "nothing (final)"
+                    raise InvalidTransitionError(
+                        f"request {rid} is {current}; it cannot become {to} (from {current} it may become {allowed})."
+                    )
+                batch = batch_id if to == SCHEDULED else row["batch_id"]
+                if to == RECEIVED:  # a retry starts afresh
+                    batch = None
+                resolved = (
+                    json.dumps([int(i) for i in resolved_ids[rid]]) if resolved_ids and rid in resolved_ids else None
+                )
+                db.execute(
+                    "UPDATE requests SET status = ?, batch_id = ?, reason = ?, updated = ?,"
+                    " resolved_ids = COALESCE(?, CASE WHEN ? = 'received' THEN NULL ELSE resolved_ids END)"
+                    " WHERE request_id = ?",
+                    (to, batch, reason if to == FAILED else None, now, resolved, to, rid),
+                )
+                db.execute(
+                    "INSERT INTO transitions(request_id, from_status, to_status, at, batch_id, detail)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (rid, current, to, now, batch, reason),
+                )
+                if to == APPLIED:
+                    db.execute(
+                        "INSERT INTO certificates(request_id, batch_id, body, created_at) VALUES (?, ?, ?, ?)",
+                        (rid, batch or "", certificates[rid], now),
+                    )
+        return [self.get(rid) for rid in request_ids]
+
+    # ------------------------------------------------------------------ reading
+    def get(self, request_id: str) -> LedgerRequest:
+        rows = self._query("SELECT * FROM requests WHERE request_id = ?", (request_id,))
+        if not rows:
+            raise UnknownRequestError(
+                f"no request {request_id!r} in the ledger {self.folder}; `obliviate request list` lists them."
+            )
+        return _row_to_request(rows[0])
+
+    def requests(self, *, status: str | Iterable[str] | None = None, overdue: bool = False) -> list[LedgerRequest]:
+        """Stored requests by deadline (then receipt), optionally only some statuses or the overdue ones."""
+        statuses = [status] if isinstance(status, str) else list(status or STATUSES)
+        unknown = [s for s in statuses if s not in STATUSES]
+        if unknown:
+            raise InvalidInputError(f"unknown status {unknown[0]!r}; one of {', '.join(STATUSES)}.")
+        marks = ", ".join("?" * len(statuses))
+        rows = self._query(
+            f"SELECT * FROM requests WHERE status IN ({marks}) ORDER BY deadline, received, request_id", statuses
+        )
+        found = [_row_to_request(r) for r in rows]
+        if overdue:
+            now = utc_now()
+            found = [r for r in found if r.overdue(now)]
+        return found
+
+    def due(self) -> list[LedgerRequest]:
+        """Requests waiting to be applied (received), oldest deadline first."""
+        return self.requests(status=RECEIVED)
+
+    def pending_batches(self) -> dict[str, list[LedgerRequest]]:
+        """Batches scheduled but not finished (an ``apply`` that crashed): batch id -> its requests."""
+        batches: dict[str, list[LedgerRequest]] = {}
+        for r in self.requests(status=SCHEDULED):
+            batches.setdefault(r.batch_id or "", []).append(r)
+        return batches
+
+    def history(self, request_id: str | None = None) -> list[Transition]:
+        """The audit trail, oldest first: every transition of one request, or of all."""
+        if request_id is None:
+            rows = self._query("SELECT * FROM transitions ORDER BY seq")
+        else:
+            self.get(request_id)
+            rows = self._query("SELECT * FROM transitions WHERE request_id = ? ORDER BY seq", (request_id,))
+        return [
+            Transition(
+                r["seq"],
+                r["request_id"],
+                r["from_status"],
+                r["to_status"],
+                datetime.fromisoformat(r["at"]),
+                r["batch_id"],
+                r["detail"],
+            )
+            for r in rows
+        ]
+
+    def counts(self) -> dict[str, int]:
+        """Number of requests in each status (every status present, zeros included)."""
+        counts = dict.fromkeys(STATUSES, 0)
+        for row in self._query("SELECT status, COUNT(*) AS n FROM requests GROUP BY status"):
+            counts[row["status"]] = int(row["n"])
+        return counts
+
+    def next_deadline(self) -> LedgerRequest | None:
+        """The open request (received or scheduled) with the earliest deadline."""
+        rows = self._query(
+            "SELECT * FROM requests WHERE status IN (?, ?) ORDER BY deadline, received LIMIT 1", (RECEIVED, SCHEDULED)
+        )
+        return _row_to_request(rows[0]) if rows else None
+
+    def certificate(self, request_id: str) -> str | None:
+        """The signed certificate JSON stored when ``request_id`` was applied, or None."""
+        rows = self._query("SELECT body FROM certificates WHERE request_id = ?", (request_id,))
+        return rows[0]["body"] if rows else None
+
+    def certificates(self) -> dict[str, str]:
+        """Every stored certificate: request id -> signed JSON."""
+        return {
+            r["request_id"]: r["body"]
+            for r in self._query("SELECT request_id, body FROM certificates ORDER BY request_id")
+        }
