@@ -1,0 +1,100 @@
+"""The stacked (challenge-scale) bench engine: the rows it writes, which seeds get the expensive
+metrics, and agreement with the seed-by-seed loop engine on the same small suite."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from types import SimpleNamespace
+
+import pytest
+
+import obliviate.unlearning as unlearning_pkg
+from obliviate.bench import get_suite, run_suite
+from obliviate.bench.challenge import run_challenge
+from obliviate.errors import InvalidInputError
+from obliviate.training import ModelStack
+from obliviate.unlearning import Cost, unlearn
+
+SEEDS = 8
+
+
+def _loop_unlearn_many(stack, request, data, *, method="finetune", settings=None):
+    """A stand-in with unlearn_many's contract, built from ``unlearn`` one model at a time."""
+    runs = [
+        unlearn(stack.model(i), request, data, method=method, settings=settings, seed=s, recipe=stack.recipe.with_seed(s))
+        for i, s in enumerate(stack.seeds)
+    ]
+    cost = Cost(seconds=sum(r.cost.seconds for r in runs))
+    return SimpleNamespace(
+        stack=ModelStack.from_models([r.model for r in runs], seeds=stack.seeds), cost=cost, vectorised=False,
+        method=method, config=runs[0].config,
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_suite():
+    suite = get_suite("digits")
+    recipe = replace(suite.recipe, epochs=3, model_options={"hidden": (32,)})
+    return replace(suite, recipe=recipe, scenarios=suite.scenarios[:1])
+
+
+@pytest.fixture(scope="module")
+def challenge(tiny_suite):
+    patch = pytest.MonkeyPatch()
+    if not hasattr(unlearning_pkg, "unlearn_many"):  # until the vectorised unlearner lands
+        patch.setattr(unlearning_pkg, "unlearn_many", _loop_unlearn_many, raising=False)
+    try:
+        yield run_challenge(
+            tiny_suite, methods=["finetune"], seeds=SEEDS, full_seeds=2, seeds_per_task=4, relearn=False,
+            show_progress=False,
+        )
+    finally:
+        patch.undo()
+
+
+def _rows(results, **where):
+    return [r for r in results["rows"] if all(r[k] == v for k, v in where.items())]
+
+
+def test_expensive_metrics_only_on_the_first_seeds(challenge):
+    assert challenge["config"]["engine"] == "stack" and challenge["config"]["full_metric_seeds"] == 2
+    for method in ("original", "retrain", "finetune"):
+        for seed in range(SEEDS):
+            got = {r["metric"] for r in _rows(challenge, method=method, seed=seed)}
+            assert {"retain_accuracy", "test_accuracy", "forget_accuracy", "loss_auc", "seconds"} <= got
+            assert ("mia_efficacy" in got) == (seed < 2) and ("avg_gap" in got) == (seed < 2)
+    for seed in range(2):
+        (gap,) = _rows(challenge, method="retrain", seed=seed, metric="avg_gap")
+        assert gap["value"] == 0.0
+
+
+def test_over_seed_scores_and_per_example_view(challenge):
+    overall = {(r["method"], r["metric"]) for r in challenge["rows"] if r["seed"] is None}
+    for method in ("original", "retrain", "finetune"):  # 8 seeds: the oracle's U-LiRA uses quarters of 2
+        assert {(method, m) for m in ("nips_score", "nips_forget_score", "ulira_accuracy", "ulira_auc")} <= overall
+    view = challenge["per_example"]["random-10pct"]
+    n_forget = len(view["forget_ids"])
+    finetune = view["methods"]["finetune"]
+    assert len(finetune["epsilons"]) == n_forget and finetune["num_models"] == SEEDS
+    assert view["methods"]["retrain"]["num_models"] == SEEDS // 2
+    worst = finetune["worst"]
+    assert [w["epsilon"] for w in worst] == sorted((w["epsilon"] for w in worst), reverse=True)
+    assert worst[0]["epsilon"] == max(finetune["epsilons"])
+    assert finetune["example"]["id"] == worst[0]["id"] and len(finetune["example"]["unlearned"]) == SEEDS
+
+
+def test_stacked_models_agree_with_the_loop_engine(tiny_suite, challenge):
+    loop = run_suite(tiny_suite, methods=["finetune"], seeds=2, relearn=False, show_progress=False)
+    for method in ("original", "retrain", "finetune"):
+        for seed in range(2):
+            for metric in ("retain_accuracy", "test_accuracy", "forget_accuracy", "mia_efficacy"):
+                (a,) = _rows(loop, method=method, seed=seed, metric=metric)
+                (b,) = _rows(challenge, method=method, seed=seed, metric=metric)
+                assert b["value"] == pytest.approx(a["value"], abs=0.01), (method, seed, metric)
+
+
+def test_bad_options(tiny_suite):
+    with pytest.raises(InvalidInputError, match="seeds_per_task"):
+        run_challenge(tiny_suite, methods=["finetune"], seeds=4, seeds_per_task=0, show_progress=False)
+    with pytest.raises(InvalidInputError, match="backend"):
+        run_challenge(tiny_suite, methods=["finetune"], seeds=4, backend="spark", show_progress=False)
