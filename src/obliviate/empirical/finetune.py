@@ -21,7 +21,7 @@ from obliviate.training.loop import make_optimizer, make_scheduler, num_batches
 from obliviate.unlearning.base import Unlearner, UnlearnTask
 from obliviate.unlearning.registry import register
 
-__all__ = ["Finetune", "FinetuneSettings", "retain_finetune"]
+__all__ = ["Finetune", "FinetuneSettings", "FinetunePlanned", "retain_finetune", "run_finetune_plan"]
 
 
 @dataclass(frozen=True)
@@ -96,8 +96,41 @@ def retain_finetune(
     return model.eval()
 
 
+def run_finetune_plan(model: nn.Module, task: UnlearnTask, plan: dict) -> nn.Module:
+    """:func:`retain_finetune` with the keyword arguments of a method's ``plan``.
+
+    A plan names its ``grad_mask`` by parameter name (so the same plan fits any copy of the
+    model, or a stack of them) and its ``penalty`` takes the list of parameter tensors and the
+    epoch; here they are bound to ``model``.
+    """
+    kwargs = dict(plan)
+    if kwargs.get("grad_mask") is not None:
+        names = dict(model.named_parameters())
+        kwargs["grad_mask"] = {names[n]: m for n, m in kwargs["grad_mask"].items()}
+    if kwargs.get("penalty") is not None:
+        penalty = kwargs["penalty"]
+        kwargs["penalty"] = lambda m, epoch: penalty(list(m.parameters()), epoch)
+    return retain_finetune(model, task, **kwargs)
+
+
+class FinetunePlanned(Unlearner):
+    """A method that prepares the model (prune, reset, mask, relabel), then runs :func:`retain_finetune`.
+
+    ``plan(model, task)`` does the method's own preparation on ``model`` in place and returns the
+    fine-tuning loop's keyword arguments; ``run`` is ``retain_finetune`` with them. Splitting the
+    two lets :func:`obliviate.unlearning.unlearn_many` prepare each model of a stack with this
+    same code and then run the fine-tuning loop, where the time goes, vectorised over the stack.
+    """
+
+    def plan(self, model: nn.Module, task: UnlearnTask) -> dict:
+        raise NotImplementedError
+
+    def run(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
+        return run_finetune_plan(model, task, self.plan(model, task))
+
+
 @register
-class Finetune(Unlearner):
+class Finetune(FinetunePlanned):
     """FT: fine-tune on the retain set, ``min_theta E_{D_r} CE(f_theta(x), y)``."""
 
     name = "finetune"
@@ -107,5 +140,5 @@ class Finetune(Unlearner):
     class Config(FinetuneSettings):
         pass
 
-    def run(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
-        return retain_finetune(model, task, **self.config.loop())
+    def plan(self, model: nn.Module, task: UnlearnTask) -> dict:
+        return {**self.config.loop(), "stream": 100}

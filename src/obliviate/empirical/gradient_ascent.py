@@ -11,6 +11,7 @@ the NeurIPS 2023 unlearning challenge's baselines.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +22,7 @@ from obliviate.training.loop import make_optimizer
 from obliviate.unlearning.base import Unlearner, UnlearnTask
 from obliviate.unlearning.registry import register
 
-__all__ = ["GradientAscent", "accuracy", "check_stop_accuracy", "forget_set_forgotten"]
+__all__ = ["GradientAscent", "accuracy", "ascent_loss", "check_stop_accuracy", "forget_set_forgotten"]
 
 
 def accuracy(model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> float:
@@ -50,6 +51,11 @@ def forget_set_forgotten(
         return False
     task.record_read(task.forget)
     return accuracy(model, *task.forget.tensors) <= stop_accuracy
+
+
+def ascent_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """GA's loss on a forget batch: ``-CE(f(x_f), y_f)`` (minimised, so the cross-entropy ascends)."""
+    return -F.cross_entropy(logits, y)
 
 
 def check_stop_accuracy(method: str, value: float) -> None:
@@ -85,6 +91,7 @@ class GradientAscent(Unlearner):
 
     name = "gradient_ascent"
     summary = "gradient ascent on the forget set's cross-entropy"
+    stream: ClassVar[int] = 200  # orders the forget batches
 
     @dataclass(frozen=True)
     class Config:
@@ -104,12 +111,12 @@ class GradientAscent(Unlearner):
         optimizer = make_optimizer(
             "sgd", model.parameters(), lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay
         )
-        generator = task.generator(200)
+        generator = task.generator(self.stream)
         model.train()
         for _ in range(c.epochs):
             for x, y in task.batches("forget", c.batch_size, generator=generator):
                 logits = model(x)
                 if forget_set_forgotten(model, logits, y, task, c.stop_accuracy):
                     return model.eval()
-                task.step(optimizer, -F.cross_entropy(logits, y), batch=len(y))
+                task.step(optimizer, ascent_loss(logits, y), batch=len(y))
         return model.eval()

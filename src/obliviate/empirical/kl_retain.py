@@ -9,7 +9,9 @@ behaviour (confidences included, not only the argmax) is what is preserved.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -46,6 +48,7 @@ class KLRetain(Unlearner):
 
     name = "kl_retain"
     summary = "ascend forget CE while matching the original's retain-set softmax (KL)"
+    stream: ClassVar[int] = 230  # retain batches; stream + 1 orders the forget batches
 
     @dataclass(frozen=True)
     class Config(PairedAscentConfig):
@@ -63,15 +66,17 @@ class KLRetain(Unlearner):
             raise InvalidInputError(f"kl_retain.temperature must be > 0, got {c.temperature}.")
         check_paired_config(self.name, c)
 
-    def run(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
+    def paired_terms(self, teacher: Callable[[torch.Tensor], torch.Tensor]) -> dict[str, Any]:
+        """The retain loss (KL to ``teacher``, the original) and the two weights of ``paired_objective``."""
         c = self.config
-        teacher = task.original.eval()
 
-        def retain_kl(student: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        def retain_kl(student: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             with torch.no_grad():
                 target = teacher(x)
             return distill_kl(student(x), target, c.temperature)
 
-        return paired_ascent(
-            model, task, c, retain_loss=retain_kl, retain_weight=c.alpha, forget_weight=c.forget_weight, stream=230
-        )
+        return {"retain_loss": retain_kl, "retain_weight": c.alpha, "forget_weight": c.forget_weight}
+
+    def run(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
+        terms = self.paired_terms(task.original.eval())
+        return paired_ascent(model, task, self.config, **terms, stream=self.stream)

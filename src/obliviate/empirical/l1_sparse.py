@@ -8,22 +8,27 @@ with a linearly decreasing ``gamma_t``; code OPTML-Group/Unlearn-Sparse ``optim/
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from obliviate.empirical.finetune import FinetuneSettings, retain_finetune
+from obliviate.empirical.finetune import FinetunePlanned, FinetuneSettings
 from obliviate.errors import InvalidInputError
-from obliviate.unlearning.base import Unlearner, UnlearnTask
+from obliviate.unlearning.base import UnlearnTask
 from obliviate.unlearning.registry import register
 
 __all__ = ["L1Sparse", "l1_norm", "l1_schedule"]
 
 
-def l1_norm(model: nn.Module) -> torch.Tensor:
-    """``||theta||_1`` over every parameter, biases included (the reference's ``l1_regularization``)."""
-    return torch.cat([p.reshape(-1) for p in model.parameters()]).abs().sum()
+def l1_norm(model: nn.Module | Iterable[torch.Tensor]) -> torch.Tensor:
+    """``||theta||_1`` over every parameter, biases included (the reference's ``l1_regularization``).
+
+    ``model`` is a module or its list of parameter tensors (one model of a stack).
+    """
+    params = model.parameters() if isinstance(model, nn.Module) else model
+    return torch.cat([p.reshape(-1) for p in params]).abs().sum()
 
 
 def l1_schedule(gamma: float, epoch: int, epochs: int, no_l1_epochs: int = 0) -> float:
@@ -39,7 +44,7 @@ def l1_schedule(gamma: float, epoch: int, epochs: int, no_l1_epochs: int = 0) ->
 
 
 @register
-class L1Sparse(Unlearner):
+class L1Sparse(FinetunePlanned):
     """l1-sparse (Jia et al. NeurIPS 2023): ``CE(f(x_r), y_r) + gamma_t * ||theta||_1`` on D_r.
 
     ``gamma_t`` decays linearly from ``gamma`` in the first epoch towards 0 (:func:`l1_schedule`).
@@ -72,10 +77,10 @@ class L1Sparse(Unlearner):
         if c.no_l1_epochs < 0:
             raise InvalidInputError(f"l1_sparse.no_l1_epochs must be >= 0, got {c.no_l1_epochs}.")
 
-    def run(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
+    def penalty(self, params: list[torch.Tensor], epoch: int) -> torch.Tensor:
+        """``gamma_t * ||theta||_1`` in (0-based) ``epoch``."""
         c = self.config
+        return l1_schedule(c.gamma, epoch, c.epochs, c.no_l1_epochs) * l1_norm(params)
 
-        def penalty(m: nn.Module, epoch: int) -> torch.Tensor:
-            return l1_schedule(c.gamma, epoch, c.epochs, c.no_l1_epochs) * l1_norm(m)
-
-        return retain_finetune(model, task, **c.loop(), stream=250, penalty=penalty)
+    def plan(self, model: nn.Module, task: UnlearnTask) -> dict:
+        return {**self.config.loop(), "stream": 250, "penalty": self.penalty}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +27,7 @@ from obliviate.training.loop import make_optimizer
 from obliviate.unlearning.base import Unlearner, UnlearnTask
 from obliviate.unlearning.registry import register
 
-__all__ = ["NegGradPlus", "PairedAscentConfig", "paired_ascent", "cycle_batches"]
+__all__ = ["NegGradPlus", "PairedAscentConfig", "paired_ascent", "paired_objective", "cycle_batches"]
 
 RetainLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -67,6 +68,25 @@ def retain_cross_entropy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> 
     return F.cross_entropy(model(x), y)
 
 
+def paired_objective(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    xr: torch.Tensor,
+    yr: torch.Tensor,
+    forget_logits: torch.Tensor,
+    yf: torch.Tensor,
+    *,
+    retain_loss: RetainLoss,
+    retain_weight: float,
+    forget_weight: float,
+) -> torch.Tensor:
+    """One paired step's loss: ``retain_weight * retain_loss(model, x_r, y_r) - forget_weight * CE(f(x_f), y_f)``.
+
+    ``model`` is the student (a module, or one model of a stack as a function of its inputs);
+    ``forget_logits`` its logits on ``x_f``, already computed for the early-stop check.
+    """
+    return retain_weight * retain_loss(model, xr, yr) - forget_weight * F.cross_entropy(forget_logits, yf)
+
+
 def paired_ascent(
     model: nn.Module,
     task: UnlearnTask,
@@ -94,7 +114,16 @@ def paired_ascent(
             forget_logits = model(xf)
             if forget_set_forgotten(model, forget_logits, yf, task, c.stop_accuracy):
                 return model.eval()
-            loss = retain_weight * retain_loss(model, xr, yr) - forget_weight * F.cross_entropy(forget_logits, yf)
+            loss = paired_objective(
+                model,
+                xr,
+                yr,
+                forget_logits,
+                yf,
+                retain_loss=retain_loss,
+                retain_weight=retain_weight,
+                forget_weight=forget_weight,
+            )
             task.step(optimizer, loss, batch=len(yr) + len(yf))
     return model.eval()
 
@@ -120,6 +149,7 @@ class NegGradPlus(Unlearner):
 
     name = "neggrad_plus"
     summary = "descend on retain CE while ascending forget CE (beta-weighted)"
+    stream: ClassVar[int] = 210  # retain batches; stream + 1 orders the forget batches
 
     @dataclass(frozen=True)
     class Config(PairedAscentConfig):
@@ -133,14 +163,11 @@ class NegGradPlus(Unlearner):
             )
         check_paired_config(self.name, self.config)
 
-    def run(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
+    def paired_terms(self, teacher: Callable[[torch.Tensor], torch.Tensor]) -> dict[str, Any]:
+        """The retain loss and the two weights of :func:`paired_objective` (``teacher`` is unused)."""
         beta = self.config.beta
-        return paired_ascent(
-            model,
-            task,
-            self.config,
-            retain_loss=retain_cross_entropy,
-            retain_weight=beta,
-            forget_weight=1.0 - beta,
-            stream=210,
-        )
+        return {"retain_loss": retain_cross_entropy, "retain_weight": beta, "forget_weight": 1.0 - beta}
+
+    def run(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
+        terms = self.paired_terms(task.original.eval())
+        return paired_ascent(model, task, self.config, **terms, stream=self.stream)

@@ -15,9 +15,9 @@ import torch
 from torch import nn
 
 from obliviate.empirical._gradients import top_k_mask
-from obliviate.empirical.finetune import FinetuneSettings, retain_finetune
+from obliviate.empirical.finetune import FinetunePlanned, FinetuneSettings
 from obliviate.errors import InvalidInputError
-from obliviate.unlearning.base import Unlearner, UnlearnTask
+from obliviate.unlearning.base import UnlearnTask
 from obliviate.unlearning.registry import register
 
 __all__ = ["PruneFinetune", "magnitude_prune", "prunable_weights"]
@@ -52,7 +52,7 @@ def magnitude_prune(model: nn.Module, sparsity: float) -> dict[nn.Parameter, tor
 
 
 @register
-class PruneFinetune(Unlearner):
+class PruneFinetune(FinetunePlanned):
     """Prune a ``sparsity`` share of the weights by magnitude, then ``retain_finetune``.
 
     ``m = 1[|theta| >= t]`` with ``t`` the global ``sparsity`` quantile of ``|theta|`` over all
@@ -93,7 +93,8 @@ class PruneFinetune(Unlearner):
                 f"prune_finetune.sparsity must be in [0, 1) (share of weights set to 0), got {self.config.sparsity}."
             )
 
-    def run(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
+    def plan(self, model: nn.Module, task: UnlearnTask) -> dict:
         c = self.config
         masks = magnitude_prune(model, c.sparsity)
-        return retain_finetune(model, task, **c.loop(), stream=_STREAM, grad_mask=masks if c.keep_mask else None)
+        named = {name: masks[p] for name, p in prunable_weights(model).items()}
+        return {**c.loop(), "stream": _STREAM, "grad_mask": named if c.keep_mask else None}

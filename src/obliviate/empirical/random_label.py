@@ -17,12 +17,12 @@ import torch
 from torch import nn
 
 from obliviate.data.dataset import Dataset
-from obliviate.empirical.finetune import FinetuneSettings, retain_finetune
+from obliviate.empirical.finetune import FinetunePlanned, FinetuneSettings, retain_finetune
 from obliviate.errors import InvalidInputError
-from obliviate.unlearning.base import Unlearner, UnlearnTask
+from obliviate.unlearning.base import UnlearnTask
 from obliviate.unlearning.registry import register
 
-__all__ = ["RandomLabel", "other_labels", "random_label_finetune"]
+__all__ = ["RandomLabel", "other_labels", "random_label_finetune", "random_label_plan"]
 
 
 def other_labels(y: torch.Tensor, num_classes: int, *, generator: torch.Generator) -> torch.Tensor:
@@ -49,6 +49,12 @@ def relabelled_union(task: UnlearnTask, *, generator: torch.Generator) -> Datase
     )
 
 
+def random_label_plan(task: UnlearnTask, *, stream: int, **loop: float | int) -> dict:
+    """The random-label pass as a fine-tuning plan: train on D_f' + D_r, D_f relabelled once from
+    the run's ``stream + 1`` generator, batches ordered by ``stream``; ``loop`` holds the settings."""
+    return {**loop, "stream": stream, "data": relabelled_union(task, generator=task.generator(stream + 1))}
+
+
 def random_label_finetune(
     model: nn.Module,
     task: UnlearnTask,
@@ -66,23 +72,12 @@ def random_label_finetune(
     ``grad_mask`` restricts the update to chosen weights (SalUn's saliency mask). The cost of the
     pass is charged to ``task``.
     """
-    union = relabelled_union(task, generator=task.generator(stream + 1))
-    return retain_finetune(
-        model,
-        task,
-        data=union,
-        epochs=epochs,
-        lr=lr,
-        momentum=momentum,
-        weight_decay=weight_decay,
-        batch_size=batch_size,
-        stream=stream,
-        grad_mask=grad_mask,
-    )
+    loop = {"epochs": epochs, "lr": lr, "momentum": momentum, "weight_decay": weight_decay, "batch_size": batch_size}
+    return retain_finetune(model, task, **random_label_plan(task, stream=stream, **loop), grad_mask=grad_mask)
 
 
 @register
-class RandomLabel(Unlearner):
+class RandomLabel(FinetunePlanned):
     """Random labels (Graves et al. AAAI 2021): ``min_theta E_{D_f' + D_r} CE(f_theta(x), y')``.
 
     ``y' = y`` on D_r and a uniformly drawn wrong class on D_f, drawn once per run from the
@@ -101,6 +96,5 @@ class RandomLabel(Unlearner):
         epochs: int = 3
         lr: float = 0.01
 
-    def run(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
-        c = self.config
-        return random_label_finetune(model, task, **c.loop())
+    def plan(self, model: nn.Module, task: UnlearnTask) -> dict:
+        return random_label_plan(task, stream=220, **self.config.loop())

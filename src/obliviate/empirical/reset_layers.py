@@ -17,11 +17,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from obliviate.empirical.finetune import FinetuneSettings, retain_finetune
+from obliviate.empirical.finetune import FinetunePlanned, FinetuneSettings
 from obliviate.errors import InvalidInputError
 from obliviate.models import parametrised_layers
 from obliviate.training.loop import seeded_global_rng
-from obliviate.unlearning.base import Unlearner, UnlearnTask
+from obliviate.unlearning.base import UnlearnTask
 from obliviate.unlearning.registry import register
 
 __all__ = ["ResetLayers", "fresh_layers", "select_layers"]
@@ -66,7 +66,7 @@ def init_seed(task: UnlearnTask, stream: int) -> int:
 
 
 @register
-class ResetLayers(Unlearner):
+class ResetLayers(FinetunePlanned):
     """Re-initialise the ``k`` first or last parametrised layers, then ``retain_finetune``.
 
     ``theta_l <- theta_l^init`` for the chosen layers ``l`` (each layer's own ``reset_parameters``,
@@ -93,7 +93,7 @@ class ResetLayers(Unlearner):
         if self.config.k < 1:
             raise InvalidInputError(f"reset_layers.k must be >= 1 (layers to reset), got {self.config.k}.")
 
-    def run(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
+    def plan(self, model: nn.Module, task: UnlearnTask) -> dict:
         c = self.config
         chosen = select_layers(model, c.which, c.k, method=self.name)
         with torch.no_grad():
@@ -102,4 +102,4 @@ class ResetLayers(Unlearner):
                     p.copy_(q)
                 for b, q in zip(layer.buffers(), fresh.buffers(), strict=True):
                     b.copy_(q)
-        return retain_finetune(model, task, **c.loop(), stream=_STREAM + 1)
+        return {**c.loop(), "stream": _STREAM + 1}

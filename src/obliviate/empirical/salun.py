@@ -13,10 +13,10 @@ import torch
 from torch import nn
 
 from obliviate.empirical._gradients import mean_batch_gradients, top_k_mask
-from obliviate.empirical.finetune import FinetuneSettings
-from obliviate.empirical.random_label import random_label_finetune
+from obliviate.empirical.finetune import FinetunePlanned, FinetuneSettings
+from obliviate.empirical.random_label import random_label_plan
 from obliviate.errors import InvalidInputError
-from obliviate.unlearning.base import Unlearner, UnlearnTask
+from obliviate.unlearning.base import UnlearnTask
 from obliviate.unlearning.registry import register
 
 __all__ = ["SalUn", "saliency_mask"]
@@ -43,7 +43,7 @@ def saliency_mask(model: nn.Module, task: UnlearnTask, *, share: float, batch_si
 
 
 @register
-class SalUn(Unlearner):
+class SalUn(FinetunePlanned):
     """Random-label fine-tuning restricted to the salient weights.
 
     1. Saliency mask ``m_S = 1(|grad_theta l_f(theta_o; D_f)| >= gamma)`` with ``gamma`` the
@@ -54,7 +54,7 @@ class SalUn(Unlearner):
        ``E_{D_f, y' != y} CE(x, y') + E_{D_r} CE(x, y)`` by SGD with momentum, weight decay and a
        cosine schedule over the union D_f' + D_r (the reference's ``RL`` for CIFAR-100, which
        concatenates the relabelled forget set with the retain set), each gradient multiplied
-       by ``m_S`` before the step: the shared loop ``random_label_finetune(grad_mask=m_S)``.
+       by ``m_S`` before the step: the shared random-label plan with ``grad_mask=m_S``.
     Random labels exclude the true one, as the paper writes ``y' != y`` (the reference code draws
     from all classes). Weight decay is applied inside the mask too, so masked-out weights stay
     exactly at ``theta_o``, as the latest reference ``RL.py`` keeps them by resetting them after
@@ -83,10 +83,7 @@ class SalUn(Unlearner):
                 f"salun.mask_share must be in (0, 1] (share of weights SalUn may change), got {self.config.mask_share}."
             )
 
-    def run(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
+    def plan(self, model: nn.Module, task: UnlearnTask) -> dict:
         c = self.config
-        names = dict(model.named_parameters())
         masks = saliency_mask(model, task, share=c.mask_share, batch_size=c.batch_size)
-        return random_label_finetune(
-            model, task, **c.loop(), stream=_STREAM + 1, grad_mask={names[n]: m for n, m in masks.items()}
-        )
+        return {**random_label_plan(task, stream=_STREAM + 1, **c.loop()), "grad_mask": masks}
