@@ -145,14 +145,10 @@ class SisaTarget(Target):
             slices_rebuilt=record["slices_rebuilt"],
             manifests_before=record["manifests_before"],
             manifests_after=record["manifests_after"],
-            model_files=self._files(),
+            model_files=dict(record["manifests_after"]),  # each manifest pins its checkpoint's weights sha256
             details={"oracle": "exact: every rebuilt shard is retrained from scratch without the ids"},
             recovered=bool(record.get("recovered", False)),
         )
-
-    def _files(self) -> dict[str, str]:
-        files = getattr(self.ensemble, "file_hashes", None)
-        return dict(files()) if callable(files) else {}
 
     def module(self) -> nn.Module:
         return self.ensemble.module()

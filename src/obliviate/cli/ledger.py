@@ -1,0 +1,333 @@
+"""Commands for deletion requests: request add/list/show/retry, apply, status, verify.
+
+The ledger lives in ``--ledger`` (default ``$OBLIVIATE_LEDGER`` or ``./obliviate-ledger``): the
+SQLite file, the signing key under ``keys/`` and the certificates under ``certificates/``.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from obliviate.cli.common import app, load_data, out_console, parse_settings, read_ids
+from obliviate.errors import InvalidInputError
+
+request_app = typer.Typer(no_args_is_help=True, help="File and list deletion requests.")
+app.add_typer(request_app, name="request")
+
+LedgerOption = Annotated[
+    Path | None,
+    typer.Option("--ledger", help="Ledger folder (default: $OBLIVIATE_LEDGER or ./obliviate-ledger)."),
+]
+STATUS_STYLE = {
+    "received": "yellow",
+    "scheduled": "cyan",
+    "applied": "green",
+    "verified": "bold green",
+    "failed": "red",
+}
+
+
+def _open(ledger: Path | None):
+    from obliviate.ledger import Ledger
+
+    return Ledger(ledger)
+
+
+def _when(moment) -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC"
+
+
+@request_app.command("add")
+def request_add(
+    owner: Annotated[
+        list[str] | None, typer.Option("--owner", help="A data subject whose examples to delete (repeatable).")
+    ] = None,
+    ids: Annotated[
+        Path | None, typer.Option(help="File of example ids to delete (one per line, or a JSON list).")
+    ] = None,
+    deadline_days: Annotated[int, typer.Option(help="Days from now until the deadline (GDPR: one month).")] = 30,
+    key: Annotated[
+        str | None, typer.Option(help="Idempotency key (default: hash of the ids and owners asked).")
+    ] = None,
+    note: Annotated[str, typer.Option(help="Free text kept with the request (e.g. the ticket number).")] = "",
+    ledger: LedgerOption = None,
+) -> None:
+    """File a deletion request; filing the same request (same key) again returns the stored one."""
+    from obliviate.request import ForgetRequest
+
+    if not owner and ids is None:
+        raise InvalidInputError("name what to delete: --owner NAME (repeatable) and/or --ids FILE.")
+    if deadline_days < 0:
+        raise InvalidInputError(f"--deadline-days must be 0 or more, got {deadline_days}.")
+    request = ForgetRequest(
+        read_ids(ids) if ids is not None else None, owners=owner, deadline=timedelta(days=deadline_days), note=note
+    )
+    with _open(ledger) as book:
+        stored, created = book.add(request, key=key)
+    what = ", ".join(filter(None, [f"{len(stored.ids)} ids" if stored.ids else "", ", ".join(stored.owners)]))
+    verb = "filed" if created else "already filed (same key), unchanged:"
+    out_console.print(
+        f"{verb} [bold]{stored.request_id}[/] ({what}), status {stored.status}, deadline {_when(stored.deadline)}",
+        soft_wrap=True,
+    )
+
+
+@request_app.command("list")
+def request_list(
+    overdue: Annotated[
+        bool, typer.Option("--overdue", help="Only requests past their deadline and not applied.")
+    ] = False,
+    status: Annotated[
+        str | None, typer.Option(help="Only this status: received, scheduled, applied, verified, failed.")
+    ] = None,
+    ledger: LedgerOption = None,
+) -> None:
+    """List requests by deadline; overdue ones in red."""
+    from obliviate.ledger.store import utc_now
+
+    with _open(ledger) as book:
+        rows = book.requests(status=status, overdue=overdue)
+    now = utc_now()
+    table = Table(title=f"deletion requests ({len(rows)})")
+    for column in ("request", "asks", "status", "received", "deadline"):
+        table.add_column(column, no_wrap=column in ("request", "status"))
+    table.add_column("batch / reason (`request show ID` for all)", no_wrap=True, overflow="ellipsis", max_width=48)
+    late = 0
+    for r in rows:
+        asks = ", ".join(filter(None, [", ".join(r.owners), f"{len(r.ids)} ids" if r.ids else ""]))
+        is_late = r.overdue(now)
+        late += is_late
+        deadline = _when(r.deadline) + (" OVERDUE" if is_late else "")
+        table.add_row(
+            r.request_id,
+            asks,
+            f"[{STATUS_STYLE[r.status]}]{r.status}[/]",
+            _when(r.received),
+            deadline,
+            r.reason or r.batch_id or "",
+            style="bold red" if is_late else None,
+        )
+    out_console.print(table)
+    if late:
+        out_console.print(
+            f"[bold red]{late} request(s) OVERDUE[/]: run `obliviate apply` now "
+            "(a failed one: fix the cause, then `obliviate request retry ID`)."
+        )
+    else:
+        out_console.print("no overdue request.")
+
+
+@request_app.command("show")
+def request_show(
+    request_id: Annotated[str, typer.Argument(help="The request id.")], ledger: LedgerOption = None
+) -> None:
+    """One request and its audit trail (every transition, UTC)."""
+    from obliviate.ledger import certificate_path
+
+    with _open(ledger) as book:
+        r = book.get(request_id)
+        trail = book.history(request_id)
+        has_cert = book.certificate(request_id) is not None
+        folder = book.folder
+    out_console.print(
+        f"[bold]{r.request_id}[/] key {r.key}\n  ids {list(r.ids)[:20]}{' ...' if len(r.ids) > 20 else ''} "
+        f"owners {list(r.owners)}\n  status [{STATUS_STYLE[r.status]}]{r.status}[/], deadline {_when(r.deadline)}"
+        + (" [bold red]OVERDUE[/]" if r.overdue() else "")
+        + (f"\n  reason: {r.reason}" if r.reason else "")
+        + (f"\n  certificate: {certificate_path(folder, r.request_id)}" if has_cert else ""),
+        soft_wrap=True,
+    )
+    table = Table(title="audit trail")
+    for column in ("at (UTC)", "from", "to", "batch", "detail"):
+        table.add_column(column)
+    for t in trail:
+        table.add_row(
+            t.at.isoformat(timespec="milliseconds"), t.from_status or "-", t.to_status, t.batch_id or "", t.detail or ""
+        )
+    out_console.print(table)
+
+
+@request_app.command("retry")
+def request_retry(
+    request_id: Annotated[str, typer.Argument(help="A failed request's id.")], ledger: LedgerOption = None
+) -> None:
+    """Put a failed request back to received, so the next apply takes it again."""
+    from obliviate.ledger import RECEIVED
+
+    with _open(ledger) as book:
+        book.transition([request_id], RECEIVED, reason="retry")
+    out_console.print(f"{request_id} is received again; `obliviate apply` will take it.")
+
+
+def _test_split(spec: str | None):
+    if spec is None:
+        return None
+    if spec == "digits":
+        from obliviate.data import digits
+
+        return digits().split(test_size=0.25, seed=0)[1]
+    return load_data(spec)
+
+
+def _target(sisa: Path | None, model: Path | None, *, method: str, settings: dict, seed: int, backend: str, address):
+    from obliviate.ledger import ModelTarget, SisaTarget
+
+    if (sisa is None) == (model is None):
+        raise InvalidInputError(
+            "give exactly one target: --sisa FOLDER (a SISA ensemble) or --model FILE (a saved model)."
+        )
+    if sisa is not None:
+        return SisaTarget(sisa, backend=backend, address=address)
+    return ModelTarget(model, method=method, settings=settings, seed=seed)
+
+
+@app.command("apply")
+def apply_cmd(
+    sisa: Annotated[
+        Path | None, typer.Option(help="A SISA ensemble folder: deletions are exact (shards retrained).")
+    ] = None,
+    model: Annotated[Path | None, typer.Option(help="A saved model file, unlearned in place with --method.")] = None,
+    data: Annotated[
+        str | None,
+        typer.Option(help="The training data: 'digits' or an .npz (default: the model file's record, else digits)."),
+    ] = None,
+    test: Annotated[str | None, typer.Option(help="Test split for MIA-Efficacy evidence: 'digits' or an .npz.")] = None,
+    method: Annotated[
+        str, typer.Option(help="Unlearning method for --model (any of `obliviate methods`).")
+    ] = "finetune",
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Method setting key=value (repeatable).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the unlearning method and of the MIA subsampling.")] = 0,
+    backend: Annotated[str, typer.Option(help="SISA retraining backend: local or ray.")] = "local",
+    address: Annotated[str | None, typer.Option(help="Ray cluster address for --backend ray.")] = None,
+    ledger: LedgerOption = None,
+) -> None:
+    """Apply every due request in one batch; write a signed certificate per request."""
+    from obliviate.ledger import apply
+
+    target = _target(
+        sisa, model, method=method, settings=parse_settings(set_), seed=seed, backend=backend, address=address
+    )
+    dataset = load_data(data or getattr(target, "data_name", None) or "digits")
+    with _open(ledger) as book:
+        outcome = apply(book, target, dataset, test=_test_split(test), seed=seed)
+    if outcome.nothing_due:
+        out_console.print("nothing due: every request is applied, verified or failed.")
+        return
+    for batch in outcome.batches:
+        _print_batch(batch)
+    for request, reason in outcome.failed_before_scheduling:
+        out_console.print(f"[bold red]failed[/] {request.request_id}: {reason}", soft_wrap=True)
+    if outcome.failed:
+        raise InvalidInputError(
+            f"{len(outcome.failed)} request(s) failed (reasons above); fix them and run `obliviate request retry ID`."
+        )
+
+
+def _print_batch(batch) -> None:
+    d = batch.deletion
+    head = f"batch {batch.batch_id}" + (" (resumed after an interrupted apply)" if batch.resumed else "")
+    if d is not None:
+        head += (
+            f": {d.method} ({d.guarantee}), {len(d.removed_ids)} ids removed"
+            + (f", {len(d.already_deleted_ids)} already gone" if d.already_deleted_ids else "")
+            + (f", shards rebuilt {d.shards_rebuilt}" if d.shards_rebuilt else "")
+            + f", {d.seconds:.2f} s"
+        )
+    out_console.print(head, soft_wrap=True)
+    table = Table()
+    for column in ("request", "ids", "forget acc %", "MIA-Eff. %", "deadline", "certificate"):
+        table.add_column(column, no_wrap=column != "certificate", overflow="fold")
+    for request, path, cert in batch.applied:
+        ev = cert["evidence"]
+        mia = f"{100 * ev['mia_efficacy']:.1f}" if "mia_efficacy" in ev else "-"
+        late = cert["overdue"]
+        table.add_row(
+            request.request_id,
+            str(len(cert["removed_ids"])),
+            f"{100 * ev['forget_accuracy']:.1f}",
+            mia,
+            "OVERDUE (applied late)" if late else "met",
+            str(path),
+            style="bold red" if late else None,
+        )
+    if batch.applied:
+        out_console.print(table)
+    for request, reason in batch.failed:
+        out_console.print(f"[bold red]failed[/] {request.request_id}: {reason}", soft_wrap=True)
+
+
+@app.command("status")
+def status_cmd(ledger: LedgerOption = None) -> None:
+    """Counts per state, the overdue count and the next deadline."""
+    from obliviate.ledger import STATUSES
+
+    with _open(ledger) as book:
+        counts = book.counts()
+        late = book.requests(overdue=True)
+        upcoming = book.next_deadline()
+        folder = book.folder
+    table = Table(title=f"ledger {folder}")
+    table.add_column("status")
+    table.add_column("requests", justify="right")
+    for status in STATUSES:
+        table.add_row(f"[{STATUS_STYLE[status]}]{status}[/]", str(counts[status]))
+    out_console.print(table)
+    if late:
+        out_console.print(
+            f"[bold red]{len(late)} request(s) OVERDUE[/] (oldest deadline {_when(late[0].deadline)}): "
+            "run `obliviate apply`; `obliviate request list --overdue` lists them."
+        )
+    else:
+        out_console.print("no overdue request.")
+    if upcoming is not None:
+        out_console.print(f"next deadline: {_when(upcoming.deadline)} ({upcoming.request_id}, {upcoming.status})")
+    else:
+        out_console.print("no open request.")
+
+
+@app.command("verify")
+def verify_cmd(
+    certificate: Annotated[Path, typer.Argument(help="A certificate JSON written by `obliviate apply`.")],
+    sisa: Annotated[Path | None, typer.Option(help="The SISA ensemble folder the certificate is about.")] = None,
+    model: Annotated[Path | None, typer.Option(help="The model file the certificate is about.")] = None,
+    pubkey: Annotated[
+        Path | None, typer.Option(help="Trusted public key (default: the ledger's keys/ed25519.pub).")
+    ] = None,
+    ledger: LedgerOption = None,
+) -> None:
+    """Check the signature, the model's hash and that no removed id is in the model; exit 1 on a mismatch."""
+    from obliviate.ledger import ModelTarget, SisaTarget, default_ledger_path, verify_certificate
+
+    target = None
+    if sisa is not None and model is not None:
+        raise InvalidInputError("give one of --sisa and --model, not both.")
+    if sisa is not None:
+        target = SisaTarget(sisa)
+    elif model is not None:
+        target = ModelTarget(model)
+    folder = ledger or default_ledger_path()
+    book = _open(folder) if (folder / "ledger.sqlite").exists() else None
+    try:
+        result = verify_certificate(certificate, target, ledger=book, pubkey=pubkey)
+    finally:
+        if book is not None:
+            book.close()
+    out_console.print(f"certificate {certificate} (request {result.request_id})", soft_wrap=True)
+    for check in result.checks:
+        mark = "[bold green]PASS[/]" if check.ok else "[bold red]FAIL[/]"
+        out_console.print(f"  {mark} {check.name}: {check.detail}", soft_wrap=True)
+    if target is None:
+        out_console.print("  [yellow]model not checked[/]: pass --sisa FOLDER or --model FILE to check the model too.")
+    if not result.ok:
+        out_console.print("[bold red]verification FAILED[/]")
+        sys.exit(1)
+    out_console.print(
+        "[bold green]verified[/]"
+        + (f"; request {result.request_id} marked verified in the ledger" if result.marked_verified else "")
+    )
