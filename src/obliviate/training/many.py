@@ -35,7 +35,15 @@ from obliviate.storage import attach_spec, spec_of
 from obliviate.training.loop import make_optimizer, make_scheduler, minibatches, seeded_generator
 from obliviate.training.recipe import Recipe
 
-__all__ = ["ModelStack", "NotVectorisableError", "train_many", "check_seeds", "cross_entropy", "stacked_batches", "DEFAULT_CHUNK"]
+__all__ = [
+    "ModelStack",
+    "NotVectorisableError",
+    "train_many",
+    "check_seeds",
+    "cross_entropy",
+    "stacked_batches",
+    "DEFAULT_CHUNK",
+]
 
 # Models per vmap call: large enough that each op's work outweighs its dispatch, small enough that
 # a chunk's activations stay in cache; measured on the digits MLP (benchmarks/train_many_probe.py).
@@ -51,7 +59,9 @@ class NotVectorisableError(InvalidInputError):
 def check_seeds(seeds: Any) -> tuple[int, ...]:
     """Seeds as a tuple of distinct non-negative Python ints; a clear error otherwise."""
     if isinstance(seeds, int | np.integer) and not isinstance(seeds, bool):
-        raise InvalidInputError(f"seeds must be a sequence of integers, got the single integer {seeds}; use range({seeds}).")
+        raise InvalidInputError(
+            f"seeds must be a sequence of integers, got the single integer {seeds}; use range({seeds})."
+        )
     try:
         values = list(seeds)
     except TypeError as exc:
@@ -68,9 +78,7 @@ def check_seeds(seeds: Any) -> tuple[int, ...]:
     return out
 
 
-def stacked_batches(
-    generators: Sequence[torch.Generator], n: int, batch_size: int
-) -> Iterator[torch.Tensor]:
+def stacked_batches(generators: Sequence[torch.Generator], n: int, batch_size: int) -> Iterator[torch.Tensor]:
     """One epoch of per-model batches: ``[M, b]`` row indices, row ``m`` drawn by ``generators[m]``.
 
     Row ``m`` of each yield is exactly what :func:`~obliviate.training.loop.minibatches` yields
@@ -146,7 +154,9 @@ class ModelStack:
         """The models at ``indices`` (positions in the stack, in that order)."""
         idx = list(range(len(self)))[indices] if isinstance(indices, slice) else [int(i) for i in indices]
         if not idx or any(not -len(self) <= i < len(self) for i in idx):
-            raise InvalidInputError(f"subset indices must be non-empty positions in 0..{len(self) - 1}, got {idx[:10]}.")
+            raise InvalidInputError(
+                f"subset indices must be non-empty positions in 0..{len(self) - 1}, got {idx[:10]}."
+            )
         at = torch.tensor(idx)
         return ModelStack(
             self.template,
@@ -156,9 +166,13 @@ class ModelStack:
             recipe=self.recipe,
         )
 
-    def with_params(self, params: Mapping[str, torch.Tensor], buffers: Mapping[str, torch.Tensor] | None = None) -> ModelStack:
+    def with_params(
+        self, params: Mapping[str, torch.Tensor], buffers: Mapping[str, torch.Tensor] | None = None
+    ) -> ModelStack:
         """The same models' seeds and recipe with new stacked weights (e.g. after unlearning)."""
-        return ModelStack(self.template, params, self.buffers if buffers is None else buffers, seeds=self.seeds, recipe=self.recipe)
+        return ModelStack(
+            self.template, params, self.buffers if buffers is None else buffers, seeds=self.seeds, recipe=self.recipe
+        )
 
     # ------------------------------------------------------------------ reading
     def model(self, i: int) -> nn.Module:
@@ -190,7 +204,9 @@ class ModelStack:
         return forward
 
     @torch.no_grad()
-    def logits(self, X: torch.Tensor | np.ndarray, *, batch_size: int | None = None, models_per_call: int = 128) -> torch.Tensor:
+    def logits(
+        self, X: torch.Tensor | np.ndarray, *, batch_size: int | None = None, models_per_call: int = 128
+    ) -> torch.Tensor:
         """Every model's logits on the same inputs ``X``: a ``[M, N, C]`` tensor (eval mode, no grad)."""
         X = torch.as_tensor(X, dtype=torch.float32)
         if batch_size is not None and (isinstance(batch_size, bool) or int(batch_size) < 1):
@@ -247,7 +263,9 @@ def train_many(
     if not isinstance(recipe, Recipe):
         raise InvalidInputError(f"recipe must be an obliviate.Recipe, got {type(recipe).__name__}.")
     if not isinstance(data, Dataset):
-        raise InvalidInputError(f"data must be an obliviate Dataset, got {type(data).__name__}; use ob.data.from_arrays.")
+        raise InvalidInputError(
+            f"data must be an obliviate Dataset, got {type(data).__name__}; use ob.data.from_arrays."
+        )
     if len(data) == 0:
         raise InvalidInputError("cannot train on an empty dataset.")
     check_vectorisable(recipe)
@@ -266,7 +284,9 @@ def train_many(
     stack = ModelStack.from_models(models, seeds=seeds, recipe=recipe.with_seed(0))
     groups = [range(i, min(i + per_call, len(seeds))) for i in range(0, len(seeds), per_call)]
     params: dict[str, list[torch.Tensor]] = {k: [] for k in stack.params}
-    with progress_bar(f"training {len(seeds)} models", total=recipe.epochs * len(groups), enabled=show_progress) as advance:
+    with progress_bar(
+        f"training {len(seeds)} models", total=recipe.epochs * len(groups), enabled=show_progress
+    ) as advance:
         for group in groups:
             part = stack.subset(list(group))
             for k, v in _fit_stack(part, data, recipe, on_epoch=advance).items():
@@ -327,4 +347,3 @@ def check_stack_finite(
     if bool(bad.any()):
         m = int(bad.nonzero()[0, 0])
         raise DivergedError(f"{where} (model with seed {seeds[m]})", step, float(losses[m]), lr)
-

@@ -11,6 +11,7 @@ from obliviate.unlearning.base import (
     UnlearnResult,
     UnlearnTask,
 )
+from obliviate.unlearning.many import ManyResult, unlearn_many, vectorised_methods
 from obliviate.unlearning.registry import (
     Composite,
     available_methods,
@@ -26,6 +27,7 @@ __all__ = [
     "Composite",
     "Cost",
     "Guarantee",
+    "ManyResult",
     "UnlearnResult",
     "UnlearnTask",
     "Unlearner",
@@ -34,4 +36,6 @@ __all__ = [
     "method_class",
     "register",
     "unlearn",
+    "unlearn_many",
+    "vectorised_methods",
 ]

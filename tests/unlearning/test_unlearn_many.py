@@ -1,0 +1,113 @@
+"""unlearn_many: every model of the unlearned stack equals unlearn() on that model with its seed."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+import obliviate as ob
+from obliviate.training import ModelStack, train_many
+from obliviate.unlearning import unlearn_many, vectorised_methods
+
+ATOL = 1e-5  # measured differences are below 1e-8 (float rounding of batched matmuls)
+SEEDS = [3, 7, 11]
+
+
+@pytest.fixture(scope="module")
+def digits300(train_set):
+    return train_set.subset(train_set.ids[:300])
+
+
+@pytest.fixture(scope="module")
+def mlp_stack(digits300):
+    recipe = ob.Recipe(model="mlp", epochs=3, batch_size=32, model_options={"hidden": (32,)})
+    return train_many(recipe, digits300, SEEDS)
+
+
+@pytest.fixture(scope="module")
+def class3(digits300):
+    return ob.ForgetRequest(digits300.ids_of_class(3))
+
+
+def _max_difference(a: torch.nn.Module, b: torch.nn.Module) -> float:
+    sa, sb = a.state_dict(), b.state_dict()
+    return max(float((sa[k] - sb[k]).abs().max()) for k in sa)
+
+
+def _assert_matches_one_by_one(stack: ModelStack, request, data, method: str, settings=None):
+    result = unlearn_many(stack, request, data, method=method, settings=settings)
+    assert result.method == method and result.stack.seeds == stack.seeds
+    steps = []
+    for i, seed in enumerate(stack.seeds):
+        alone = ob.unlearn(stack.model(i), request, data, method=method, settings=settings, seed=seed)
+        assert _max_difference(result.stack.model(i), alone.model) <= ATOL, (method, seed)
+        steps.append(alone.cost.gradient_steps)
+    assert result.model_steps == tuple(steps)
+    assert result.cost.gradient_steps == max(steps)
+    return result
+
+
+@pytest.mark.parametrize(
+    ("method", "settings"),
+    [
+        ("finetune", {"epochs": 2}),
+        ("l1_sparse", {"epochs": 2, "no_l1_epochs": 1}),
+        ("salun", {"epochs": 2}),  # per-model saliency masks and random labels
+        ("prune_finetune", {"epochs": 2, "keep_mask": True}),  # per-model magnitude thresholds
+        ("reset_layers", {"epochs": 2}),  # per-model re-initialisation from each seed
+        ("neggrad_plus", {"epochs": 2}),  # early stop fires at a different step per model here
+        ("kl_retain", {"epochs": 2}),
+        ("scrub", {"epochs": 2}),  # Adam with a per-epoch learning rate
+    ],
+)
+def test_vectorised_method_equals_unlearn_per_model(method, settings, mlp_stack, class3, digits300):
+    result = _assert_matches_one_by_one(mlp_stack, class3, digits300, method, settings)
+    assert result.vectorised
+    # and it unlearns: class 3 is forgotten more than the other classes by every model
+    X, y = digits300.subset(class3.ids).tensors
+    before = (mlp_stack.logits(X).argmax(-1) == y).float().mean()
+    after = (result.stack.logits(X).argmax(-1) == y).float().mean()
+    assert after < before
+
+
+def test_gradient_ascent_stops_each_model_on_its_own(mlp_stack, class3, digits300):
+    result = _assert_matches_one_by_one(mlp_stack, class3, digits300, "gradient_ascent", {"lr": 0.05, "epochs": 10})
+    assert len(set(result.model_steps)) > 1  # the models stopped at different steps: a frozen model stays put
+
+
+def test_cnn_stack(digits300, class3):
+    recipe = ob.Recipe(model="cnn", epochs=1, batch_size=32, model_options={"width": 4})
+    stack = train_many(recipe, digits300, [0, 1])
+    _assert_matches_one_by_one(stack, class3, digits300, "random_label", {"epochs": 1})
+
+
+def test_unvectorised_method_falls_back_and_says_so(mlp_stack, class3, digits300):
+    assert "ssd" not in vectorised_methods()
+    with pytest.warns(UserWarning, match="'ssd' has no vectorised form"):
+        result = unlearn_many(mlp_stack, class3, digits300, method="ssd")
+    assert not result.vectorised
+    for i, seed in enumerate(mlp_stack.seeds):
+        alone = ob.unlearn(mlp_stack.model(i), class3, digits300, method="ssd", seed=seed)
+        assert _max_difference(result.stack.model(i), alone.model) == 0.0
+    with pytest.warns(UserWarning, match="finetune\\+ssd"):  # a composite with a vectorisable part loops too
+        assert not unlearn_many(mlp_stack, class3, digits300, method="finetune+ssd", settings={"epochs": 1}).vectorised
+
+
+def test_retrain_fallback_uses_the_stack_recipe_per_seed(mlp_stack, class3, digits300):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = unlearn_many(mlp_stack.subset([1]), class3, digits300, method="retrain")
+    retained = digits300.without(class3.ids)
+    oracle = ob.train(mlp_stack.recipe.with_seed(SEEDS[1]), retained)
+    assert _max_difference(result.stack.model(0), oracle) == 0.0
+
+
+def test_bad_input(mlp_stack, class3, digits300):
+    with pytest.raises(ob.errors.InvalidInputError, match="ModelStack"):
+        unlearn_many(mlp_stack.model(0), class3, digits300)
+    with pytest.raises(ob.errors.UnknownMethodError):
+        unlearn_many(mlp_stack, class3, digits300, method="nope")
+    with pytest.raises(ob.errors.EmptyForgetSetError):
+        unlearn_many(mlp_stack, [], digits300)
