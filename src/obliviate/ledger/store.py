@@ -299,16 +299,15 @@ class Ledger:
                         )
                     out.append((stored, False))
                     continue
-                if db.execute("SELECT 1 FROM requests WHERE request_id = ?", (request.request_id,)).fetchone():
-                    raise InvalidInputError(
-                        f"request id {request.request_id} is already in the ledger under another key; "
-                        "file it with its original key or give it a new request id."
-                    )
+                request_id = request.request_id
+                if db.execute("SELECT 1 FROM requests WHERE request_id = ?", (request_id,)).fetchone():
+                    # the same content filed in the same second under a new key: name it after its key
+                    request_id = "req-" + hashlib.sha256(key.encode()).hexdigest()[:16]
                 db.execute(
                     "INSERT INTO requests(request_id, idem_key, ids, owners, note, received, deadline, status, updated)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
-                        request.request_id,
+                        request_id,
                         key,
                         json.dumps(list(request.ids)),
                         json.dumps(list(request.owners)),
@@ -321,12 +320,12 @@ class Ledger:
                 )
                 db.execute(
                     "INSERT INTO transitions(request_id, from_status, to_status, at, detail) VALUES (?, NULL, ?, ?, ?)",
-                    (request.request_id, RECEIVED, now, f"filed under key {key}"),
+                    (request_id, RECEIVED, now, f"filed under key {key}"),
                 )
                 out.append(
                     (
                         _row_to_request(
-                            db.execute("SELECT * FROM requests WHERE request_id = ?", (request.request_id,)).fetchone()
+                            db.execute("SELECT * FROM requests WHERE request_id = ?", (request_id,)).fetchone()
                         ),
                         True,
                     )

@@ -1,0 +1,55 @@
+"""Fixtures for the ledger tests: a tiny owned dataset, a tiny SISA ensemble, a saved model, a ledger."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+import obliviate as ob
+from obliviate.exact import SISA
+from obliviate.ledger import Ledger
+
+
+@pytest.fixture(scope="session")
+def owned_data():
+    """360 digits examples owned by 12 writers (ids and owners stable)."""
+    data = ob.data.digits(writers=12)
+    return data.subset(data.ids[:360])
+
+
+@pytest.fixture(scope="session")
+def micro_recipe():
+    """A one-hidden-layer MLP of 16 units, 2 epochs: a SISA shard trains in milliseconds."""
+    return ob.Recipe(model="mlp", epochs=2, lr=0.05, seed=0, model_options={"hidden": (16,)})
+
+
+@pytest.fixture(scope="session")
+def fitted_sisa(tmp_path_factory, owned_data, micro_recipe):
+    """A 3-shard, 2-slice ensemble fitted once; tests get a private copy through ``sisa_folder``."""
+    folder = tmp_path_factory.mktemp("sisa") / "ensemble"
+    SISA(micro_recipe, shards=3, slices=2, assign="owner", seed=0).fit(owned_data, folder)
+    return folder
+
+
+@pytest.fixture
+def sisa_folder(fitted_sisa, tmp_path):
+    folder = tmp_path / "ensemble"
+    shutil.copytree(fitted_sisa, folder)
+    return folder
+
+
+@pytest.fixture
+def model_file(tmp_path, owned_data, micro_recipe):
+    """A model trained on ``owned_data`` and saved with its data fingerprint, as `obliviate train` does."""
+    path = tmp_path / "model.safetensors"
+    ob.save_model(
+        ob.train(micro_recipe, owned_data), path, metadata={"data": "owned", "data_fingerprint": owned_data.fingerprint}
+    )
+    return path
+
+
+@pytest.fixture
+def ledger(tmp_path):
+    with Ledger(tmp_path / "ledger") as book:
+        yield book
