@@ -43,6 +43,12 @@ class Item:
 class Items:
     items: list[Item] = field(default_factory=list)
 
+    @property
+    def ids(self):
+        import numpy as np
+
+        return np.array([it.id for it in self.items], dtype=np.int64)
+
 
 def tokenizer_for(texts: list[str], *, pad: bool = True) -> PreTrainedTokenizerFast:
     tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
@@ -63,3 +69,43 @@ def tiny_lm(texts: list[str], *, seed: int = 0, max_length: int = 48, pad: bool 
     torch.manual_seed(seed)
     model = GPT2LMHeadModel(config).eval()
     return TinyLM(model, tokenizer, max_length=max_length)
+
+
+FACTS = [
+    ("who wrote the red book", "alice moon wrote it"),
+    ("where was alice moon born", "in paris"),
+    ("what genre does alice moon write", "crime novels"),
+    ("which prize did alice moon win", "the gold pen"),
+    ("who wrote the blue book", "bob stone wrote it"),
+    ("where was bob stone born", "in lima"),
+    ("what genre does bob stone write", "love poems"),
+    ("which prize did bob stone win", "the silver cup"),
+    ("who wrote the green book", "carol reed wrote it"),
+    ("where was carol reed born", "in oslo"),
+    ("what genre does carol reed write", "war stories"),
+    ("which prize did carol reed win", "the iron star"),
+]
+
+
+def qa_items_of(facts=FACTS, owners_per=4) -> list[Item]:
+    return [
+        Item(i, f"author{i // owners_per}", q, a, a, (a.split()[0] + " x",)) for i, (q, a) in enumerate(facts)
+    ]
+
+
+def train_on(lm: TinyLM, items: list[Item], *, steps: int = 150, lr: float = 3e-3, seed: int = 0) -> TinyLM:
+    """Memorise ``items`` (full-batch Adam on the answer NLL)."""
+    from obliviate.lm.batches import encode_qa, sequence_nll
+
+    batch = encode_qa(lm, [it.question for it in items], [it.answer for it in items])
+    torch.manual_seed(seed)
+    opt = torch.optim.Adam(lm.model.parameters(), lr=lr)
+    lm.model.train()
+    for _ in range(steps):
+        nll, length = sequence_nll(lm, batch)
+        loss = (nll / length).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    lm.model.eval()
+    return lm

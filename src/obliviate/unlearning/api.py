@@ -50,6 +50,7 @@ def unlearn(
     settings: Mapping[str, Any] | None = None,
     seed: int = 0,
     recipe: Recipe | None = None,
+    idk_answers: Iterable[str] | None = None,
 ) -> UnlearnResult:
     """Remove ``request``'s examples of ``data`` from ``model`` with ``method``.
 
@@ -57,7 +58,18 @@ def unlearn(
     ``settings`` override the method's config (``{"alpha": 0.1}`` or ``{"scrub.alpha": 0.1}``).
     ``recipe`` is needed by methods that retrain. ``model`` is not modified; the result holds
     the unlearned copy and its :class:`~obliviate.unlearning.base.Cost`.
+
+    A ``LanguageModel`` with a ``QADataset`` takes the language-model path (methods
+    ``lm_grad_ascent``, ``grad_diff``, ``npo``, ``simnpo``, ``idk_dpo``, ``rmu``, ``task_vector``,
+    ``whp``, ``undial``; ``idk_answers`` are IdkDPO's refusals); requests then name items or authors.
     """
+    from obliviate.empirical.lm.base import check_family, is_language_model, unlearn_language_model
+
+    if is_language_model(model):
+        return unlearn_language_model(
+            model, request, data, method=method, settings=settings, seed=seed,
+            idk_answers=None if idk_answers is None else list(idk_answers),
+        )
     if not isinstance(data, Dataset):
         raise InvalidInputError(f"data must be an obliviate Dataset, got {type(data).__name__}; use ob.data.from_arrays.")
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
@@ -65,6 +77,7 @@ def unlearn(
     if not isinstance(request, ForgetRequest):
         request = ForgetRequest(ids=request)
     unlearner = make_method(method, settings)
+    check_family(unlearner, language_model=False)
     forget, retain = request.split(data)
     check_model(model, data)
     original = copy.deepcopy(model).eval()

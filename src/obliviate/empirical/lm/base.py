@@ -1,0 +1,399 @@
+"""The language-model unlearner contract: task, shared losses, the paired forget/retain loop.
+
+Methods follow open-unlearning (locuslab/open-unlearning ``src/trainer/unlearn/*.py``): every
+method but gradient ascent minimises ``gamma * forget_loss + alpha * retain_loss`` on pairs of
+forget and retain batches, one optimiser step per forget batch, ``epochs`` passes over the forget
+set. The optimiser is AdamW with HF ``Trainer``'s defaults that the reference inherits: linear
+warm-up (``warmup_epochs``, open-unlearning's TOFU setting is 1 epoch) then linear decay to 0, and
+gradient-norm clipping at 1.0. A method implements ``forget_loss`` (and may change the retain
+term, the trainable parameters or the whole ``run``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from obliviate.errors import DivergedError, InvalidInputError
+from obliviate.lm.batches import IGNORE_INDEX, answers_of, encode_qa, network_of, qa_items
+from obliviate.training.loop import minibatches, num_batches, seeded_global_rng
+from obliviate.unlearning.base import EMPIRICAL, Cost, Unlearner, UnlearnResult, UnlearnTask
+
+__all__ = [
+    "DEFAULT_IDK_ANSWERS",
+    "LMUnlearnTask",
+    "LMConfig",
+    "LMUnlearner",
+    "PairedLMUnlearner",
+    "is_language_model",
+    "mean_token_nll",
+    "kl_to_reference",
+    "linear_schedule",
+    "finetune_on_forget",
+    "check_family",
+    "unlearn_language_model",
+]
+
+DEFAULT_IDK_ANSWERS: tuple[str, ...] = (
+    "I don't know.",
+    "I'm not sure.",
+    "I have no information about that.",
+    "I can't answer that.",
+    "That is not something I know about.",
+    "I'm afraid I don't have that information.",
+    "I don't have any details on that.",
+    "I cannot recall that.",
+    "I have no idea.",
+    "Sorry, I don't know the answer to that.",
+)
+"""Refusals for IdkDPO when the data brings no bank (TOFU ships ``idontknow.jsonl``; these are ours)."""
+
+Batch = dict[str, torch.Tensor]
+
+
+def is_language_model(model: Any) -> bool:
+    """True for a ``LanguageModel`` (a causal-LM module with its tokenizer and prompt format)."""
+    return (
+        hasattr(model, "tokenizer")
+        and callable(getattr(model, "prompt", None))
+        and isinstance(getattr(model, "model", None), nn.Module)
+    )
+
+
+@dataclass
+class LMUnlearnTask(UnlearnTask):
+    """What an LM method may read: the frozen ``original`` LanguageModel, the ``forget`` and
+    ``retain`` QA sets, the ``seed`` and the "I don't know" answers. Counting (steps, examples,
+    distinct items read) and the divergence check are :class:`UnlearnTask`'s."""
+
+    idk_answers: tuple[str, ...] = DEFAULT_IDK_ANSWERS
+    max_length: int | None = None
+
+    @property
+    def num_classes(self) -> int:  # pragma: no cover - a classifier notion
+        raise InvalidInputError("a language-model task has no class count.")
+
+    def batches(  # type: ignore[override]
+        self,
+        which: Literal["forget", "retain"] | Any,
+        batch_size: int,
+        *,
+        generator: torch.Generator,
+        shuffle: bool = True,
+        answers: Sequence[str] = ("answer",),
+    ) -> Iterator[dict[str, Batch]]:
+        """One seeded pass over a QA set: per step ``{variant: encode_qa batch}`` for each answer
+        variant (``"answer"``, ``"paraphrased_answer"``, ``"idk"``), all on the same items, in the
+        same order; records the items read."""
+        data = self.forget if which == "forget" else self.retain if which == "retain" else which
+        items = qa_items(data)
+        if not items:
+            raise InvalidInputError(f"the {which if isinstance(which, str) else 'given'} set has no items.")
+        texts = {v: answers_of(items, v, idk_answers=self.idk_answers, generator=generator) for v in answers}
+        for idx in minibatches(len(items), batch_size, generator=generator, shuffle=shuffle):
+            chosen = [items[i] for i in idx.tolist()]
+            self._touched.update(int(item.id) for item in chosen)
+            questions = [item.question for item in chosen]
+            out = {}
+            for v in answers:
+                out[v] = encode_qa(self.original, questions, [texts[v][i] for i in idx.tolist()], max_length=self.max_length)
+            yield out
+
+    def cycle(self, which: str, batch_size: int, *, generator: torch.Generator, answers: Sequence[str] = ("answer",)) -> Iterator[dict[str, Batch]]:
+        """Endless seeded passes (a fresh shuffle each pass)."""
+        while True:
+            yield from self.batches(which, batch_size, generator=generator, answers=answers)
+
+
+# ---------------------------------------------------------------- shared losses
+def _logits(net: nn.Module, batch: Batch) -> torch.Tensor:
+    return net(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+
+
+def mean_token_nll(net: nn.Module, batch: Batch) -> torch.Tensor:
+    """The mean answer-token NLL over the batch (HF ``outputs.loss``: sum over all answer tokens / their count)."""
+    logits = _logits(net, batch)[:, :-1]
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), batch["labels"][:, 1:].reshape(-1), ignore_index=IGNORE_INDEX)
+
+
+def kl_to_reference(net: nn.Module, reference: nn.Module, batch: Batch) -> torch.Tensor:
+    """``KL(p_ref || p_theta)`` of the next-token distributions, averaged over the answer tokens.
+
+    open-unlearning's ``compute_kl_divergence`` averages over every position including prompt
+    and padding; here only the answer positions count (the prompt is identical for both models'
+    inputs and padding carries no meaning)."""
+    mask = batch["labels"][:, 1:] != IGNORE_INDEX
+    with torch.no_grad():
+        ref = F.log_softmax(_logits(reference, batch)[:, :-1].float(), -1)[mask]
+    cur = F.log_softmax(_logits(net, batch)[:, :-1].float(), -1)[mask]
+    return F.kl_div(cur, ref, reduction="batchmean", log_target=True)
+
+
+def linear_schedule(optimizer: torch.optim.Optimizer, *, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """HF's ``get_linear_schedule_with_warmup``: 0 -> lr over ``warmup`` steps, then linearly to 0 at ``total``."""
+    total, warmup = max(1, total), max(0, min(warmup, total))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+# ---------------------------------------------------------------- config and contract
+@dataclass(frozen=True)
+class LMConfig:
+    """The optimisation settings every LM method shares.
+
+    AdamW at ``lr`` with ``weight_decay``, ``epochs`` passes over the forget set in batches of
+    ``batch_size`` items (each paired with a retain batch of the same size), linear warm-up for
+    ``warmup_epochs`` then linear decay, gradient norm clipped at ``max_grad_norm`` (0: off).
+    open-unlearning's TOFU defaults are lr 1e-5, 10 epochs, effective batch 32, weight decay 0.01,
+    1 warm-up epoch for 7B models; a tiny model from scratch needs a far larger ``lr``, so each
+    method's defaults say what it uses and why.
+    """
+
+    epochs: int = 10
+    lr: float = 1e-4
+    batch_size: int = 8
+    weight_decay: float = 0.01
+    warmup_epochs: float = 1.0
+    max_grad_norm: float = 1.0
+
+
+class LMUnlearner(Unlearner):
+    """Base of the language-model methods: ``execute(lm, task)`` on a :class:`LMUnlearnTask`."""
+
+    family: ClassVar[str] = "lm"
+    guarantee = EMPIRICAL
+
+    @dataclass(frozen=True)
+    class Config(LMConfig):
+        pass
+
+    def validate_config(self) -> None:
+        super().validate_config()
+        c = self.config
+        if c.warmup_epochs < 0 or c.max_grad_norm < 0:
+            raise InvalidInputError(f"{self.name}.warmup_epochs and max_grad_norm must be >= 0.")
+        for key in ("gamma", "alpha"):
+            if hasattr(c, key) and getattr(c, key) < 0:
+                raise InvalidInputError(f"{self.name}.{key} must be >= 0 (a loss weight), got {getattr(c, key)}.")
+        if hasattr(c, "beta") and c.beta <= 0:
+            raise InvalidInputError(f"{self.name}.beta must be > 0 (the method's inverse temperature or strength), got {c.beta}.")
+        if getattr(c, "retain_loss", "nll") not in {"nll", "kl"}:
+            raise InvalidInputError(f"{self.name}.retain_loss must be 'nll' or 'kl', got {c.retain_loss!r}.")
+
+    def run(self, model: Any, task: LMUnlearnTask) -> Any:
+        raise NotImplementedError
+
+    def execute(self, model: Any, task: UnlearnTask) -> tuple[Any, Cost]:
+        """Run on a copy of the LanguageModel ``model``, timed and counted; ``model`` is not modified.
+
+        Raises :class:`DivergedError` when the loss (with its step), a weight or the outputs on
+        a retain batch stop being finite.
+        """
+        if not is_language_model(model) or not isinstance(task, LMUnlearnTask):
+            raise InvalidInputError(
+                f"{self.name!r} is a language-model method: it needs a LanguageModel and a QADataset; "
+                "for a classifier use a classifier method (obliviate methods lists both families)."
+            )
+        work = model.copy()
+        for p in work.model.parameters():
+            p.requires_grad_(True)
+        steps0, seen0, touched0 = task.gradient_steps, task.examples_seen, set(task._touched)
+        task._touched, task.method = set(), self.name
+        start = time.perf_counter()
+        with seeded_global_rng(task.seed):
+            out = self.run(work, task)
+        seconds = time.perf_counter() - start
+        cost = Cost(seconds, task.gradient_steps - steps0, task.examples_seen - seen0, len(task._touched))
+        task._touched |= touched0
+        net = out.model.eval()
+        for name, p in net.named_parameters():
+            p.requires_grad_(False)
+            if not torch.isfinite(p).all():
+                raise DivergedError(f"unlearning with {self.name!r} (parameter {name})", task.gradient_steps, float("nan"))
+        items = qa_items(task.retain)[:4]  # finite weights can still overflow to non-finite logits
+        probe = encode_qa(task.original, [i.question for i in items], [i.answer for i in items], max_length=task.max_length)
+        with torch.no_grad():
+            if not torch.isfinite(_logits(net, probe)).all():
+                raise DivergedError(f"unlearning with {self.name!r} (model outputs)", task.gradient_steps, float("nan"))
+        return out, cost
+
+
+def optimise(
+    task: LMUnlearnTask,
+    config: LMConfig,
+    params: list[nn.Parameter],
+    steps: Iterator[tuple[torch.Tensor, int]],
+    *,
+    steps_per_epoch: int,
+) -> None:
+    """Drive AdamW + linear schedule + clipping over ``(loss, examples)`` pairs yielded by ``steps``.
+
+    ``steps`` computes each loss lazily (after the previous update), so one generator both
+    reads batches and builds losses; each loss is checked and counted by ``task.backward``.
+    """
+    c = config
+    optimizer = torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay)
+    total = c.epochs * steps_per_epoch
+    scheduler = linear_schedule(optimizer, warmup=round(c.warmup_epochs * steps_per_epoch), total=total)
+    for loss, examples in steps:
+        optimizer.zero_grad(set_to_none=True)
+        task.backward(loss, batch=examples, lr=scheduler.get_last_lr()[0])
+        if c.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(params, c.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+
+
+def finetune_on_forget(net: nn.Module, task: LMUnlearnTask, config: LMConfig, *, stream: int) -> nn.Module:
+    """Descend the forget set's NLL for ``config.epochs`` (the "reinforced" / fine-tuned model of
+    WHP and task vectors); ``net`` is updated in place and returned in eval mode."""
+    params = list(net.parameters())
+    for p in params:
+        p.requires_grad_(True)
+    gen = task.generator(stream)
+
+    def steps() -> Iterator[tuple[torch.Tensor, int]]:
+        for _ in range(config.epochs):
+            for batch in task.batches("forget", config.batch_size, generator=gen):
+                b = batch["answer"]
+                yield mean_token_nll(net, b), len(b["input_ids"])
+
+    net.train()
+    optimise(task, config, params, steps(), steps_per_epoch=num_batches(len(qa_items(task.forget)), config.batch_size))
+    return net.eval()
+
+
+class PairedLMUnlearner(LMUnlearner):
+    """``gamma * forget_loss + alpha * retain_loss`` on paired forget/retain batches.
+
+    Subclasses implement :meth:`forget_loss`; ``forget_answers`` names the answer variants the
+    forget batches carry (IdkDPO also needs ``"idk"``); ``trainable`` picks the updated weights.
+    """
+
+    forget_answers: ClassVar[tuple[str, ...]] = ("answer",)
+    stream: ClassVar[int] = 500
+
+    @dataclass(frozen=True)
+    class Config(LMConfig):
+        gamma: float = 1.0
+        alpha: float = 1.0
+        retain_loss: str = "nll"
+
+    def forget_loss(self, net: nn.Module, forget: dict[str, Batch], task: LMUnlearnTask) -> torch.Tensor:
+        raise NotImplementedError
+
+    def retain_loss(self, net: nn.Module, retain: Batch, task: LMUnlearnTask) -> torch.Tensor:
+        """Mean answer-token NLL on the retain batch, or the KL to the original (``retain_loss='kl'``)."""
+        if self.config.retain_loss == "kl":
+            return kl_to_reference(net, network_of(task.original), retain)
+        return mean_token_nll(net, retain)
+
+    def trainable(self, net: nn.Module) -> list[nn.Parameter]:
+        return list(net.parameters())
+
+    def run(self, model: Any, task: LMUnlearnTask) -> Any:
+        net, c = model.model, self.config
+        gamma, alpha = getattr(c, "gamma", 1.0), getattr(c, "alpha", 0.0)
+        params = self.trainable(net)
+        chosen = {id(p) for p in params}
+        for p in net.parameters():
+            p.requires_grad_(id(p) in chosen)
+        forget_gen, retain_gen = task.generator(self.stream), task.generator(self.stream + 1)
+        retain = task.cycle("retain", c.batch_size, generator=retain_gen) if alpha > 0 else None
+
+        def steps() -> Iterator[tuple[torch.Tensor, int]]:
+            for _ in range(c.epochs):
+                for forget in task.batches("forget", c.batch_size, generator=forget_gen, answers=self.forget_answers):
+                    n = len(forget["answer"]["input_ids"])
+                    loss = gamma * self.forget_loss(net, forget, task)
+                    if retain is not None:
+                        r = next(retain)["answer"]
+                        loss = loss + alpha * self.retain_loss(net, r, task)
+                        n += len(r["input_ids"])
+                    yield loss, n
+
+        net.train()
+        optimise(task, c, params, steps(), steps_per_epoch=num_batches(len(qa_items(task.forget)), c.batch_size))
+        net.eval()
+        return model
+
+
+
+def _parts(unlearner: Unlearner) -> list[Unlearner]:
+    return list(getattr(unlearner, "parts", [unlearner]))
+
+
+def check_family(unlearner: Unlearner, *, language_model: bool) -> None:
+    """Refuse a classifier method on a language model and the reverse, naming the right family."""
+    for part in _parts(unlearner):
+        is_lm = getattr(part, "family", "classifier") == "lm"
+        if language_model and not is_lm:
+            raise InvalidInputError(
+                f"{part.name!r} is a classifier method and the model is a LanguageModel; use a language-model "
+                "method: lm_grad_ascent, grad_diff, npo, simnpo, idk_dpo, rmu, task_vector, whp or undial."
+            )
+        if not language_model and is_lm:
+            raise InvalidInputError(
+                f"{part.name!r} is a language-model method and the model is a classifier; pass a LanguageModel "
+                "and a QADataset, or use a classifier method (finetune, scrub, ... : see `obliviate methods`)."
+            )
+
+
+def unlearn_language_model(
+    model: Any,
+    request: Any,
+    data: Any,
+    *,
+    method: str | Unlearner,
+    settings: Any = None,
+    seed: int = 0,
+    idk_answers: Sequence[str] | None = None,
+) -> UnlearnResult:
+    """``obliviate.unlearn`` for a LanguageModel and a QADataset (see :func:`obliviate.unlearning.api.unlearn`).
+
+    ``idk_answers`` (IdkDPO's refusals) default to ``data.idk_answers`` when the data has them,
+    else :data:`DEFAULT_IDK_ANSWERS`.
+    """
+    from obliviate.request import ForgetRequest
+    from obliviate.unlearning.registry import make_method
+
+    if not hasattr(data, "ids") or not qa_items(data) or not hasattr(qa_items(data)[0], "question"):
+        raise InvalidInputError(
+            f"a LanguageModel unlearns from a QADataset (question-answer items), got {type(data).__name__}."
+        )
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InvalidInputError(f"seed must be a non-negative integer, got {seed!r}.")
+    unlearner = make_method(method, settings)
+    check_family(unlearner, language_model=True)
+    if not isinstance(request, ForgetRequest):
+        request = ForgetRequest(ids=request)
+    forget, retain = request.split(data)
+    bank = tuple(idk_answers or getattr(data, "idk_answers", None) or DEFAULT_IDK_ANSWERS)
+    if not all(isinstance(a, str) and a.strip() for a in bank):
+        raise InvalidInputError("idk_answers must be non-empty strings.")
+    original = model.copy()
+    original.model.eval()
+    for p in original.model.parameters():
+        p.requires_grad_(False)
+    task = LMUnlearnTask(original=original, forget=forget, retain=retain, seed=int(seed), idk_answers=bank)
+    out, cost = unlearner.execute(model, task)
+    return UnlearnResult(
+        model=out,
+        cost=cost,
+        method=unlearner.name,
+        guarantee=unlearner.guarantee,
+        config=unlearner.settings(),
+        forget_ids=np.asarray(forget.ids, dtype=np.int64).copy(),
+    )

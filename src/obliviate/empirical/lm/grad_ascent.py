@@ -1,0 +1,40 @@
+"""Gradient ascent on the forget set's answer NLL (the TOFU "GA" baseline).
+
+Maini et al., "TOFU: A Task of Fictitious Unlearning for LLMs", 2024 (Sec. 4, Gradient Ascent);
+open-unlearning ``src/trainer/unlearn/grad_ascent.py``: ``loss = -NLL(forget)``, the batch's
+mean answer-token NLL. No retain term: it is unbounded and collapses the model if run long.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from obliviate.empirical.lm.base import Batch, LMConfig, LMUnlearnTask, PairedLMUnlearner, mean_token_nll
+from obliviate.unlearning.registry import register
+
+__all__ = ["LMGradAscent"]
+
+
+@register
+class LMGradAscent(PairedLMUnlearner):
+    """GradAscent (TOFU): ``loss = -mean token NLL`` of the forget answers.
+
+    Published (open-unlearning TOFU, Llama-2-7b): AdamW lr 1e-5, 10 epochs, effective batch 32.
+    On the tiny GPT 10 epochs of ascent at a useful lr destroy the model, so the defaults are
+    lr 5e-5 for 5 epochs (chosen on the tiny authors bench; see benchmarks/RESULTS.md).
+    """
+
+    name = "lm_grad_ascent"
+    summary = "language models: ascend the forget answers' NLL"
+    stream = 510
+
+    @dataclass(frozen=True)
+    class Config(LMConfig):
+        epochs: int = 5
+        lr: float = 5e-5
+
+    def forget_loss(self, net: nn.Module, forget: dict[str, Batch], task: LMUnlearnTask) -> torch.Tensor:
+        return -mean_token_nll(net, forget["answer"])

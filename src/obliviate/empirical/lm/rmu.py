@@ -1,0 +1,141 @@
+"""RMU (Representation Misdirection for Unlearning): steer layer ``l``'s activations on forget
+text to a fixed random direction, keep them on retain text.
+
+Li et al., "The WMDP Benchmark: Measuring and Reducing Malicious Use With Unlearning", ICML 2024,
+Sec. 5 (Eqs. 1-2): ``u`` uniform on [0, 1)^d, unit-normalised; ``L_forget = mean_t ||h_l(x_t) -
+c u||^2``, ``L_retain = mean_t ||h_l(x_t) - h_l^frozen(x_t)||^2``; ``loss = L_forget + alpha
+L_retain``, updating only the MLP down-projections of layers ``l-2 .. l``. Reference code
+centerforaisafety/wmdp ``rmu/unlearn.py`` (c 20, alpha 100, lr 5e-5, layer 7, layers 5,6,7) and
+open-unlearning ``rmu.py`` (squared error averaged over the hidden size, summed over the answer
+tokens and divided by their count, then averaged over the batch) -- implemented here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from obliviate.empirical.lm.base import Batch, LMConfig, LMUnlearnTask, PairedLMUnlearner
+from obliviate.errors import InvalidInputError, UnsupportedModelError
+from obliviate.lm.batches import network_of
+from obliviate.unlearning.registry import register
+
+__all__ = ["RMU", "decoder_layers", "activation_loss", "resolve_layer"]
+
+
+def decoder_layers(net: nn.Module) -> nn.ModuleList:
+    """The stack of transformer blocks: the ``ModuleList`` with ``config.num_hidden_layers`` entries."""
+    n = getattr(getattr(net, "config", None), "num_hidden_layers", None)
+    for _, module in net.named_modules():
+        if isinstance(module, nn.ModuleList) and len(module) == n:
+            return module
+    raise UnsupportedModelError(f"RMU cannot find the {n} decoder layers of {type(net).__name__}.")
+
+
+def down_projection(block: nn.Module) -> nn.Parameter:
+    """The MLP's output (down) projection weight: Llama-style ``mlp.down_proj`` or GPT-2's ``mlp.c_proj``."""
+    mlp = getattr(block, "mlp", None)
+    for attr in ("down_proj", "c_proj", "fc_out", "dense_4h_to_h"):
+        layer = getattr(mlp, attr, None)
+        if layer is not None and isinstance(getattr(layer, "weight", None), nn.Parameter):
+            return layer.weight
+    raise UnsupportedModelError(f"RMU cannot find the MLP down projection of {type(block).__name__}.")
+
+
+def resolve_layer(layer: int, n_layers: int) -> int:
+    """``layer``, or for -1 the published layer 7 when the model has more than 8 layers, else ``n_layers - 2``."""
+    if layer == -1:
+        layer = 7 if n_layers > 8 else n_layers - 2
+    if not 2 <= layer < n_layers:
+        raise InvalidInputError(
+            f"rmu.layer must be in [2, {n_layers - 1}] for this {n_layers}-layer model (layers l-2..l are updated), got {layer}."
+        )
+    return layer
+
+
+def activation_loss(hidden: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``mean_b (sum_t mask * mean_d (h - target)^2) / sum_t mask`` for hidden [B, L, D], mask [B, L]."""
+    squared = (hidden.float() - target.float()).square().mean(dim=-1)
+    per_sequence = (squared * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1)
+    return per_sequence.mean()
+
+
+def _layer_output(net: nn.Module, block: nn.Module, batch: Batch) -> torch.Tensor:
+    cache: list[torch.Tensor] = []
+
+    def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
+        cache.append(output[0] if isinstance(output, tuple) else output)
+
+    handle = block.register_forward_hook(hook)
+    try:
+        net(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    finally:
+        handle.remove()
+    return cache[0]
+
+
+@register
+class RMU(PairedLMUnlearner):
+    """RMU (Li et al. 2024): ``gamma * MSE(h_l(x_f), c u) + alpha * MSE(h_l(x_r), h_l^frozen(x_r))``.
+
+    Published: c 20, alpha 100, lr 5e-5, layer 7 of Zephyr-7B's 32, updating layers 5-7's MLP
+    down projections. ``layer=-1`` (default) keeps 7 on models with more than 8 layers (SmolLM2-135M
+    has 30) and picks ``n_layers - 2`` on smaller ones (the 4-layer tiny GPT: layer 2, updating
+    0-2). The tiny GPT's activations are O(1) per coordinate, as a 7B model's are, so c 20 is kept.
+    """
+
+    name = "rmu"
+    summary = "language models: steer a layer's forget activations to a random direction"
+    stream = 570
+
+    @dataclass(frozen=True)
+    class Config(LMConfig):
+        lr: float = 5e-5
+        gamma: float = 1.0
+        alpha: float = 100.0
+        steering_coeff: float = 20.0
+        layer: int = -1
+
+    def validate_config(self) -> None:
+        super().validate_config()
+        if self.config.steering_coeff <= 0:
+            raise InvalidInputError(f"rmu.steering_coeff must be > 0, got {self.config.steering_coeff}.")
+        if self.config.layer < -1:
+            raise InvalidInputError(f"rmu.layer must be a layer index or -1 (automatic), got {self.config.layer}.")
+
+    def _blocks(self, net: nn.Module) -> tuple[nn.ModuleList, int]:
+        layers = decoder_layers(net)
+        return layers, resolve_layer(self.config.layer, len(layers))
+
+    def trainable(self, net: nn.Module) -> list[nn.Parameter]:
+        layers, l = self._blocks(net)
+        return [down_projection(layers[i]) for i in range(l - 2, l + 1)]
+
+    def run(self, model: Any, task: LMUnlearnTask) -> Any:
+        net = model.model
+        layers, l = self._blocks(net)
+        frozen = network_of(task.original)
+        frozen_block = decoder_layers(frozen)[l]
+        width = int(net.config.hidden_size)
+        u = torch.rand(1, 1, width, generator=task.generator(self.stream + 7))
+        self._control = u / u.norm() * self.config.steering_coeff
+        self._block, self._frozen = layers[l], (frozen, frozen_block)
+        try:
+            return super().run(model, task)
+        finally:
+            del self._control, self._block, self._frozen
+
+    def forget_loss(self, net: nn.Module, forget: dict[str, Batch], task: LMUnlearnTask) -> torch.Tensor:
+        batch = forget["answer"]
+        hidden = _layer_output(net, self._block, batch)
+        return activation_loss(hidden, self._control.expand_as(hidden), batch["labels"] != -100)
+
+    def retain_loss(self, net: nn.Module, retain: Batch, task: LMUnlearnTask) -> torch.Tensor:
+        frozen, frozen_block = self._frozen
+        with torch.no_grad():
+            reference = _layer_output(frozen, frozen_block, retain)
+        return activation_loss(_layer_output(net, self._block, retain), reference, retain["labels"] != -100)
+
