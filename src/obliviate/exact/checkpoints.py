@@ -9,8 +9,11 @@ Layout of an ensemble folder::
     deletions/<batch_id>.json                    the report of each committed deletion batch
 
 A **manifest** records, for one shard and slice, the sorted ids its checkpoint has seen (slices
-0..r of the shard, minus the deleted ids), their sha256, the recipe's fingerprint, the weights'
-sha256 and the checkpoint file's sha256. The **state** names the current manifest of every
+0..r of the shard, minus the deleted ids), their sha256, the recipe's fingerprint and the
+weights' sha256 (:func:`obliviate.storage.state_sha256`). Checkpoints are pinned by the weights'
+hash rather than the file's bytes: safetensors writes its header metadata in no fixed order, so
+equal weights can give different bytes, while the weights' hash is the same on every machine
+that trains the same shard. The **state** names the current manifest of every
 shard and slice by path and sha256, the deleted ids and the committed batch ids.
 
 Crash consistency: new checkpoints, manifests and reports are written under new names (named by
@@ -34,10 +37,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import load as st_load
 from torch import nn
 
 from obliviate.errors import CorruptCheckpointError, InvalidInputError
-from obliviate.storage import atomic_write_bytes, load_model, save_model, state_sha256
+from obliviate.storage import atomic_write_bytes, save_model, state_sha256
 
 __all__ = [
     "FORMAT",
@@ -104,7 +108,6 @@ class Manifest:
     seed: int
     weights_sha256: str | None
     checkpoint: str | None
-    checkpoint_sha256: str | None
 
     def to_bytes(self) -> bytes:
         return _canonical({**asdict(self), "ids": list(self.ids), "format": FORMAT})
@@ -226,16 +229,14 @@ class CheckpointStore:
         return [[np.asarray(s, dtype=np.int64) for s in shard] for shard in shards]
 
     # ------------------------------------------------------------------ checkpoints and manifests
-    def write_checkpoint(self, model: nn.Module, shard: int, slice_index: int) -> tuple[str, str, str]:
-        """Save ``model`` as this slice's checkpoint; returns (relative path, file sha256, weights sha256).
-
-        The name carries the weights' hash, so a rewrite of equal weights replaces the file with
-        the same bytes and never a file the state refers to with different ones.
-        """
+    def write_checkpoint(self, model: nn.Module, shard: int, slice_index: int) -> tuple[str, str]:
+        """Save ``model`` as this slice's checkpoint (``ob.load_model`` opens it); returns
+        (relative path, weights sha256). The name carries the weights' hash, so a rewrite can only
+        replace a file the state refers to with the same weights."""
         weights = state_sha256(model.state_dict())
         rel = f"checkpoints/{slice_key(shard, slice_index)}-{weights[:16]}.safetensors"
         save_model(model, self.folder / rel)
-        return rel, _sha256((self.folder / rel).read_bytes()), weights
+        return rel, weights
 
     def write_manifest(self, manifest: Manifest) -> SliceRecord:
         raw = manifest.to_bytes()
@@ -259,21 +260,24 @@ class CheckpointStore:
             raise CorruptCheckpointError(path, f"unreadable manifest: {exc}") from exc
 
     def checkpoint_ok(self, manifest: Manifest) -> bool:
-        """Whether the manifest's checkpoint file exists with the recorded sha256 (no checkpoint: trivially)."""
+        """Whether the manifest's checkpoint holds the weights its sha256 names (no checkpoint: trivially)."""
         if manifest.checkpoint is None:
             return True
         try:
-            return _sha256((self.folder / manifest.checkpoint).read_bytes()) == manifest.checkpoint_sha256
-        except OSError:
+            self.load_weights(manifest)
+        except CorruptCheckpointError:
             return False
+        return True
 
     def load_weights(self, manifest: Manifest) -> dict[str, torch.Tensor]:
-        """The verified weights of a manifest's checkpoint (file hash, header hash and weights hash)."""
+        """The weights of a manifest's checkpoint, verified against the manifest's sha256."""
         path = self.folder / str(manifest.checkpoint)
-        if not self.checkpoint_ok(manifest):
-            raise CorruptCheckpointError(path, "missing, or its sha256 differs from the one in its manifest")
-        model = load_model(path)
-        state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        try:
+            state = st_load(path.read_bytes())
+        except OSError as exc:
+            raise CorruptCheckpointError(path, f"checkpoint missing ({exc})") from exc
+        except Exception as exc:  # noqa: BLE001 - any parse failure means a damaged file
+            raise CorruptCheckpointError(path, f"cannot parse: {exc}") from exc
         if state_sha256(state) != manifest.weights_sha256:
             raise CorruptCheckpointError(path, "weights differ from the sha256 in their manifest")
         return state

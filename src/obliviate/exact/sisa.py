@@ -431,7 +431,7 @@ class SISAEnsemble:
                 continue
             self._manifests[key] = manifest
             if manifest.weights_sha256 != record.weights_sha256 or not self._store.checkpoint_ok(manifest):
-                self._damaged[key] = f"checkpoint {manifest.checkpoint} is missing or differs from its sha256"
+                self._damaged[key] = f"checkpoint {manifest.checkpoint} is missing, unreadable or not the weights its sha256 names"
 
     def _refresh(self) -> None:
         """Re-read the committed state from the folder (another process may have changed it)."""
@@ -747,11 +747,11 @@ class SISAEnsemble:
     def _write_slice(
         self, shard: int, r: int, recipe: Recipe, seen: np.ndarray, epochs: int, weights: dict[str, torch.Tensor] | None
     ) -> SliceRecord:
-        checkpoint = checkpoint_sha = weights_sha = None
+        checkpoint = weights_sha = None
         if weights is not None:
             model = _initial_model(recipe, tuple(self._state.input_shape), self._state.num_classes)
             model.load_state_dict(weights)
-            checkpoint, checkpoint_sha, weights_sha = self._store.write_checkpoint(model, shard, r)
+            checkpoint, weights_sha = self._store.write_checkpoint(model, shard, r)
         manifest = Manifest(
             shard=shard,
             slice=r,
@@ -762,7 +762,6 @@ class SISAEnsemble:
             seed=slice_seed(recipe.seed, r),
             weights_sha256=weights_sha,
             checkpoint=checkpoint,
-            checkpoint_sha256=checkpoint_sha,
         )
         return self._store.write_manifest(manifest)
 
