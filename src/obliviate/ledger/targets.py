@@ -146,7 +146,11 @@ class SisaTarget(Target):
             manifests_before=record["manifests_before"],
             manifests_after=record["manifests_after"],
             model_files=dict(record["manifests_after"]),  # each manifest pins its checkpoint's weights sha256
-            details={"oracle": "exact: every rebuilt shard is retrained from scratch without the ids"},
+            details={
+                "oracle": "exact: every rebuilt shard is retrained from scratch without the ids",
+                "slices_repaired": record.get("slices_repaired", {}),
+                "gradient_steps": int(record.get("gradient_steps", 0)),
+            },
             recovered=bool(record.get("recovered", False)),
         )
 
