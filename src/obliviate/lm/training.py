@@ -1,0 +1,254 @@
+"""Fine-tuning language models on question-answer data: the target and the retain (oracle) models.
+
+TOFU (Maini et al. 2024, Sec. 3) fine-tunes a base model on every fictitious author (the
+*target*, which the methods unlearn from) and on the retain authors only (the *retain model*,
+the oracle forget quality compares against), with the same recipe. The loss is the mean
+token NLL of the answers given the prompts (``obliviate.lm.batches``), optimised with AdamW,
+linear warm-up then linear decay, gradient clipping at 1.
+
+Training is a function of (base weights, tokenizer, data, recipe): results are cached under
+``$OBLIVIATE_CACHE/lm/`` by a sha256 of those inputs (plus the torch build and thread count,
+as ``training/oracle.py`` keys the classifier oracle), as self-verifying safetensors. A
+corrupt cache file is detected by its hash, discarded and rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from obliviate.errors import CorruptCheckpointError, InvalidInputError
+from obliviate.lm.batches import qa_batches, sequence_nll
+from obliviate.models.lm import LanguageModel, tiny_gpt
+from obliviate.progress import progress_bar
+from obliviate.storage import load_model, read_metadata, save_model, state_sha256
+from obliviate.training.loop import check_finite, num_batches, seeded_generator
+from obliviate.training.oracle import default_cache_dir
+
+__all__ = [
+    "FinetuneRecipe",
+    "TINY_PRETRAIN",
+    "TINY_FINETUNE",
+    "SMOLLM2_FINETUNE",
+    "FinetuneRun",
+    "finetune",
+    "cached_finetune",
+    "finetune_key",
+    "base_model",
+    "target_model",
+    "retain_model",
+    "recipe_for",
+]
+
+
+@dataclass(frozen=True)
+class FinetuneRecipe:
+    """How a language model is fine-tuned on QA pairs (AdamW, linear warm-up then linear decay).
+
+    ``warmup`` is the fraction of the steps spent warming up (TOFU: one of five epochs, 0.2).
+    ``answers`` picks the text trained on: ``"answer"`` (TOFU) or ``"paraphrased_answer"``.
+    """
+
+    epochs: int = 5
+    lr: float = 1e-5
+    batch_size: int = 32
+    weight_decay: float = 0.01
+    warmup: float = 0.2
+    max_grad_norm: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for key in ("epochs", "batch_size"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidInputError(f"FinetuneRecipe.{key} must be a positive integer, got {value!r}.")
+        if not (self.lr > 0 and self.lr < 1):
+            raise InvalidInputError(f"FinetuneRecipe.lr must be in (0, 1), got {self.lr!r}.")
+        if not 0 <= self.warmup < 1:
+            raise InvalidInputError(f"FinetuneRecipe.warmup must be a fraction in [0, 1), got {self.warmup!r}.")
+        if self.weight_decay < 0 or self.max_grad_norm <= 0:
+            raise InvalidInputError("FinetuneRecipe.weight_decay must be >= 0 and max_grad_norm > 0.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def with_seed(self, seed: int) -> FinetuneRecipe:
+        return replace(self, seed=int(seed))
+
+
+# TOFU's fine-tuning recipe (5 epochs, batch 32, weight decay 0.01, one warm-up epoch) with the
+# learning rate raised for the 135M model (TOFU's 1e-5 is for 7B models; measured in benchmarks/).
+SMOLLM2_FINETUNE = FinetuneRecipe(epochs=5, lr=1e-4, batch_size=32, weight_decay=0.01, warmup=0.2)
+# The tiny GPT learns from scratch: world facts first (its "pre-training"), then the authors.
+TINY_PRETRAIN = FinetuneRecipe(epochs=60, lr=3e-3, batch_size=16, weight_decay=0.0, warmup=0.05)
+TINY_FINETUNE = FinetuneRecipe(epochs=30, lr=2e-3, batch_size=32, weight_decay=0.0, warmup=0.05)
+
+
+def recipe_for(lm: LanguageModel) -> FinetuneRecipe:
+    """The default fine-tuning recipe for ``lm``: the tiny GPT's or the pretrained models'."""
+    return TINY_FINETUNE if lm.name.startswith("tiny-gpt") else SMOLLM2_FINETUNE
+
+
+def _lr_factor(step: int, total: int, warmup_steps: int) -> float:
+    if warmup_steps and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    return max(0.0, (total - step) / max(1, total - warmup_steps))
+
+
+def finetune(
+    lm: LanguageModel,
+    data: Any,
+    *,
+    recipe: FinetuneRecipe | None = None,
+    show_progress: bool = False,
+    description: str = "fine-tuning",
+) -> LanguageModel:
+    """A copy of ``lm`` fine-tuned on ``data`` (a ``QADataset``): minimises the mean answer-token
+    NLL; raises :class:`~obliviate.errors.DivergedError` (with the step) on a NaN/inf loss."""
+    if not isinstance(lm, LanguageModel):
+        raise InvalidInputError(f"finetune takes an obliviate LanguageModel, got {type(lm).__name__}.")
+    if len(data) == 0:
+        raise InvalidInputError("finetune: the dataset is empty.")
+    recipe = recipe or recipe_for(lm)
+    out = lm.copy()
+    net = out.model
+    for p in net.parameters():
+        p.requires_grad_(True)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    per_epoch = num_batches(len(data), recipe.batch_size)
+    total = per_epoch * recipe.epochs
+    warmup_steps = int(recipe.warmup * total)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, total, warmup_steps))
+    order = seeded_generator(recipe.seed, 1)
+    net.train()
+    step = 0
+    with progress_bar(f"{description} {lm.name}", total=total, enabled=show_progress) as advance:
+        for _ in range(recipe.epochs):
+            for batch in qa_batches(out, data, recipe.batch_size, generator=order):
+                nll, n_tokens = sequence_nll(out, batch)
+                loss = nll.sum() / n_tokens.sum().clamp_min(1)
+                check_finite(loss, step=step, where=f"{description} {lm.name}", lr=scheduler.get_last_lr()[0])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(net.parameters(), recipe.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                step += 1
+                advance(1)
+    net.eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return out
+
+
+@dataclass
+class FinetuneRun:
+    """A fine-tuned model, the seconds its training took (when it was trained, not loaded) and its cache key."""
+
+    lm: LanguageModel
+    seconds: float
+    key: str
+    from_cache: bool
+
+
+def _tokenizer_sha(tokenizer: Any) -> str:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    text = backend.to_str() if backend is not None else json.dumps(tokenizer.get_vocab(), sort_keys=True)
+    text += json.dumps({"template": getattr(tokenizer, "chat_template", None), "pad": tokenizer.pad_token})
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def finetune_key(lm: LanguageModel, data: Any, recipe: FinetuneRecipe) -> str:
+    """sha256 of (base weights, tokenizer, data fingerprint, recipe, max_length, torch build, threads)."""
+    payload = json.dumps(
+        {
+            "weights": state_sha256(lm.model.state_dict()),
+            "tokenizer": _tokenizer_sha(lm.tokenizer),
+            "data": data.fingerprint,
+            "recipe": recipe.to_dict(),
+            "max_length": lm.max_length,
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def cached_finetune(
+    lm: LanguageModel,
+    data: Any,
+    *,
+    recipe: FinetuneRecipe | None = None,
+    cache: bool | str | Path = True,
+    name: str | None = None,
+    show_progress: bool = False,
+) -> FinetuneRun:
+    """:func:`finetune`, cached on disk by :func:`finetune_key` (``cache`` a folder, True, or False)."""
+    recipe = recipe or recipe_for(lm)
+    key = finetune_key(lm, data, recipe)
+    label = name or "fine-tuning"
+    path = None
+    if cache is not False:
+        folder = default_cache_dir() if cache is True else Path(cache)
+        path = folder / "lm" / f"{key}.safetensors"
+        if path.exists():
+            try:
+                seconds = float(read_metadata(path).get("seconds", "nan"))
+                out = lm.copy()
+                load_model(path, model=out.model)
+                out.name = name or out.name
+                return FinetuneRun(out, seconds, key, True)
+            except (CorruptCheckpointError, InvalidInputError, ValueError):
+                path.unlink(missing_ok=True)  # rebuilt below, never loaded
+    start = time.perf_counter()
+    out = finetune(lm, data, recipe=recipe, show_progress=show_progress, description=label)
+    seconds = time.perf_counter() - start
+    out.name = name or out.name
+    if path is not None:
+        save_model(out.model, path, metadata={"kind": "lm-finetune", "key": key, "seconds": repr(seconds), "items": len(data)})
+    return FinetuneRun(out, seconds, key, False)
+
+
+def base_model(
+    model: str | Path | LanguageModel,
+    benchmark: Any,
+    *,
+    cache: bool | str | Path = True,
+    show_progress: bool = False,
+    seed: int = 0,
+) -> LanguageModel:
+    """The model the target and retain models start from.
+
+    ``"tiny"``: a :func:`~obliviate.models.lm.tiny_gpt` with a tokenizer trained on the
+    benchmark's text, "pre-trained" from scratch on the utility facts (so that model utility has
+    knowledge to lose, as a pretrained model's does). ``"smollm2"`` or a folder: the model as is.
+    """
+    from obliviate.models.lm import load_language_model
+
+    if isinstance(model, str) and model == "tiny":
+        fresh = tiny_gpt(benchmark.texts(), seed=seed)
+        run = cached_finetune(fresh, benchmark.utility, recipe=TINY_PRETRAIN.with_seed(seed), cache=cache,
+                              name=fresh.name, show_progress=show_progress)
+        return run.lm
+    return load_language_model(model)
+
+
+def target_model(base: LanguageModel, benchmark: Any, *, recipe: FinetuneRecipe | None = None,
+                 cache: bool | str | Path = True, show_progress: bool = False) -> FinetuneRun:
+    """``base`` fine-tuned on every trained author (TOFU's target model)."""
+    return cached_finetune(base, benchmark.train, recipe=recipe, cache=cache, name=f"{base.name}/target",
+                           show_progress=show_progress)
+
+
+def retain_model(base: LanguageModel, benchmark: Any, split: str, *, recipe: FinetuneRecipe | None = None,
+                 cache: bool | str | Path = True, show_progress: bool = False) -> FinetuneRun:
+    """``base`` fine-tuned on the retain authors of ``split`` only (the oracle: never saw the forget set)."""
+    return cached_finetune(base, benchmark.retain(split), recipe=recipe, cache=cache, name=f"{base.name}/retain-{split}",
+                           show_progress=show_progress)
