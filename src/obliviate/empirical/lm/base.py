@@ -369,7 +369,8 @@ def unlearn_language_model(
     from obliviate.request import ForgetRequest
     from obliviate.unlearning.registry import make_method
 
-    if not hasattr(data, "ids") or not qa_items(data) or not hasattr(qa_items(data)[0], "question"):
+    items = getattr(data, "items", None)
+    if not hasattr(data, "ids") or not isinstance(items, tuple | list) or not items or not hasattr(items[0], "question"):
         raise InvalidInputError(
             f"a LanguageModel unlearns from a QADataset (question-answer items), got {type(data).__name__}."
         )

@@ -46,13 +46,12 @@ def down_projection(block: nn.Module) -> nn.Parameter:
 
 
 def resolve_layer(layer: int, n_layers: int) -> int:
-    """``layer``, or for -1 the published layer 7 when the model has more than 8 layers, else ``n_layers - 2``."""
+    """``layer``, or for -1 the published layer 7 when the model has more than 8 layers, else
+    ``n_layers - 2`` (the second-to-last block; 0 for a 1-layer model)."""
     if layer == -1:
-        layer = 7 if n_layers > 8 else n_layers - 2
-    if not 2 <= layer < n_layers:
-        raise InvalidInputError(
-            f"rmu.layer must be in [2, {n_layers - 1}] for this {n_layers}-layer model (layers l-2..l are updated), got {layer}."
-        )
+        layer = 7 if n_layers > 8 else max(0, n_layers - 2)
+    if not 0 <= layer < n_layers:
+        raise InvalidInputError(f"rmu.layer must be in [0, {n_layers - 1}] for this {n_layers}-layer model, got {layer}.")
     return layer
 
 
@@ -84,7 +83,7 @@ class RMU(PairedLMUnlearner):
     Published: c 20, alpha 100, lr 5e-5, layer 7 of Zephyr-7B's 32, updating layers 5-7's MLP
     down projections. ``layer=-1`` (default) keeps 7 on models with more than 8 layers (SmolLM2-135M
     has 30) and picks ``n_layers - 2`` on smaller ones (the 4-layer tiny GPT: layer 2, updating
-    0-2). The tiny GPT's activations are O(1) per coordinate, as a 7B model's are, so c 20 is kept.
+    0-2; layers below 0 are skipped). The tiny GPT's activations are O(1) per coordinate, as a 7B model's are, so c 20 is kept.
     """
 
     name = "rmu"
@@ -112,7 +111,7 @@ class RMU(PairedLMUnlearner):
 
     def trainable(self, net: nn.Module) -> list[nn.Parameter]:
         layers, l = self._blocks(net)
-        return [down_projection(layers[i]) for i in range(l - 2, l + 1)]
+        return [down_projection(layers[i]) for i in range(max(0, l - 2), l + 1)]
 
     def run(self, model: Any, task: LMUnlearnTask) -> Any:
         net = model.model
