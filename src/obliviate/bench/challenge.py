@@ -28,7 +28,7 @@ from rich.console import Console
 
 from obliviate.bench.results import ORACLE, ORIGINAL
 from obliviate.bench.runner import ChunkResult, SeedJob, _job_fields, check_run, run_scenarios
-from obliviate.bench.suites import Suite
+from obliviate.bench.suites import VECTORISED_METHODS, Suite
 from obliviate.errors import InvalidInputError
 from obliviate.evaluation import (
     accuracy_of_logits,
@@ -44,19 +44,6 @@ from obliviate.evaluation import (
 
 __all__ = ["run_challenge", "run_stack_chunk", "VECTORISED_METHODS", "FULL_SEEDS", "SEEDS_PER_TASK"]
 
-#: The classifier methods whose update is a per-model loss, run as one vmapped program (issue 6).
-VECTORISED_METHODS: tuple[str, ...] = (
-    "finetune",
-    "gradient_ascent",
-    "neggrad_plus",
-    "random_label",
-    "kl_retain",
-    "scrub",
-    "l1_sparse",
-    "salun",
-    "reset_layers",
-    "prune_finetune",
-)
 FULL_SEEDS = 10  # seeds that get the expensive per-model metrics (MIA-Efficacy, relearn time, Avg. Gap)
 SEEDS_PER_TASK = 64  # a task's stack; the same chunks on either backend, so the same numbers
 

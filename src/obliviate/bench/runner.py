@@ -15,11 +15,13 @@ gives the same numbers as the local backend (each task is a pure function of its
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 from rich.console import Console
 
 from obliviate.bench.results import ORACLE, ORIGINAL, add_row, new_results
@@ -216,8 +218,14 @@ def run_scenarios(
     address: str | None,
     show_progress: bool,
     console: Console | None,
+    threads: int = 1,
 ) -> dict[str, Any]:
-    """The part both engines share: results document, tasks per scenario, over-seeds scores."""
+    """The part both engines share: results document, tasks per scenario, over-seeds scores.
+
+    Tasks run with ``threads`` torch threads on either backend (1 by default: the models are
+    small, a shared machine's cores stall multi-threaded kernels, and equal thread counts give
+    the local and Ray backends the same float reductions, hence the same numbers).
+    """
     console = console or Console(stderr=True)
     train, test = suite.load()
     results = new_results(
@@ -231,6 +239,7 @@ def run_scenarios(
             "train_size": len(train),
             "test_size": len(test),
             **engine_config,
+            "torch_threads": threads,
             "failures": [],
         },
     )
@@ -248,7 +257,9 @@ def run_scenarios(
                     )
 
             merged = ChunkResult()
-            for chunk in run_tasks(task, jobs, backend=backend, address=address, on_done=done):
+            with _torch_threads(threads if backend == "local" else None):
+                chunks = run_tasks(task, jobs, backend=backend, address=address, threads=threads, on_done=done)
+            for chunk in chunks:
                 merged.merge(chunk)
             _add_scenario(results, scenario.name, jobs[0].forget_ids, merged, n_seeds)
     return results
@@ -268,6 +279,18 @@ def _add_scenario(results: dict[str, Any], scenario: str, forget_ids: np.ndarray
     score_scenario(
         results, scenario, forget_ids, over_seeds(merged.conf), over_seeds(merged.retain_acc), over_seeds(merged.test_acc)
     )
+
+
+@contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with ``threads`` torch threads (unchanged for None), then restore the count."""
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _settings_for(method: str, settings: Mapping[str, Any]) -> dict[str, Any]:

@@ -28,8 +28,25 @@ def bench(
     model: Annotated[
         str | None, typer.Option(help="Language-model suites only: tiny (default), smollm2, or a local HF model folder.")
     ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="loop: seed by seed, every method; stack: chunks of seeds as vmapped stacks (train_many/unlearn_many), "
+            "the vectorised methods by default; auto: stack above 32 seeds."
+        ),
+    ] = "auto",
+    backend: Annotated[str, typer.Option(help="Where seeds run: local, or ray (a local Ray, or --address).")] = "local",
+    address: Annotated[str | None, typer.Option(help="Ray cluster address (with --backend ray).")] = None,
+    full_seeds: Annotated[
+        int, typer.Option(help="Stack engine: seeds that get MIA-Efficacy, relearn time and Avg. Gap (expensive).")
+    ] = 10,
 ) -> None:
-    """Compare methods against the retrained oracle; print a leaderboard; write results and report.html."""
+    """Compare methods against the retrained oracle; print a leaderboard; write results and report.html.
+
+    ``--seeds 512`` runs the NeurIPS 2023 challenge's evaluation: 512 unlearned and 512 retrained
+    models per method and scenario through stacked training, scored by the challenge's metric and
+    U-LiRA, with the oracle's split-half score as the reference.
+    """
     if suite == "authors":  # the language-model suite has its own runner, metrics and leaderboard
         from obliviate.cli.lm import bench_lm
 
@@ -48,6 +65,8 @@ def bench(
     from obliviate.bench import get_suite, run_suite, write_results
     from obliviate.report import write_report
 
+    if engine not in ENGINES:
+        raise InvalidInputError(f"unknown --engine {engine!r}; choose one of {', '.join(ENGINES)}.")
     chosen = get_suite(suite)
     method_list = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
     settings = parse_settings(set_)
@@ -58,16 +77,41 @@ def bench(
     out_dir.mkdir(parents=True, exist_ok=True)  # fail on a bad --out now, not after the run
     if not os.access(out_dir, os.W_OK):
         raise InvalidInputError(f"--out {out_dir} is not writable; choose another folder.")
-    results = run_suite(
-        chosen, methods=method_list, seeds=seeds, scenarios=scenario, settings=settings, relearn=relearn, show_progress=progress
-    )
+    options = {"methods": method_list, "scenarios": scenario, "settings": settings, "relearn": relearn,
+               "show_progress": progress, "backend": backend, "address": address}
+    if _stacked(engine, chosen, seeds):
+        from obliviate.bench.challenge import run_challenge
+
+        results = run_challenge(chosen, seeds=seeds or 512, full_seeds=full_seeds, **options)
+    else:
+        results = run_suite(chosen, seeds=seeds, **options)
     json_path, csv_path = write_results(results, out_dir)
     report_path = write_report(results, out_dir)
     for name in results["config"]["scenarios"]:
         _print_leaderboard(results, name)
+    if results["config"].get("per_seed_note"):
+        out_console.print(f"[dim]Note: {results['config']['per_seed_note']}.[/]")
     for failure in results["config"]["failures"]:
         err_console.print(f"[yellow]failed:[/] {failure['scenario']} seed {failure['seed']} {failure['method']}: {failure['error']}")
     out_console.print(f"\nwrote [bold]{json_path}[/], [bold]{csv_path}[/], [bold]{report_path}[/]")
+
+
+ENGINES = ("auto", "loop", "stack")
+STACK_ABOVE = 32  # --engine auto: more seeds than this run as stacks
+
+
+def _stacked(engine: str, suite, seeds: int | None) -> bool:
+    """Whether the bench runs through the stacked engine: asked for, or auto with many seeds and a trainable recipe."""
+    if engine != "auto":
+        return engine == "stack"
+    from obliviate.errors import ObliviateError
+    from obliviate.training.many import check_vectorisable
+
+    try:
+        check_vectorisable(suite.recipe)
+    except ObliviateError:
+        return False  # solver and DP-SGD recipes train one model at a time
+    return (seeds or suite.seeds) > STACK_ABOVE
 
 
 def _fmt(value: float | None, kind: str) -> str:
@@ -97,6 +141,7 @@ def _print_leaderboard(results: dict, scenario: str) -> None:
         ("time / retrain", "time_fraction", "x"),
         ("NeurIPS F", "nips_forget_score", "s"),
         ("NeurIPS score", "nips_score", "s"),
+        ("U-LiRA acc %", "ulira_accuracy", "pct"),
     ]
     for header, _, kind in columns:
         table.add_column(header, justify="left" if kind is None else "right", no_wrap=kind is None)
