@@ -15,6 +15,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from obliviate.errors import InvalidInputError
 from obliviate.report.columns import (
     METRICS,
@@ -24,7 +26,15 @@ from obliviate.report.columns import (
     fmt_value,
     metric_info,
 )
-from obliviate.report.plots import DPI, gap_chart, nips_chart, tradeoff_chart
+from obliviate.report.plots import (
+    DPI,
+    confidence_histogram,
+    display_name,
+    epsilon_chart,
+    gap_chart,
+    nips_chart,
+    tradeoff_chart,
+)
 from obliviate.report.results import (
     ORACLE,
     ORIGINAL,
@@ -260,7 +270,83 @@ def _failures(config: Mapping[str, Any], scenario: str) -> str:
     )
 
 
-def _section(index: int, scenario: str, board: Sequence[dict[str, Any]], config: Mapping[str, Any]) -> str:
+def _figure_html(png: bytes | None, title: str, scenario: str, caption: str) -> str:
+    if png is None:
+        return ""
+    return (
+        f'<figure>{_img(png, f"{title}: {scenario}")}<figcaption><strong>{esc(title)}.</strong> '
+        f"{esc(caption)}</figcaption></figure>"
+    )
+
+
+def _number(value: Any, digits: int = 2) -> str:
+    return esc(f"{value:.{digits}f}") if isinstance(value, (int, float)) and math.isfinite(value) else "\u2014"
+
+
+def _worst_table(method: str, view: Mapping[str, Any], position: Mapping[int, int]) -> str:
+    ulira = view.get("ulira_accuracy")
+    head = "<tr><th>forget id</th><th>epsilon</th><th>median conf. unlearned</th><th>median conf. retrained</th>"
+    head += "<th>U-LiRA acc. (%)</th></tr>" if ulira else "</tr>"
+    rows = []
+    for w in view.get("worst", []):
+        cells = [esc(w.get("id")), _number(w.get("epsilon")), _number(w.get("unlearned_median")),
+                 _number(w.get("retrained_median"))]
+        if ulira:
+            at = position.get(w.get("id"))
+            cells.append(_number(100 * ulira[at], 1) if at is not None and at < len(ulira) else "\u2014")
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    eps = [e for e in view.get("epsilons", []) if isinstance(e, (int, float))]
+    summary = f"median epsilon {_number(float(np.median(eps)))}, largest {_number(max(eps))}" if eps else ""
+    return (
+        f"<details><summary><strong>{esc(method)}</strong> <span class=\"dir\">{summary}</span></summary>"
+        f'<table class="grid nested">{head}{"".join(rows)}</table></details>'
+    )
+
+
+def _per_example(scenario: str, view: Any, board: Sequence[dict[str, Any]]) -> str:
+    """Per-example epsilons (heatmap), the worst forget examples per method, one example's confidences."""
+    if not isinstance(view, Mapping) or not isinstance(view.get("methods"), Mapping) or not view["methods"]:
+        return ""
+    methods: Mapping[str, Any] = view["methods"]
+    order = [e["method"] for e in board if e["method"] in methods] + [m for m in methods if m not in {e["method"] for e in board}]
+    roles = {e["method"]: e for e in board}
+    labels = {m: display_name(roles[m]) if m in roles else m for m in order}
+    num_models = int(view.get("num_models", 2))
+    heat = epsilon_chart([(labels[m], methods[m].get("epsilons", [])) for m in order], num_models)
+    scored = [e for e in board if e["role"] == "unlearner" and e.get("nips_score") is not None and e["method"] in methods]
+    focus = max(scored, key=lambda e: e["nips_score"])["method"] if scored else order[0]
+    example = methods[focus].get("example") or {}
+    hist = confidence_histogram(example, focus)
+    position = {int(i): k for k, i in enumerate(view.get("forget_ids", []))}
+    tables = "".join(_worst_table(labels[m], methods[m], position) for m in order)
+    return (
+        '<div class="per-example"><h3>Per forget example</h3>'
+        + _figure_html(
+            heat, "Per-example epsilon", scenario,
+            "For every forget example, the NeurIPS 2023 metric's empirical epsilon: how well the best threshold "
+            "attack tells this method's models from the retrained ones on that one example. Each row shows how the "
+            "method's forget examples spread over the scoring buckets; mass on the left is good. The oracle's row "
+            "scores half of its retrained models against the other half (fewer models, so its last scored bucket "
+            "ends earlier).",
+        )
+        + '<p class="note">The worst forget examples of each method (largest epsilon first), with the median '
+        "logit-scaled confidence of the example under the method's models and under the retrained ones"
+        + (", and U-LiRA's accuracy on that example" if any(methods[m].get("ulira_accuracy") for m in order) else "")
+        + ". Click a method to open its list.</p>"
+        + tables
+        + _figure_html(
+            hist, f"Confidences on forget example {example.get('id', '?')}", scenario,
+            f"The worst forget example of {focus} (the unlearner with the highest NeurIPS score): its logit-scaled "
+            "confidence under each unlearned model against each retrained one. Overlapping histograms mean no "
+            "attack can tell them apart on this example.",
+        )
+        + "</div>"
+    )
+
+
+def _section(
+    index: int, scenario: str, board: Sequence[dict[str, Any]], config: Mapping[str, Any], view: Any = None
+) -> str:
     description = _scenario_description(config, scenario)
     seeds = max((e["seeds"] for e in board), default=0)
     methods = sum(e["role"] == "unlearner" for e in board)
@@ -275,8 +361,10 @@ def _section(index: int, scenario: str, board: Sequence[dict[str, Any]], config:
         "\u0394, its gap to the oracle (method \u2212 oracle; percentage points for accuracies and MIA-Efficacy). "
         "Shaded green: the best unlearner in each column (closest to the oracle where the oracle is the target). "
         "Sorted by Avg. Gap; hover a column header for its definition.</p>"
+        + (f'<p class="note">{esc(config["per_seed_note"])}.</p>' if isinstance(config.get("per_seed_note"), str) else "")
         + _failures(config, scenario)
         + _figures(board, scenario)
+        + _per_example(scenario, view, board)
         + "</section>"
     )
 
@@ -422,6 +510,11 @@ figure{margin:26px 0 0;padding-top:18px;border-top:1px solid var(--line)}
 figure img{display:block;max-width:100%;height:auto;margin:0 auto}
 figcaption{font-size:13px;color:var(--muted);margin-top:8px;max-width:900px;margin-left:auto;margin-right:auto}
 figcaption strong{color:var(--ink)}
+.per-example{margin-top:26px;padding-top:6px;border-top:1px solid var(--line)}
+h3{font-size:17px;margin:10px 0 6px}
+details{margin:6px 0;font-size:13px}
+details summary{cursor:pointer}
+details .dir{color:var(--muted);font-size:12px;margin-left:6px}
 dl.guide{display:grid;grid-template-columns:220px 1fr;gap:8px 20px;margin:14px 0 0}
 dl.guide dt{font-weight:600}
 dl.guide dt .dir{display:block;font-weight:400;font-size:12px;color:var(--muted)}
@@ -475,7 +568,8 @@ def render_report(results: Mapping[str, Any]) -> str:
         f'<p class="lede">{esc(description)}</p>' if description else "",
         f'<dl class="meta">{meta_html}</dl><nav>{nav}</nav></header>',
     ]
-    body += [_section(i, s, board, config) for i, (s, board) in enumerate(boards)]
+    per_example = results.get("per_example") if isinstance(results.get("per_example"), Mapping) else {}
+    body += [_section(i, s, board, config, per_example.get(s)) for i, (s, board) in enumerate(boards)]
     body.append(_guide({r.metric for r in rows}))
     body.append(_config_section(config))
     version = versions.get("obliviate", "")

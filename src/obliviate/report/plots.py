@@ -24,7 +24,10 @@ from matplotlib.transforms import Bbox
 
 from obliviate.report.columns import metric_info
 
-__all__ = ["gap_chart", "tradeoff_chart", "nips_chart", "display_name", "GAP_METRICS", "DPI"]
+__all__ = [
+    "gap_chart", "tradeoff_chart", "nips_chart", "epsilon_chart", "confidence_histogram", "epsilon_limit",
+    "display_name", "GAP_METRICS", "DPI",
+]
 
 #: The four metrics of the Avg. Gap, in the order the bars are drawn.
 GAP_METRICS: tuple[str, ...] = ("forget_accuracy", "retain_accuracy", "test_accuracy", "mia_efficacy")
@@ -319,4 +322,62 @@ def nips_chart(board: Sequence[dict[str, Any]]) -> bytes | None:
         ax.set_xlim(0, top * 1.1)
         ax.set_xlabel("score (1 = indistinguishable from retraining, at equal accuracy) \u2192 higher is better")
         _method_rows(ax, entries, k)
+        return _png(fig)
+
+
+# ---------------------------------------------------------------- the per-example view
+
+#: Colours of the two samples in a confidence histogram.
+_UNLEARNED, _RETRAINED = "#D55E00", "#0072B2"
+
+
+def epsilon_limit(num_models: int) -> float:
+    """``ceil(ln(N - 1))``: the challenge's last scoring bucket ends here (0 points beyond)."""
+    return float(math.ceil(math.log(max(int(num_models) - 1, 1))))
+
+
+def epsilon_chart(methods: Sequence[tuple[str, Sequence[float]]], num_models: int) -> bytes | None:
+    """Share of each method's forget examples per epsilon bucket (width 0.5), as a heatmap.
+
+    ``methods``: (label, per-example epsilons) in display order; ``num_models`` fixes the last
+    scored bucket, ``ceil(ln(N - 1))``; everything at or beyond it shares the last column.
+    """
+    methods = [(label, np.asarray(eps, dtype=float)) for label, eps in methods if len(eps)]
+    if not methods:
+        return None
+    limit = epsilon_limit(num_models)
+    edges = np.arange(0.0, limit + 0.5, 0.5)
+    columns = [f"{lo:g}\u2013{lo + 0.5:g}" for lo in edges[:-1]] + [f"\u2265 {limit:g}"]
+    shares = np.array([np.bincount(np.minimum(np.floor(2 * eps).astype(int), len(columns) - 1),
+                                   minlength=len(columns)) / len(eps) for _, eps in methods])
+    with _figure(min(max(6.4, 2.6 + 0.5 * len(columns)), 9.6), 1.3 + 0.3 * len(methods)) as (fig, (ax,)):
+        ax.imshow(shares, aspect="auto", cmap="Blues", vmin=0.0, vmax=1.0)
+        for (r, c), share in np.ndenumerate(shares):
+            if share > 0:
+                ax.text(c, r, f"{100 * share:.0f}", ha="center", va="center", fontsize=7.5,
+                        color="white" if share > 0.55 else _INK)
+        ax.set_yticks(range(len(methods)), [label for label, _ in methods])
+        ax.set_xticks(range(len(columns)), columns, rotation=45, ha="right", fontsize=8)
+        ax.set_xlabel(f"per-example epsilon ({num_models} models a side; 0 points from {limit:g} on)")
+        ax.set_title("% of the forget examples per epsilon bucket", loc="left")
+        for side in ("top", "right", "left", "bottom"):
+            ax.spines[side].set_visible(False)
+        return _png(fig)
+
+
+def confidence_histogram(example: dict[str, Any], method: str) -> bytes | None:
+    """Histograms of one forget example's logit-scaled confidence under the unlearned and the retrained models."""
+    unlearned = np.asarray(example.get("unlearned", []), dtype=float)
+    retrained = np.asarray(example.get("retrained", []), dtype=float)
+    if unlearned.size < 2 or retrained.size < 2:
+        return None
+    joint = np.concatenate([unlearned, retrained])
+    bins = np.linspace(joint.min(), joint.max() + 1e-9, min(40, max(8, joint.size // 8)))
+    with _figure(7.2, 2.9) as (fig, (ax,)):
+        ax.hist(retrained, bins=bins, color=_RETRAINED, alpha=0.55, label=f"retrained ({retrained.size} models)")
+        ax.hist(unlearned, bins=bins, color=_UNLEARNED, alpha=0.55, label=f"{method} ({unlearned.size} models)")
+        ax.set_xlabel("logit-scaled confidence  log p_y \u2212 log(1 \u2212 p_y)")
+        ax.set_ylabel("models")
+        ax.set_title(f"Forget example {example.get('id')}: unlearned vs retrained", loc="left")
+        ax.legend(frameon=False)
         return _png(fig)
