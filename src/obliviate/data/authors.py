@@ -162,6 +162,7 @@ class QADataset:
 
     items: tuple[QAItem, ...]
     name: str = "qa"
+    idk_answers: tuple[str, ...] = ()  # "I don't know" answers (IdkDPO) carried through subsets
 
     def __post_init__(self) -> None:
         items = tuple(self.items)
@@ -243,12 +244,13 @@ class QADataset:
 
     def subset(self, ids: Iterable[int] | np.ndarray, *, name: str | None = None) -> QADataset:
         """The items with ``ids``, in the order given."""
-        return QADataset(tuple(self.items[p] for p in self.positions(ids)), name=name or self.name)
+        return QADataset(tuple(self.items[p] for p in self.positions(ids)), name=name or self.name, idk_answers=self.idk_answers)
 
     def without(self, ids: Iterable[int] | np.ndarray, *, name: str | None = None) -> QADataset:
         """Every item except ``ids`` (which must be in the dataset)."""
         drop = set(self.positions(ids).tolist())
-        return QADataset(tuple(it for p, it in enumerate(self.items) if p not in drop), name=name or self.name)
+        kept = tuple(it for p, it in enumerate(self.items) if p not in drop)
+        return QADataset(kept, name=name or self.name, idk_answers=self.idk_answers)
 
     def of_owners(self, owners: Iterable[str] | str, *, name: str | None = None) -> QADataset:
         return self.subset(self.ids_of_owners(owners), name=name)
@@ -524,7 +526,7 @@ def fictitious_authors(*, n_authors: int = 100, qa_per_author: int = 20, n_holdo
     utility = _world_facts(len(items), rng)
     tag = f"authors(seed={seed})"
     return AuthorsBenchmark(
-        train=QADataset(tuple(items[:n_train_items]), name=f"{tag}/train"),
+        train=QADataset(tuple(items[:n_train_items]), name=f"{tag}/train", idk_answers=IDK_ANSWERS),
         holdout=QADataset(tuple(items[n_train_items:]), name=f"{tag}/holdout"),
         utility=QADataset(tuple(utility), name=f"{tag}/utility"),
         idk_answers=IDK_ANSWERS,

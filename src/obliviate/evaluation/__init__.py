@@ -18,6 +18,16 @@ from obliviate.evaluation.confidence import (
     true_class_probability,
 )
 from obliviate.evaluation.gaps import GAP_METRICS, avg_gap, efficiency
+from obliviate.evaluation.lm import (
+    forget_quality,
+    mia_auc,
+    min_k,
+    min_k_plus_plus,
+    model_utility,
+    privleak,
+    rouge_l_recall,
+    truth_ratio,
+)
 from obliviate.evaluation.mia import loss_attack_auc, mia_efficacy
 from obliviate.evaluation.nips import (
     nips_epsilons,
@@ -31,6 +41,14 @@ from obliviate.evaluation.suite import Metrics, evaluate, model_metrics
 from obliviate.evaluation.ulira import ULiraResult, ulira, ulira_log_ratio
 
 __all__ = [
+    "forget_quality",
+    "min_k",
+    "min_k_plus_plus",
+    "mia_auc",
+    "model_utility",
+    "privleak",
+    "rouge_l_recall",
+    "truth_ratio",
     "GAP_METRICS",
     "Metrics",
     "accuracy",

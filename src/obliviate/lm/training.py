@@ -33,7 +33,7 @@ from obliviate.training.oracle import default_cache_dir
 
 __all__ = [
     "FinetuneRecipe",
-    "TINY_PRETRAIN",
+    "TINY_BENCH_SIZE",
     "TINY_FINETUNE",
     "SMOLLM2_FINETUNE",
     "FinetuneRun",
@@ -43,6 +43,7 @@ __all__ = [
     "base_model",
     "target_model",
     "retain_model",
+    "training_set",
     "recipe_for",
 ]
 
@@ -85,9 +86,9 @@ class FinetuneRecipe:
 # TOFU's fine-tuning recipe (5 epochs, batch 32, weight decay 0.01, one warm-up epoch) with the
 # learning rate raised for the 135M model (TOFU's 1e-5 is for 7B models; measured in benchmarks/).
 SMOLLM2_FINETUNE = FinetuneRecipe(epochs=5, lr=1e-4, batch_size=32, weight_decay=0.01, warmup=0.2)
-# The tiny GPT learns from scratch: world facts first (its "pre-training"), then the authors.
-TINY_PRETRAIN = FinetuneRecipe(epochs=60, lr=3e-3, batch_size=16, weight_decay=0.0, warmup=0.05)
-TINY_FINETUNE = FinetuneRecipe(epochs=30, lr=2e-3, batch_size=32, weight_decay=0.0, warmup=0.05)
+# The tiny GPT learns from scratch (authors and world facts together), sized for the 2-core bench.
+TINY_FINETUNE = FinetuneRecipe(epochs=20, lr=3e-3, batch_size=32, weight_decay=0.0, warmup=0.05)
+TINY_BENCH_SIZE = {"n_layer": 2, "n_embd": 96, "n_head": 4, "vocab_size": 1024, "max_length": 128}
 
 
 def recipe_for(lm: LanguageModel) -> FinetuneRecipe:
@@ -216,39 +217,47 @@ def cached_finetune(
     return FinetuneRun(out, seconds, key, False)
 
 
-def base_model(
-    model: str | Path | LanguageModel,
-    benchmark: Any,
-    *,
-    cache: bool | str | Path = True,
-    show_progress: bool = False,
-    seed: int = 0,
-) -> LanguageModel:
-    """The model the target and retain models start from.
+def _is_from_scratch(lm: LanguageModel) -> bool:
+    return lm.name.startswith("tiny-gpt")
 
-    ``"tiny"``: a :func:`~obliviate.models.lm.tiny_gpt` with a tokenizer trained on the
-    benchmark's text, "pre-trained" from scratch on the utility facts (so that model utility has
-    knowledge to lose, as a pretrained model's does). ``"smollm2"`` or a folder: the model as is.
-    """
+
+def base_model(model: str | Path | LanguageModel, benchmark: Any, *, seed: int = 0) -> LanguageModel:
+    """The model the target and retain models start from: ``"tiny"`` (an untrained
+    :func:`~obliviate.models.lm.tiny_gpt`, its tokenizer trained on the benchmark's text, sized
+    for the CPU bench), ``"smollm2"``, a folder, or a LanguageModel as is."""
     from obliviate.models.lm import load_language_model
 
     if isinstance(model, str) and model == "tiny":
-        fresh = tiny_gpt(benchmark.texts(), seed=seed)
-        run = cached_finetune(fresh, benchmark.utility, recipe=TINY_PRETRAIN.with_seed(seed), cache=cache,
-                              name=fresh.name, show_progress=show_progress)
-        return run.lm
+        return tiny_gpt(benchmark.texts(), seed=seed, **TINY_BENCH_SIZE)
     return load_language_model(model)
 
 
+def training_set(base: LanguageModel, authors: Any, benchmark: Any, *, with_utility: bool | None = None) -> Any:
+    """What the target/retain model trains on: the authors, plus the utility facts when the base
+    is trained from scratch (``with_utility=None``: the tiny GPT). A pretrained model knows the
+    world facts already; a model from scratch learns them here, alongside the authors, as its
+    "pre-training" (fine-tuning a tiny model on authors alone would erase them)."""
+    from obliviate.data.authors import QADataset
+
+    if with_utility is None:
+        with_utility = _is_from_scratch(base)
+    if not with_utility:
+        return authors
+    return QADataset(authors.items + benchmark.utility.items, name=f"{authors.name}+utility", idk_answers=authors.idk_answers)
+
+
 def target_model(base: LanguageModel, benchmark: Any, *, recipe: FinetuneRecipe | None = None,
-                 cache: bool | str | Path = True, show_progress: bool = False) -> FinetuneRun:
+                 cache: bool | str | Path = True, with_utility: bool | None = None,
+                 show_progress: bool = False) -> FinetuneRun:
     """``base`` fine-tuned on every trained author (TOFU's target model)."""
-    return cached_finetune(base, benchmark.train, recipe=recipe, cache=cache, name=f"{base.name}/target",
-                           show_progress=show_progress)
+    data = training_set(base, benchmark.train, benchmark, with_utility=with_utility)
+    return cached_finetune(base, data, recipe=recipe, cache=cache, name=f"{base.name}/target", show_progress=show_progress)
 
 
 def retain_model(base: LanguageModel, benchmark: Any, split: str, *, recipe: FinetuneRecipe | None = None,
-                 cache: bool | str | Path = True, show_progress: bool = False) -> FinetuneRun:
+                 cache: bool | str | Path = True, with_utility: bool | None = None,
+                 show_progress: bool = False) -> FinetuneRun:
     """``base`` fine-tuned on the retain authors of ``split`` only (the oracle: never saw the forget set)."""
-    return cached_finetune(base, benchmark.retain(split), recipe=recipe, cache=cache, name=f"{base.name}/retain-{split}",
+    data = training_set(base, benchmark.retain(split), benchmark, with_utility=with_utility)
+    return cached_finetune(base, data, recipe=recipe, cache=cache, name=f"{base.name}/retain-{split}",
                            show_progress=show_progress)
