@@ -4,31 +4,14 @@ metrics, and agreement with the seed-by-seed loop engine on the same small suite
 from __future__ import annotations
 
 from dataclasses import replace
-from types import SimpleNamespace
 
 import pytest
 
-import obliviate.unlearning as unlearning_pkg
 from obliviate.bench import get_suite, run_suite
 from obliviate.bench.challenge import run_challenge
 from obliviate.errors import InvalidInputError
-from obliviate.training import ModelStack
-from obliviate.unlearning import Cost, unlearn
 
 SEEDS = 8
-
-
-def _loop_unlearn_many(stack, request, data, *, method="finetune", settings=None):
-    """A stand-in with unlearn_many's contract, built from ``unlearn`` one model at a time."""
-    runs = [
-        unlearn(stack.model(i), request, data, method=method, settings=settings, seed=s, recipe=stack.recipe.with_seed(s))
-        for i, s in enumerate(stack.seeds)
-    ]
-    cost = Cost(seconds=sum(r.cost.seconds for r in runs))
-    return SimpleNamespace(
-        stack=ModelStack.from_models([r.model for r in runs], seeds=stack.seeds), cost=cost, vectorised=False,
-        method=method, config=runs[0].config,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -40,16 +23,9 @@ def tiny_suite():
 
 @pytest.fixture(scope="module")
 def challenge(tiny_suite):
-    patch = pytest.MonkeyPatch()
-    if not hasattr(unlearning_pkg, "unlearn_many"):  # until the vectorised unlearner lands
-        patch.setattr(unlearning_pkg, "unlearn_many", _loop_unlearn_many, raising=False)
-    try:
-        yield run_challenge(
-            tiny_suite, methods=["finetune"], seeds=SEEDS, full_seeds=2, seeds_per_task=4, relearn=False,
-            show_progress=False,
-        )
-    finally:
-        patch.undo()
+    return run_challenge(
+        tiny_suite, methods=["finetune"], seeds=SEEDS, full_seeds=2, seeds_per_task=4, relearn=False, show_progress=False
+    )
 
 
 def _rows(results, **where):

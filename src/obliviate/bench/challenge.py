@@ -28,7 +28,7 @@ from rich.console import Console
 
 from obliviate.bench.results import ORACLE, ORIGINAL
 from obliviate.bench.runner import ChunkResult, SeedJob, _job_fields, check_run, run_scenarios
-from obliviate.bench.suites import VECTORISED_METHODS, Suite
+from obliviate.bench.suites import Suite
 from obliviate.errors import InvalidInputError
 from obliviate.evaluation import (
     accuracy_of_logits,
@@ -42,7 +42,7 @@ from obliviate.evaluation import (
     true_class_probability,
 )
 
-__all__ = ["run_challenge", "run_stack_chunk", "VECTORISED_METHODS", "FULL_SEEDS", "SEEDS_PER_TASK"]
+__all__ = ["run_challenge", "run_stack_chunk", "FULL_SEEDS", "SEEDS_PER_TASK"]
 
 FULL_SEEDS = 10  # seeds that get the expensive per-model metrics (MIA-Efficacy, relearn time, Avg. Gap)
 SEEDS_PER_TASK = 64  # a task's stack; the same chunks on either backend, so the same numbers
@@ -67,11 +67,13 @@ def run_challenge(
 
     Same rows as :func:`~obliviate.bench.run_suite` (the expensive per-seed metrics on the
     first ``full_seeds`` seeds only). ``methods`` default to the suite's methods that run
-    vectorised (:data:`VECTORISED_METHODS`); others are accepted and run through
-    ``unlearn_many``'s loop fallback.
+    vectorised (:func:`~obliviate.unlearning.vectorised_methods`); others are accepted and run
+    through ``unlearn_many``'s loop fallback.
     """
     if methods is None:
-        methods = [m for m in suite.methods if m in VECTORISED_METHODS]
+        from obliviate.unlearning import vectorised_methods
+
+        methods = [m for m in suite.methods if m in vectorised_methods()]
     for name, value in (("full_seeds", full_seeds), ("seeds_per_task", seeds_per_task)):
         if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "full_seeds" else 1):
             raise InvalidInputError(f"{name} must be a {'non-negative' if name == 'full_seeds' else 'positive'} integer, got {value!r}.")

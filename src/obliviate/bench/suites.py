@@ -18,7 +18,7 @@ from obliviate.data.loaders import digits, synthetic
 from obliviate.errors import InvalidInputError
 from obliviate.training.recipe import Recipe
 
-__all__ = ["Scenario", "Suite", "SUITES", "get_suite", "DEFAULT_METHODS", "VECTORISED_METHODS"]
+__all__ = ["Scenario", "Suite", "SUITES", "get_suite", "DEFAULT_METHODS"]
 
 
 @dataclass(frozen=True)
@@ -58,10 +58,6 @@ DEFAULT_METHODS: tuple[str, ...] = (
     "reinit_finetune",
 )
 
-#: The default methods whose update is a per-model loss, so that ``unlearn_many`` runs them as one
-#: vmapped program over a stack (issue 6); SSD (a gradient-importance dampening with no training
-#: loop) and reinit_finetune (a data-dependent choice of weights to reinitialise) run one by one.
-VECTORISED_METHODS: tuple[str, ...] = tuple(m for m in DEFAULT_METHODS if m not in ("ssd", "reinit_finetune"))
 
 
 @dataclass(frozen=True)
