@@ -94,7 +94,11 @@ def _apply_lock(folder: Path) -> Iterator[None]:
 
 
 def export_certificates(ledger: Ledger) -> list[Path]:
-    """Write the file of every stored certificate that has none (after a crash between 6 and 7)."""
+    """Write the file of every stored certificate that has none (after a crash between 6 and 7), and
+    remove the temporary files of writes a crash cut short. Call it under the apply lock."""
+    folder = ledger.folder / "certificates"
+    for stale in folder.glob(".*.tmp") if folder.is_dir() else ():
+        stale.unlink(missing_ok=True)
     written = []
     for request_id, body in ledger.certificates().items():
         path = certificate_path(ledger.folder, request_id)
