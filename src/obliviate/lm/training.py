@@ -28,7 +28,7 @@ from obliviate.lm.batches import qa_batches, sequence_nll
 from obliviate.models.lm import LanguageModel, tiny_gpt
 from obliviate.progress import progress_bar
 from obliviate.storage import load_model, read_metadata, save_model, state_sha256
-from obliviate.training.loop import check_finite, num_batches, seeded_generator
+from obliviate.training.loop import check_finite, num_batches, seeded_generator, seeded_global_rng
 from obliviate.training.oracle import default_cache_dir
 
 __all__ = [
@@ -111,7 +111,9 @@ def finetune(
     description: str = "fine-tuning",
 ) -> LanguageModel:
     """A copy of ``lm`` fine-tuned on ``data`` (a ``QADataset``): minimises the mean answer-token
-    NLL; raises :class:`~obliviate.errors.DivergedError` (with the step) on a NaN/inf loss."""
+    NLL; raises :class:`~obliviate.errors.DivergedError` (with the step) on a NaN/inf loss.
+    Deterministic: batch order from ``seeded_generator(recipe.seed, 1)``, dropout from the global
+    generator seeded with ``recipe.seed`` (restored afterwards)."""
     if not isinstance(lm, LanguageModel):
         raise InvalidInputError(f"finetune takes an obliviate LanguageModel, got {type(lm).__name__}.")
     if len(data) == 0:
@@ -129,7 +131,7 @@ def finetune(
     order = seeded_generator(recipe.seed, 1)
     net.train()
     step = 0
-    with progress_bar(f"{description} {lm.name}", total=total, enabled=show_progress) as advance:
+    with seeded_global_rng(recipe.seed), progress_bar(f"{description} {lm.name}", total=total, enabled=show_progress) as advance:
         for _ in range(recipe.epochs):
             for batch in qa_batches(out, data, recipe.batch_size, generator=order):
                 nll, n_tokens = sequence_nll(out, batch)
@@ -166,10 +168,11 @@ def _tokenizer_sha(tokenizer: Any) -> str:
 
 
 def finetune_key(lm: LanguageModel, data: Any, recipe: FinetuneRecipe) -> str:
-    """sha256 of (base weights, tokenizer, data fingerprint, recipe, max_length, torch build, threads)."""
+    """sha256 of (base weights and config, tokenizer, data fingerprint, recipe, max_length, torch build, threads)."""
     payload = json.dumps(
         {
             "weights": state_sha256(lm.model.state_dict()),
+            "config": lm.model.config.to_json_string(use_diff=False),
             "tokenizer": _tokenizer_sha(lm.tokenizer),
             "data": data.fingerprint,
             "recipe": recipe.to_dict(),

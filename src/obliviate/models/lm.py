@@ -163,6 +163,9 @@ def tiny_gpt(
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
+        resid_pdrop=0.0,  # memorising facts is the point: no dropout (TOFU's Llama fine-tunes without)
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
     )
     with seeded_global_rng(seed):
         model = GPT2LMHeadModel(config)
