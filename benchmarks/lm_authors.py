@@ -1,0 +1,174 @@
+"""Language-model unlearning on the fictitious authors: every LM method against the retain model.
+
+For each forget split (forget10, forget01) the authors suite runner
+(:func:`obliviate.bench.lm.run_authors`) trains the target (all authors) and the retain model
+(the oracle, never saw the split's authors), runs every LM method on the target with its default
+settings, and scores them TOFU's way. This script reports, per split and method: forget quality
+(KS p-value of the forget truth ratios against the retain model's), model utility relative to the
+target's, forget ROUGE-L recall, MUSE privleak (Min-40% AUC against the retain model's; 0 is
+ideal), relearn steps and time relative to retraining (the method's seconds over the retain
+model's training seconds). It checks the issue's target: at least one method with forget
+quality >= 0.1 at model utility >= 0.95x the target's; and it names the methods that collapse
+(model utility 0, or below half the target's) and those that fail to forget (forget quality
+not above the target's own).
+
+Writes the ``lm-authors-<model>`` block of benchmarks/RESULTS.md, the results document to
+benchmarks/plots/lm_authors_<model>.json and the TOFU plots (forget quality on a log axis
+against model utility) to benchmarks/plots/lm_authors_<model>_<split>.png.
+
+    .venv/bin/python benchmarks/lm_authors.py                 # tiny GPT (minutes on 2 cores)
+    .venv/bin/python benchmarks/lm_authors.py --model smollm2 # SmolLM2-135M-Instruct (make lm)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from obliviate.bench.lm import DEFAULT_SPLITS, lm_methods, run_authors
+from obliviate.bench.results import ORACLE, ORIGINAL
+from obliviate.report.lm import lm_leaderboard, tofu_chart
+from obliviate.storage import atomic_write_bytes
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results_md import write_block  # noqa: E402
+
+PLOTS = Path(__file__).resolve().parent / "plots"
+TARGET_FQ = 0.1
+TARGET_UTILITY = 0.95
+COLLAPSE_UTILITY = 0.5
+
+
+def _fmt_p(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.2g}" if value >= 1e-3 else f"{value:.1e}"
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return format(value, spec)
+
+
+def verdicts(board: list[dict]) -> dict[str, list[str]]:
+    """Which methods meet the target, collapse, or fail to forget, from one split's leaderboard."""
+    target = next((e for e in board if e["method"] == ORIGINAL), {})
+    target_fq = target.get("forget_quality", 0.0) or 0.0
+    out: dict[str, list[str]] = {"meets": [], "collapses": [], "fails": []}
+    for e in board:
+        if e["role"] != "unlearner":
+            continue
+        fq, ratio = e.get("forget_quality") or 0.0, e.get("utility_vs_target") or 0.0
+        if fq >= TARGET_FQ and ratio >= TARGET_UTILITY:
+            out["meets"].append(e["method"])
+        if (e.get("model_utility") or 0.0) == 0.0 or ratio < COLLAPSE_UTILITY:
+            out["collapses"].append(e["method"])
+        if fq <= target_fq:
+            out["fails"].append(e["method"])
+    return out
+
+
+def table(board: list[dict]) -> list[str]:
+    lines = [
+        "| method | forget quality | model utility | utility / target | forget Prob | forget ROUGE | privleak % "
+        "| relearn steps | time / retrain |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for e in board:
+        name = {ORACLE: "retain model (oracle)", ORIGINAL: "target (no unlearning)"}.get(e["method"], e["method"])
+        lines.append(
+            f"| {name} | {_fmt_p(e.get('forget_quality'))} | {_fmt(e.get('model_utility'), '.3f')} "
+            f"| {_fmt(e.get('utility_vs_target'), '.2f')}x | {_fmt(e.get('forget_prob'), '.3f')} "
+            f"| {_fmt(e.get('forget_rouge'), '.3f')} | {_fmt(e.get('privleak'), '+.1f')} "
+            f"| {_fmt(e.get('relearn_steps'), '.0f')} | {_fmt(e.get('time_fraction'), '.3f')}x |"
+        )
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="tiny", help="tiny (default), smollm2, or a local HF model folder")
+    parser.add_argument("--splits", default=",".join(DEFAULT_SPLITS))
+    parser.add_argument("--methods", default=None, help="comma-separated (default: every LM method)")
+    parser.add_argument("--no-relearn", action="store_true", help="skip the relearn-steps metric")
+    parser.add_argument("--cache", default=None, help="model cache folder (default: $OBLIVIATE_CACHE)")
+    args = parser.parse_args()
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    methods = args.methods.split(",") if args.methods else lm_methods()
+    splits = args.splits.split(",")
+    tag = "tiny" if args.model == "tiny" else Path(args.model).name.replace("_", "-")
+
+    start = time.perf_counter()
+    results = run_authors(
+        args.model,
+        methods=methods,
+        splits=splits,
+        relearn=not args.no_relearn,
+        cache=args.cache or True,
+        show_progress=True,
+    )
+    wall = time.perf_counter() - start
+    PLOTS.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(PLOTS / f"lm_authors_{tag}.json", json.dumps(results, indent=1, default=str).encode())
+
+    command = "python benchmarks/lm_authors.py" + ("" if args.model == "tiny" else f" --model {args.model}")
+    if args.splits != ",".join(DEFAULT_SPLITS):
+        command += f" --splits {args.splits}"
+    if args.methods:
+        command += f" --methods {args.methods}"
+    if args.no_relearn:
+        command += " --no-relearn"
+    config = results["config"]
+    bench = config["benchmark"]
+    lines = [
+        f"### Language-model unlearning, fictitious authors, {config['model']}",
+        "",
+        f"`{command}` ({wall / 60:.1f} min wall on {platform.machine()} with {torch.get_num_threads()} torch threads; "
+        f"{bench['authors']} authors x {bench['items'] // max(1, bench['authors'])} QA, {bench['holdout_authors']} "
+        f"holdout authors, {bench['utility_items']} world facts; target recipe {config['recipe']}). Every method runs "
+        "with its default settings (`obliviate methods`). Forget quality: KS p-value of the forget truth ratios "
+        "against the retain model's (TOFU); model utility: harmonic mean of Prob, ROUGE-L and truth ratio on 200 "
+        "retain items and the world facts; privleak: Min-40% AUC (forget vs holdout) against the retain model's, "
+        "in percent (MUSE; 0 ideal); time / retrain: unlearning seconds over the retain model's training seconds.",
+        "",
+    ]
+    met_any = {}
+    for split in splits:
+        board = lm_leaderboard(results, split)
+        v = verdicts(board)
+        met_any[split] = v["meets"]
+        png = tofu_chart(board, title=f"{config['model']} / {split}")
+        if png is not None:
+            atomic_write_bytes(PLOTS / f"lm_authors_{tag}_{split}.png", png)
+        lines += [f"**{split}**", "", *table(board), ""]
+        lines.append(
+            f"- Target (forget quality >= {TARGET_FQ} at utility >= {TARGET_UTILITY}x the target's): "
+            + (f"met by {', '.join(v['meets'])}." if v["meets"] else "not met by any method.")
+        )
+        lines.append(
+            "- Collapse (utility 0 or below half the target's): " + (", ".join(v["collapses"]) or "none") + "."
+        )
+        lines.append(
+            "- Fail to forget (forget quality not above the target's own): " + (", ".join(v["fails"]) or "none") + "."
+        )
+        lines.append(f"- Plot: `benchmarks/plots/lm_authors_{tag}_{split}.png`.")
+        lines.append("")
+    failures = config.get("failures") or []
+    if failures:
+        lines.append("Runs that failed: " + "; ".join(f"{f['scenario']}/{f['method']}: {f['error']}" for f in failures))
+    write_block(f"lm-authors-{tag}", "\n".join(lines))
+    print("\n".join(lines))
+    print({split: met for split, met in met_any.items()})
+
+
+if __name__ == "__main__":
+    main()
