@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 
 import numpy as np
@@ -115,3 +116,23 @@ def test_a_corrupt_sisa_state_is_a_typed_error_with_the_fix(cli, sisa_folder, da
     cli("request", "add", "--owner", "writer-001")
     out = cli("apply", "--sisa", sisa_folder, "--data", data_file)
     assert out.returncode == 2 and "state.json" in out.stderr
+
+
+def test_import_files_many_requests_and_verify_marks_them_in_one_call(
+    cli, tmp_path, sisa_folder, data_file, owned_data
+):
+    lines = [json.dumps({"ids": [int(i)], "note": f"ticket {k}"}) for k, i in enumerate(owned_data.ids[:5])]
+    lines.append(json.dumps({"owners": "writer-002", "key": "dsar-9", "deadline_days": 7}))
+    requests = tmp_path / "requests.jsonl"
+    requests.write_text("\n".join(lines + lines[:1]))  # the first one twice: filed once
+    out = cli("request", "import", requests)
+    assert out.returncode == 0 and "filed 6 request(s); 1 already filed" in out.stdout
+    assert cli("apply", "--sisa", sisa_folder, "--data", data_file).returncode == 0
+    certificates = sorted((tmp_path / "ledger" / "certificates").glob("*.json"))
+    out = cli("verify", *certificates, "--sisa", sisa_folder)
+    assert out.returncode == 0 and out.stdout.count("marked verified") == 6
+    assert re.search(r"verified\s*│\s*6\s*│", cli("status").stdout)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"ids": [1], "deadline": 3}')
+    out = cli("request", "import", bad)
+    assert out.returncode == 2 and "request 1: expected an object" in out.stderr

@@ -6,6 +6,7 @@ SQLite file, the signing key under ``keys/`` and the certificates under ``certif
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -76,6 +77,57 @@ def request_add(
         f"{verb} [bold]{stored.request_id}[/] ({what}), status {stored.status}, deadline {_when(stored.deadline)}",
         soft_wrap=True,
     )
+
+
+def _requests_from_file(path: Path):
+    """``(ForgetRequest, key)`` pairs from a JSON list or JSON lines of {ids, owners, key, note, deadline_days}."""
+    from obliviate.request import ForgetRequest
+
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read requests file {path}: {exc.strerror}.") from exc
+    try:
+        records = (
+            json.loads(text)
+            if text.lstrip().startswith("[")
+            else [json.loads(x) for x in text.splitlines() if x.strip()]
+        )
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"{path} must be a JSON list or JSON lines of request objects: {exc}.") from exc
+    out = []
+    for n, record in enumerate(records, 1):
+        unknown = set(record) - {"ids", "owners", "key", "note", "deadline_days"} if isinstance(record, dict) else None
+        if unknown is None or unknown:
+            raise InvalidInputError(
+                f"{path}, request {n}: expected an object with ids, owners, key, note, deadline_days; got {record!r:.80}."
+            )
+        days = record.get("deadline_days", 30)
+        if isinstance(days, bool) or not isinstance(days, int) or days < 0:
+            raise InvalidInputError(f"{path}, request {n}: deadline_days must be a whole number >= 0, got {days!r}.")
+        request = ForgetRequest(
+            record.get("ids"),
+            owners=record.get("owners"),
+            deadline=timedelta(days=days),
+            note=str(record.get("note", "")),
+        )
+        out.append((request, record.get("key")))
+    if not out:
+        raise InvalidInputError(f"{path} holds no request.")
+    return out
+
+
+@request_app.command("import")
+def request_import(
+    path: Annotated[Path, typer.Argument(help="JSON list or JSON lines of {ids, owners, key, note, deadline_days}.")],
+    ledger: LedgerOption = None,
+) -> None:
+    """File many requests in one transaction (one fsync); same idempotency as `request add`."""
+    pairs = _requests_from_file(path)
+    with _open(ledger) as book:
+        stored = book.add_many([r for r, _ in pairs], keys=[k for _, k in pairs])
+    created = sum(1 for _, new in stored if new)
+    out_console.print(f"filed {created} request(s); {len(stored) - created} already filed (same key), unchanged.")
 
 
 @request_app.command("list")
@@ -272,7 +324,8 @@ def status_cmd(ledger: LedgerOption = None) -> None:
         late = book.requests(overdue=True)
         upcoming = book.next_deadline()
         folder = book.folder
-    table = Table(title=f"ledger {folder}")
+    out_console.print(f"ledger {folder}", soft_wrap=True)
+    table = Table()
     table.add_column("status")
     table.add_column("requests", justify="right")
     for status in STATUSES:
@@ -293,16 +346,20 @@ def status_cmd(ledger: LedgerOption = None) -> None:
 
 @app.command("verify")
 def verify_cmd(
-    certificate: Annotated[Path, typer.Argument(help="A certificate JSON written by `obliviate apply`.")],
-    sisa: Annotated[Path | None, typer.Option(help="The SISA ensemble folder the certificate is about.")] = None,
-    model: Annotated[Path | None, typer.Option(help="The model file the certificate is about.")] = None,
+    certificates: Annotated[list[Path], typer.Argument(help="Certificate JSON files written by `obliviate apply`.")],
+    sisa: Annotated[Path | None, typer.Option(help="The SISA ensemble folder the certificates are about.")] = None,
+    model: Annotated[Path | None, typer.Option(help="The model file the certificates are about.")] = None,
     pubkey: Annotated[
         Path | None, typer.Option(help="Trusted public key (default: the ledger's keys/ed25519.pub).")
     ] = None,
     ledger: LedgerOption = None,
 ) -> None:
-    """Check the signature, the model's hash and that no removed id is in the model; exit 1 on a mismatch."""
-    from obliviate.ledger import ModelTarget, SisaTarget, default_ledger_path, verify_certificate
+    """Check each certificate's signature, the model's hash and that no removed id is in the model.
+
+    Requests whose certificates pass are marked verified in the ledger (one transaction for all);
+    exits 1 if any check fails.
+    """
+    from obliviate.ledger import ModelTarget, SisaTarget, default_ledger_path, mark_verified, verify_certificate
 
     target = None
     if sisa is not None and model is not None:
@@ -314,20 +371,27 @@ def verify_cmd(
     folder = ledger or default_ledger_path()
     book = _open(folder) if (folder / "ledger.sqlite").exists() else None
     try:
-        result = verify_certificate(certificate, target, ledger=book, pubkey=pubkey)
+        results = [verify_certificate(path, target, ledger=book, pubkey=pubkey, mark=False) for path in certificates]
+        if book is not None:
+            mark_verified(book, results)
     finally:
         if book is not None:
             book.close()
-    out_console.print(f"certificate {certificate} (request {result.request_id})", soft_wrap=True)
-    for check in result.checks:
-        mark = "[bold green]PASS[/]" if check.ok else "[bold red]FAIL[/]"
-        out_console.print(f"  {mark} {check.name}: {check.detail}", soft_wrap=True)
-    if target is None:
-        out_console.print("  [yellow]model not checked[/]: pass --sisa FOLDER or --model FILE to check the model too.")
-    if not result.ok:
-        out_console.print("[bold red]verification FAILED[/]")
+    for result in results:
+        out_console.print(f"certificate {result.certificate} (request {result.request_id})", soft_wrap=True)
+        for check in result.checks:
+            mark = "[bold green]PASS[/]" if check.ok else "[bold red]FAIL[/]"
+            out_console.print(f"  {mark} {check.name}: {check.detail}", soft_wrap=True)
+        if target is None:
+            out_console.print(
+                "  [yellow]model not checked[/]: pass --sisa FOLDER or --model FILE to check the model too."
+            )
+        elif result.ok:
+            out_console.print(
+                "  [bold green]verified[/]"
+                + ("; request marked verified in the ledger" if result.marked_verified else "")
+            )
+    failed = [r for r in results if not r.ok]
+    if failed:
+        out_console.print(f"[bold red]verification FAILED[/] for {len(failed)} of {len(results)} certificate(s)")
         sys.exit(1)
-    out_console.print(
-        "[bold green]verified[/]"
-        + (f"; request {result.request_id} marked verified in the ledger" if result.marked_verified else "")
-    )

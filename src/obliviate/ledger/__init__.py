@@ -34,7 +34,7 @@ from obliviate.ledger.store import (
     default_ledger_path,
 )
 from obliviate.ledger.targets import Deletion, ModelTarget, SisaTarget, Target
-from obliviate.ledger.verify import Check, Verification, verify_certificate
+from obliviate.ledger.verify import Check, Verification, mark_verified, verify_certificate
 
 __all__ = [
     "APPLIED",
@@ -68,6 +68,7 @@ __all__ = [
     "key_fingerprint",
     "load_or_create_key",
     "load_public_key",
+    "mark_verified",
     "read_certificate",
     "sign_certificate",
     "verify_certificate",

@@ -28,7 +28,7 @@ from obliviate.ledger.keys import load_public_key, public_key_path
 from obliviate.ledger.store import APPLIED, VERIFIED, Ledger, UnknownRequestError
 from obliviate.ledger.targets import Target
 
-__all__ = ["Check", "Verification", "verify_certificate"]
+__all__ = ["Check", "Verification", "verify_certificate", "mark_verified"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,7 @@ class Verification:
     certificate: Path
     request_id: str
     checks: list[Check] = field(default_factory=list)
+    model_checked: bool = False
     marked_verified: bool = False
 
     @property
@@ -91,8 +92,12 @@ def verify_certificate(
     *,
     ledger: Ledger | None = None,
     pubkey: str | Path | Ed25519PublicKey | None = None,
+    mark: bool = True,
 ) -> Verification:
-    """Run the checks above on ``cert_path`` against ``target`` (None: the signature alone)."""
+    """Run the checks above on ``cert_path`` against ``target`` (None: the signature alone).
+
+    ``mark=False`` leaves the ledger as it is (``result.ok`` says whether to mark it; the CLI marks
+    every verified certificate of one call in one transaction)."""
     cert_path = Path(cert_path)
     cert = read_certificate(cert_path)
     request_id = str(cert.get("request", {}).get("request_id", "?"))
@@ -133,14 +138,25 @@ def verify_certificate(
             else f"{len(present)} removed id(s) still in the {where}: {present[:10]}"
         )
         result.checks.append(Check("ids gone", not present and bool(removed), detail))
-    if result.ok and target is not None and ledger is not None:
-        try:
-            stored = ledger.get(request_id)
-        except UnknownRequestError:
-            stored = None
-        if stored is not None and stored.status == APPLIED:
-            ledger.transition([request_id], VERIFIED, reason=None)
-            result.marked_verified = True
-        elif stored is not None and stored.status == VERIFIED:
-            result.marked_verified = True
+    result.model_checked = target is not None
+    if mark and ledger is not None:
+        mark_verified(ledger, [result])
     return result
+
+
+def mark_verified(ledger: Ledger, results: list[Verification]) -> list[str]:
+    """Mark, in ONE transaction, the applied requests whose certificates passed every check against
+    a model; returns their ids (requests already verified count as marked, unknown ones are skipped)."""
+    passed = [r for r in results if r.ok and r.model_checked]
+    statuses = {}
+    for r in passed:
+        try:
+            statuses[r.request_id] = ledger.get(r.request_id).status
+        except UnknownRequestError:  # a certificate from another ledger
+            continue
+    to_mark = [rid for rid, status in statuses.items() if status == APPLIED]
+    if to_mark:
+        ledger.transition(to_mark, VERIFIED)
+    for r in passed:
+        r.marked_verified = statuses.get(r.request_id) in (APPLIED, VERIFIED)
+    return [rid for rid, status in statuses.items() if status in (APPLIED, VERIFIED)]
