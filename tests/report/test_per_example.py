@@ -57,3 +57,15 @@ def test_the_page_shows_worst_examples_and_the_best_methods_example():
 
 def test_no_per_example_data_no_section():
     assert 'class="per-example"' not in render_report(make_results())
+
+
+def test_language_model_results_get_the_lm_leaderboard_and_tofu_plot():
+    rows = [
+        {"scenario": "forget01", "method": m, "seed": 0, "metric": k, "value": v}
+        for m, fq, mu in (("retrain", 1.0, 0.5), ("original", 1e-4, 0.55), ("npo", 0.2, 0.45))
+        for k, v in (("forget_quality", fq), ("model_utility", mu))
+    ]
+    page = render_report({"schema": "obliviate.results/1", "suite": "authors", "kind": "lm", "config": {}, "rows": rows})
+    assert "retain model</span>" in page and "Forget quality against model utility" in page
+    assert "<td>2.00e-01</td><td>0.450</td>" in page  # npo: forget quality (scientific), model utility
+    assert 'class="per-example"' not in page

@@ -369,6 +369,50 @@ def _section(
     )
 
 
+# ---------------------------------------------------------------- language-model suites
+
+
+def is_lm_results(results: Mapping[str, Any]) -> bool:
+    """Whether the document comes from a language-model suite (its leaderboard lives in ``report.lm``)."""
+    return results.get("kind") == "lm" or results.get("suite") == "authors"
+
+
+def _lm_cell(value: Any, kind: str) -> str:
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        return "\u2014"
+    return {"e": f"{value:.2e}", "x": fmt_time(value), "p": f"{value:.0f}"}.get(kind, f"{value:.3f}")
+
+
+def _lm_section(index: int, scenario: str, results: Mapping[str, Any], config: Mapping[str, Any]) -> str:
+    """An LM scenario: report.lm's leaderboard (against the retain model) and TOFU's trade-off plot."""
+    from obliviate.report.lm import LM_COLUMNS, lm_leaderboard, tofu_chart
+
+    board = lm_leaderboard(dict(results), scenario)
+    head = '<th class="method">Method</th>' + "".join(f"<th>{esc(h)}</th>" for h, _, _ in LM_COLUMNS)
+    body = []
+    for e in board:
+        tag = {"oracle": '<span class="tag oracle">retain model</span>',
+               "original": '<span class="tag original">target</span>'}.get(e["role"], "")
+        cells = "".join(f"<td>{esc(_lm_cell(e.get(key), kind))}</td>" for _, key, kind in LM_COLUMNS)
+        body.append(f'<tr class="{esc(e["role"])}"><td class="method"><span class="name">{esc(e["method"])}</span>'
+                    f"{tag}</td>{cells}</tr>")
+    description = _scenario_description(config, scenario)
+    return (
+        f'<section class="scenario" id="scenario-{index}"><h2><span class="kicker">Scenario</span> {esc(scenario)}</h2>'
+        + (f'<p class="desc">Forget {esc(description)}.</p>' if description else "")
+        + f'<div class="table-wrap"><table class="board"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}'
+        "</tbody></table></div>"
+        + _failures(config, scenario)
+        + _figure_html(
+            tofu_chart(board, title=scenario), "Forget quality against model utility", scenario,
+            "TOFU's trade-off (Maini et al. 2024, Fig. 5): forget quality is the KS-test p-value of the truth ratios "
+            "against the retain model's (log scale; the retain model sits at the top); a good method moves up "
+            "without losing utility.",
+        )
+        + "</section>"
+    )
+
+
 # ---------------------------------------------------------------- header, guide, configuration
 
 
@@ -543,7 +587,8 @@ def render_report(results: Mapping[str, Any]) -> str:
     config = results.get("config") or {}
     versions = results.get("versions") or {}
     scenarios = scenarios_of(rows)
-    boards = [(s, board_from_rows(rows, s)) for s in scenarios]  # validates every scenario before drawing
+    lm = is_lm_results(results)
+    boards = [(s, [] if lm else board_from_rows(rows, s)) for s in scenarios]  # validates every scenario before drawing
     suite = results["suite"]
     meta = [
         ("Suite", suite),
@@ -569,7 +614,10 @@ def render_report(results: Mapping[str, Any]) -> str:
         f'<dl class="meta">{meta_html}</dl><nav>{nav}</nav></header>',
     ]
     per_example = results.get("per_example") if isinstance(results.get("per_example"), Mapping) else {}
-    body += [_section(i, s, board, config, per_example.get(s)) for i, (s, board) in enumerate(boards)]
+    if lm:
+        body += [_lm_section(i, s, results, config) for i, (s, _) in enumerate(boards)]
+    else:
+        body += [_section(i, s, board, config, per_example.get(s)) for i, (s, board) in enumerate(boards)]
     body.append(_guide({r.metric for r in rows}))
     body.append(_config_section(config))
     version = versions.get("obliviate", "")
