@@ -74,3 +74,30 @@ def test_bad_options(tiny_suite):
         run_challenge(tiny_suite, methods=["finetune"], seeds=4, seeds_per_task=0, show_progress=False)
     with pytest.raises(InvalidInputError, match="backend"):
         run_challenge(tiny_suite, methods=["finetune"], seeds=4, backend="spark", show_progress=False)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--engine", "turbo"], "unknown --engine"),
+        (["--backend", "spark"], "unknown backend"),
+        (["--address", "ray://head:10001"], "--address is for the ray backend"),
+    ],
+)
+def test_bench_cli_rejects_bad_engine_and_backend(monkeypatch, capsys, tmp_path, args, message):
+    import sys
+
+    from obliviate.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["obliviate", "bench", "--out", str(tmp_path), *args])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_auto_engine_stacks_only_many_seeds_of_trainable_recipes(tiny_suite):
+    from obliviate.cli.core import _stacked
+
+    assert _stacked("auto", tiny_suite, 512) and not _stacked("auto", tiny_suite, 10)
+    assert not _stacked("auto", get_suite("certified"), 512)  # solver models train one at a time
+    assert _stacked("stack", tiny_suite, 4) and not _stacked("loop", tiny_suite, 512)
