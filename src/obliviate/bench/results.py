@@ -75,7 +75,7 @@ def write_results(results: dict[str, Any], out_dir: str | Path) -> tuple[Path, P
     """Write results.json and results.csv into ``out_dir`` atomically."""
     out = Path(out_dir)
     json_path, csv_path = out / "results.json", out / "results.csv"
-    atomic_write_bytes(json_path, (json.dumps(results, indent=1) + "\n").encode())
+    atomic_write_bytes(json_path, (_dumps(results) + "\n").encode())
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=["scenario", "method", "seed", "metric", "value"], lineterminator="\n")
     writer.writeheader()
@@ -83,6 +83,23 @@ def write_results(results: dict[str, Any], out_dir: str | Path) -> tuple[Path, P
         writer.writerow({k: ("" if row[k] is None else row[k]) for k in writer.fieldnames})
     atomic_write_bytes(csv_path, buf.getvalue().encode())
     return json_path, csv_path
+
+
+_ROWS, _PER_EXAMPLE = "__obliviate_rows__", "__obliviate_per_example__"
+
+
+def _dumps(results: dict[str, Any]) -> str:
+    """The document as indented JSON, with one compact line per row (a 512-seed run has ~10^5 rows)
+    and the per-example view compact (lists of numbers would take a line per number)."""
+    doc = {**results, "rows": _ROWS}
+    if "per_example" in results:
+        doc["per_example"] = _PER_EXAMPLE
+    head = json.dumps(doc, indent=1)
+    rows = ",\n  ".join(json.dumps(r, separators=(", ", ": ")) for r in results["rows"])
+    head = head.replace(json.dumps(_ROWS), "[\n  " + rows + "\n ]" if rows else "[]", 1)
+    if "per_example" in results:
+        head = head.replace(json.dumps(_PER_EXAMPLE), json.dumps(results["per_example"], separators=(",", ":")), 1)
+    return head
 
 
 def read_results(path: str | Path) -> dict[str, Any]:
