@@ -34,6 +34,7 @@ LM_METHODS = ("lm_grad_ascent", "grad_diff", "npo", "simnpo", "idk_dpo", "rmu", 
 DEFAULT_SPLITS = ("forget10", "forget01")
 RETAIN_EVAL_ITEMS = 200  # TOFU evaluates utility on 400 retain items; a seeded sample of this many
 RELEARN_FRACTION = 0.9  # relearning stops when forget Prob is back at 90% of the target's
+ANSWER_TOKENS = 32  # greedy answers' length limit (the benchmark's answers are one short sentence)
 
 
 def lm_methods() -> list[str]:
@@ -70,7 +71,7 @@ def _pair_scores(lm: LanguageModel, data: QADataset, *, normalise: bool) -> dict
     pert_nll, pert_n = pert_nll.reshape(-1, k), pert_n.reshape(-1, k)
     if normalise:  # TOFU's world facts / real authors: Prob against the perturbed answers
         prob = metrics.normalised_answer_probability(prob, metrics.answer_probability(pert_nll.ravel(), pert_n.ravel()).reshape(-1, k))
-    generated = greedy_answers(lm, questions)
+    generated = greedy_answers(lm, questions, max_new_tokens=min(ANSWER_TOKENS, lm.max_length // 2))
     return {
         "prob": prob,
         "rouge": metrics.rouge_l_recall(generated, data.answers),
