@@ -32,8 +32,9 @@ __all__ = ["LM_METHODS", "DEFAULT_SPLITS", "lm_methods", "tiny_benchmark", "scor
 
 LM_METHODS = ("lm_grad_ascent", "grad_diff", "npo", "simnpo", "idk_dpo", "rmu", "task_vector", "whp", "undial")
 DEFAULT_SPLITS = ("forget10", "forget01")
-RETAIN_EVAL_ITEMS = 200  # TOFU evaluates utility on 400 retain items; a seeded sample of this many
+RETAIN_EVAL_ITEMS = 120  # TOFU evaluates utility on 400 retain items; a seeded sample of this many
 RELEARN_FRACTION = 0.9  # relearning stops when forget Prob is back at 90% of the target's
+RELEARN_MAX_STEPS = 20  # a method still short of it after this many steps gets RELEARN_MAX_STEPS + 1
 ANSWER_TOKENS = 32  # greedy answers' length limit (the benchmark's answers are one short sentence)
 
 
@@ -45,8 +46,8 @@ def lm_methods() -> list[str]:
 
 
 def tiny_benchmark(seed: int = 0) -> AuthorsBenchmark:
-    """The CPU suite's benchmark: 100 authors (forget01 = 1 author) x 6 QA pairs, 10 holdout authors."""
-    return fictitious_authors(n_authors=100, qa_per_author=6, n_holdout=10, seed=seed)
+    """The CPU suite's benchmark: 100 authors (forget01 = 1 author) x 4 QA pairs, 10 holdout authors."""
+    return fictitious_authors(n_authors=100, qa_per_author=4, n_holdout=10, seed=seed)
 
 
 @dataclass
@@ -253,7 +254,7 @@ def _run_split(results, bench, base, target_run, split, seed, recipe, unlearners
         values = dict(scores.values)
         values.update(_compare(scores, retain_scores, target_scores))
         if relearn:
-            values["relearn_steps"] = metrics.relearn_steps(lm, forget, target_prob=target_prob, seed=seed)
+            values["relearn_steps"] = metrics.relearn_steps(lm, forget, target_prob=target_prob, seed=seed, max_steps=RELEARN_MAX_STEPS)
         values["seconds"] = seconds
         values["gradient_steps"] = steps
         values["time_fraction"] = seconds / retain_run.seconds if retain_run.seconds > 0 else float("nan")
