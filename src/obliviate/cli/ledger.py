@@ -147,22 +147,22 @@ def request_list(
         rows = book.requests(status=status, overdue=overdue)
     now = utc_now()
     table = Table(title=f"deletion requests ({len(rows)})")
-    for column in ("request", "asks", "status", "received", "deadline"):
-        table.add_column(column, no_wrap=column in ("request", "status"))
-    table.add_column("batch / reason (`request show ID` for all)", no_wrap=True, overflow="ellipsis", max_width=48)
+    table.add_column("request", no_wrap=True)
+    table.add_column("asks", no_wrap=True, overflow="ellipsis", max_width=24)
+    table.add_column("status", no_wrap=True)
+    table.add_column("deadline (UTC)", no_wrap=True)
+    table.add_column("note / batch / reason", no_wrap=True, overflow="ellipsis", max_width=36)
     late = 0
     for r in rows:
         asks = ", ".join(filter(None, [", ".join(r.owners), f"{len(r.ids)} ids" if r.ids else ""]))
         is_late = r.overdue(now)
         late += is_late
-        deadline = _when(r.deadline) + (" OVERDUE" if is_late else "")
         table.add_row(
             r.request_id,
             asks,
             f"[{STATUS_STYLE[r.status]}]{r.status}[/]",
-            _when(r.received),
-            deadline,
-            r.reason or r.batch_id or "",
+            f"{r.deadline:%Y-%m-%d %H:%M}" + (" OVERDUE" if is_late else ""),
+            r.reason or r.batch_id or r.note,
             style="bold red" if is_late else None,
         )
     out_console.print(table)
@@ -294,7 +294,7 @@ def _print_batch(batch) -> None:
     out_console.print(head, soft_wrap=True)
     table = Table()
     for column in ("request", "ids", "forget acc %", "MIA-Eff. %", "deadline", "certificate"):
-        table.add_column(column, no_wrap=column != "certificate", overflow="fold")
+        table.add_column(column, no_wrap=True)
     for request, path, cert in batch.applied:
         ev = cert["evidence"]
         mia = f"{100 * ev['mia_efficacy']:.1f}" if "mia_efficacy" in ev else "-"
@@ -305,11 +305,12 @@ def _print_batch(batch) -> None:
             f"{100 * ev['forget_accuracy']:.1f}",
             mia,
             "OVERDUE (applied late)" if late else "met",
-            str(path),
+            path.name,
             style="bold red" if late else None,
         )
     if batch.applied:
         out_console.print(table)
+        out_console.print(f"certificates in {batch.applied[0][1].parent}", soft_wrap=True)
     for request, reason in batch.failed:
         out_console.print(f"[bold red]failed[/] {request.request_id}: {reason}", soft_wrap=True)
 
