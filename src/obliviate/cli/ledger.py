@@ -293,9 +293,9 @@ def _print_batch(batch) -> None:
         )
     out_console.print(head, soft_wrap=True)
     table = Table()
-    for column in ("request", "ids", "forget acc %", "MIA-Eff. %", "deadline", "certificate"):
+    for column in ("request", "ids", "forget acc %", "MIA-Eff. %", "deadline"):
         table.add_column(column, no_wrap=True)
-    for request, path, cert in batch.applied:
+    for request, _, cert in batch.applied:
         ev = cert["evidence"]
         mia = f"{100 * ev['mia_efficacy']:.1f}" if "mia_efficacy" in ev else "-"
         late = cert["overdue"]
@@ -305,12 +305,11 @@ def _print_batch(batch) -> None:
             f"{100 * ev['forget_accuracy']:.1f}",
             mia,
             "OVERDUE (applied late)" if late else "met",
-            path.name,
             style="bold red" if late else None,
         )
     if batch.applied:
         out_console.print(table)
-        out_console.print(f"certificates in {batch.applied[0][1].parent}", soft_wrap=True)
+        out_console.print(f"signed certificates: {batch.applied[0][1].parent}/<request>.json", soft_wrap=True)
     for request, reason in batch.failed:
         out_console.print(f"[bold red]failed[/] {request.request_id}: {reason}", soft_wrap=True)
 
