@@ -325,18 +325,19 @@ class SISA:
             raise InvalidInputError(
                 "assign='owner' needs data with owners (Dataset.owners); build it with owners=... or use assign='hash'."
             )
-        names = list(data.owner_names)
+        names, owner_of = np.unique(data.owners.astype(str), return_inverse=True)
         if len(names) < self.shards:
             raise InvalidInputError(
                 f"assign='owner' puts whole owners in shards, but there are {len(names)} owners for "
                 f"shards={self.shards}; use at most {len(names)} shards."
             )
-        keys = {o: hashlib.sha256(f"{self.seed}:{o}".encode()).hexdigest() for o in names}
+        owned_by = np.split(data.ids[np.argsort(owner_of, kind="stable")], np.cumsum(np.bincount(owner_of))[:-1])
+        keys = [hashlib.sha256(f"{self.seed}:{o}".encode()).hexdigest() for o in names]
         sizes = np.zeros(self.shards, dtype=np.int64)
         members: list[list[np.ndarray]] = [[] for _ in range(self.shards)]
-        for owner in sorted(names, key=lambda o: (keys[o], o)):
-            owned = data.ids[data.owners == owner]
-            target = int(np.argmin(sizes))
+        for o in sorted(range(len(names)), key=lambda o: (keys[o], names[o])):
+            owned = owned_by[o]
+            target = int(np.argmin(sizes))  # the emptiest shard so far
             members[target].append(owned)
             sizes[target] += len(owned)
         return [np.sort(np.concatenate(m)) for m in members]
@@ -417,7 +418,7 @@ class SISAEnsemble:
         ensemble = cls(store, state, store.read_assignment(state.assignment_sha256))
         ensemble._verify()
         with store.lock(blocking=False) as acquired:
-            if acquired:  # another process is changing the folder: leave its new files alone
+            if acquired:  # else another process is changing the folder: leave its new files alone
                 store.collect_garbage(state)
         return ensemble
 
