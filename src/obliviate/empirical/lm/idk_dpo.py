@@ -9,6 +9,8 @@ by ``2/beta``): ``y_w`` a refusal drawn from the IDK bank, ``y_l`` the true forg
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -41,7 +43,8 @@ def dpo_loss(
 class IdkDPO(PairedLMUnlearner):
     """IdkDPO: ``gamma * L_DPO(y_w = IDK, y_l = answer) + alpha * NLL_retain``; beta 0.1 (published).
 
-    Published lr 1e-5 for Llama-2-7b; the tiny GPT uses lr 5e-5 (chosen on the tiny authors bench).
+    Published: lr 1e-5, gamma = alpha = 1 for Llama-2-7b; the tiny GPT uses lr 1e-3 with alpha 1
+    (chosen on the tiny authors bench; it shares NPO's beta but not its lr and alpha).
     The refusals come from the task's ``idk_answers`` (the benchmark's bank, else a built-in one),
     one drawn per item and pass with the run's seed.
     """
@@ -51,7 +54,10 @@ class IdkDPO(PairedLMUnlearner):
     forget_answers = ("answer", "idk")
     stream = 550
 
-    Config = NPO.Config  # lr 5e-5, beta 0.1, gamma = alpha = 1, retain NLL
+    @dataclass(frozen=True)
+    class Config(NPO.Config):
+        lr: float = 1e-3
+        alpha: float = 1.0
 
     def forget_loss(self, net: nn.Module, forget: dict[str, Batch], task: LMUnlearnTask) -> torch.Tensor:
         reference = network_of(task.original)

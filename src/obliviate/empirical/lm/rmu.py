@@ -83,7 +83,9 @@ class RMU(PairedLMUnlearner):
     Published: c 20, alpha 100, lr 5e-5, layer 7 of Zephyr-7B's 32, updating layers 5-7's MLP
     down projections. ``layer=-1`` (default) keeps 7 on models with more than 8 layers (SmolLM2-135M
     has 30) and picks ``n_layers - 2`` on smaller ones (the 4-layer tiny GPT: layer 2, updating
-    0-2; layers below 0 are skipped). The tiny GPT's activations are O(1) per coordinate, as a 7B model's are, so c 20 is kept.
+    0-2; layers below 0 are skipped; the 2-layer bench GPT: layer 0 only). c 20 and alpha 100 are
+    kept; lr 5e-5 does not move the tiny GPT's one or three down projections, so the default is
+    lr 1e-2 (the 4-layer test model forgets at it; on the 2-layer bench GPT RMU barely forgets).
     """
 
     name = "rmu"
@@ -92,7 +94,7 @@ class RMU(PairedLMUnlearner):
 
     @dataclass(frozen=True)
     class Config(LMConfig):
-        lr: float = 5e-5
+        lr: float = 1e-2
         gamma: float = 1.0
         alpha: float = 100.0
         steering_coeff: float = 20.0
