@@ -36,6 +36,27 @@ def _f(value, digits=3, scale=1.0):
     return "-" if value is None else f"{value * scale:.{digits}f}"
 
 
+def draw(points: list[tuple[str, float, float]], seeds: int, path: Path) -> None:
+    """Score ratio against time ratio, one labelled point per unlearner, with the challenge's reference lines."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    ax.set_xscale("log")
+    ax.set_xlim(min([p[1] for p in points] + [0.1]) / 2, 1.5)
+    ax.axvspan(ax.get_xlim()[0], 0.10, color="#e3f8ec", label="< 10% of retraining time")
+    for name, t, r in points:
+        ax.scatter(t, r, color="#0072B2")
+        ax.annotate(name, (t, r), fontsize=8, xytext=(3, 3), textcoords="offset points")
+    ax.axhline(1.0, color="#7b8794", lw=1, ls="--", label="retrain (split-half reference)")
+    ax.axhline(0.63, color="#D55E00", lw=1, ls=":", label="challenge winner (0.63x)")
+    ax.axhline(0.32, color="#CC79A7", lw=1, ls=":", label="challenge gradient ascent (0.32x)")
+    ax.set_xlabel("time / retraining (per model, amortised over the stack)")
+    ax.set_ylabel("NeurIPS score / retraining's")
+    ax.set_title(f"digits {SCENARIO}, {seeds} models a side", loc="left")
+    ax.legend(fontsize=8, frameon=False, loc="center left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=512)
@@ -72,21 +93,7 @@ def main() -> None:
         else f"Target not met: the best score ratio is {best[2]:.2f}x ({best[0]}, at {best[1]:.3f}x retraining's time)."
         if best else "No method scored."
     )
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    for name, t, r in points:
-        ax.scatter(t, r, color="#0072B2")
-        ax.annotate(name, (t, r), fontsize=8, xytext=(3, 3), textcoords="offset points")
-    ax.axhline(1.0, color="#7b8794", lw=1, ls="--", label="retrain (split-half reference)")
-    ax.axhline(0.63, color="#D55E00", lw=1, ls=":", label="challenge winner (0.63x)")
-    ax.axhline(0.32, color="#CC79A7", lw=1, ls=":", label="challenge gradient ascent (0.32x)")
-    ax.axvspan(0, 0.10, color="#e3f8ec", label="< 10% of retraining time")
-    ax.set_xscale("log")
-    ax.set_xlabel("time / retraining (per model, amortised over the stack)")
-    ax.set_ylabel("NeurIPS score / retraining's")
-    ax.set_title(f"digits {SCENARIO}, {args.seeds} models a side", loc="left")
-    ax.legend(fontsize=8, frameon=False)
-    fig.tight_layout()
-    fig.savefig(HERE / "plots" / "scoreboard.png", dpi=130)
+    draw(points, args.seeds, HERE / "plots" / "scoreboard.png")
     text = "\n".join([
         "## NeurIPS 2023 scoreboard on digits",
         "",
