@@ -17,7 +17,8 @@ benchmarks/plots/lm_authors_<model>.json and the TOFU plots (forget quality on a
 against model utility) to benchmarks/plots/lm_authors_<model>_<split>.png.
 
     .venv/bin/python benchmarks/lm_authors.py                 # tiny GPT (minutes on 2 cores)
-    .venv/bin/python benchmarks/lm_authors.py --model smollm2 # SmolLM2-135M-Instruct (make lm)
+    .venv/bin/python benchmarks/lm_authors.py --model smollm2 # SmolLM2-135M-Instruct (make lm; TOFU-sized)
+    .venv/bin/python benchmarks/lm_authors.py --model smollm2 --authors 20 --qa 4  # a CPU-sized run
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import torch
 
 from obliviate.bench.lm import DEFAULT_SPLITS, lm_methods, run_authors
 from obliviate.bench.results import ORACLE, ORIGINAL
+from obliviate.data.authors import fictitious_authors
 from obliviate.report.lm import lm_leaderboard, tofu_chart
 from obliviate.storage import atomic_write_bytes
 
@@ -100,6 +102,9 @@ def main() -> None:
     parser.add_argument("--splits", default=",".join(DEFAULT_SPLITS))
     parser.add_argument("--methods", default=None, help="comma-separated (default: every LM method)")
     parser.add_argument("--no-relearn", action="store_true", help="skip the relearn-steps metric")
+    parser.add_argument("--authors", type=int, default=None,
+                        help="a smaller benchmark: this many authors (with --qa); default: the runner's for the model")
+    parser.add_argument("--qa", type=int, default=4, help="QA pairs per author with --authors (default 4)")
     parser.add_argument("--cache", default=None, help="model cache folder (default: $OBLIVIATE_CACHE)")
     args = parser.parse_args()
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
@@ -107,6 +112,9 @@ def main() -> None:
     splits = args.splits.split(",")
     tag = "tiny" if args.model == "tiny" else Path(args.model).name.replace("_", "-")
 
+    benchmark = None
+    if args.authors is not None:
+        benchmark = fictitious_authors(n_authors=args.authors, qa_per_author=args.qa, n_holdout=max(2, args.authors // 10))
     start = time.perf_counter()
     results = run_authors(
         args.model,
@@ -115,6 +123,7 @@ def main() -> None:
         relearn=not args.no_relearn,
         cache=args.cache or True,
         show_progress=True,
+        benchmark=benchmark,
     )
     wall = time.perf_counter() - start
     PLOTS.mkdir(parents=True, exist_ok=True)
@@ -127,6 +136,8 @@ def main() -> None:
         command += f" --methods {args.methods}"
     if args.no_relearn:
         command += " --no-relearn"
+    if args.authors is not None:
+        command += f" --authors {args.authors} --qa {args.qa}"
     config = results["config"]
     bench = config["benchmark"]
     lines = [
