@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from obliviate.bench.lm import DEFAULT_SPLITS, lm_methods, run_authors
+from obliviate.bench.lm import DEFAULT_SPLITS, RETAIN_EVAL_ITEMS, lm_methods, run_authors
 from obliviate.bench.results import ORACLE, ORIGINAL
 from obliviate.data.authors import fictitious_authors
 from obliviate.report.lm import lm_leaderboard, tofu_chart
@@ -70,7 +70,7 @@ def verdicts(board: list[dict]) -> dict[str, list[str]]:
         if e["role"] != "unlearner":
             continue
         fq, ratio = e.get("forget_quality") or 0.0, e.get("utility_vs_target") or 0.0
-        if fq >= TARGET_FQ and ratio >= TARGET_UTILITY:
+        if fq >= TARGET_FQ and ratio >= TARGET_UTILITY and fq > target_fq:
             out["meets"].append(e["method"])
         if (e.get("model_utility") or 0.0) == 0.0 or ratio < COLLAPSE_UTILITY:
             out["collapses"].append(e["method"])
@@ -147,8 +147,8 @@ def main() -> None:
         f"{bench['authors']} authors x {bench['items'] // max(1, bench['authors'])} QA, {bench['holdout_authors']} "
         f"holdout authors, {bench['utility_items']} world facts; target recipe {config['recipe']}). Every method runs "
         "with its default settings (`obliviate methods`). Forget quality: KS p-value of the forget truth ratios "
-        "against the retain model's (TOFU); model utility: harmonic mean of Prob, ROUGE-L and truth ratio on 200 "
-        "retain items and the world facts; privleak: Min-40% AUC (forget vs holdout) against the retain model's, "
+        "against the retain model's (TOFU); model utility: harmonic mean of Prob, ROUGE-L and truth ratio on "
+        f"{RETAIN_EVAL_ITEMS} retain items and the world facts; privleak: Min-40% AUC (forget vs holdout) against the retain model's, "
         "in percent (MUSE; 0 ideal); time / retrain: unlearning seconds over the retain model's training seconds.",
         "",
     ]
@@ -171,6 +171,14 @@ def main() -> None:
         lines.append(
             "- Fail to forget (forget quality not above the target's own): " + (", ".join(v["fails"]) or "none") + "."
         )
+        own = next((e.get("forget_quality") or 0.0 for e in board if e["method"] == ORIGINAL), 0.0)
+        if own >= TARGET_FQ:
+            n_items = round(int(split[-2:]) / 100 * bench["authors"]) * (bench["items"] // max(1, bench["authors"]))
+            lines.append(
+                f"- The target itself has forget quality {_fmt_p(own)} here: with {n_items} forget items the KS test "
+                "cannot separate it from the retain model, so this split's forget quality says little; forget Prob "
+                "and ROUGE show what was forgotten."
+            )
         lines.append(f"- Plot: `benchmarks/plots/lm_authors_{tag}_{split}.png`.")
         lines.append("")
     failures = config.get("failures") or []
