@@ -37,6 +37,7 @@ import torch
 from obliviate.bench.lm import DEFAULT_SPLITS, RETAIN_EVAL_ITEMS, lm_methods, run_authors
 from obliviate.bench.results import ORACLE, ORIGINAL
 from obliviate.data.authors import fictitious_authors
+from obliviate.errors import ObliviateError
 from obliviate.report.lm import lm_leaderboard, tofu_chart
 from obliviate.storage import atomic_write_bytes
 
@@ -47,6 +48,7 @@ PLOTS = Path(__file__).resolve().parent / "plots"
 TARGET_FQ = 0.1
 TARGET_UTILITY = 0.95
 COLLAPSE_UTILITY = 0.5
+FAIL_PROB_FRACTION = 0.9  # a forget Prob still at 90% of the target's: nothing was forgotten
 
 
 def _fmt_p(value: float | None) -> str:
@@ -74,7 +76,8 @@ def verdicts(board: list[dict]) -> dict[str, list[str]]:
             out["meets"].append(e["method"])
         if (e.get("model_utility") or 0.0) == 0.0 or ratio < COLLAPSE_UTILITY:
             out["collapses"].append(e["method"])
-        if fq <= target_fq:
+        no_drop = (e.get("forget_prob") or 0.0) >= FAIL_PROB_FRACTION * (target.get("forget_prob") or 0.0)
+        if no_drop or (target_fq < TARGET_FQ and fq <= target_fq):
             out["fails"].append(e["method"])
     return out
 
@@ -116,15 +119,21 @@ def main() -> None:
     if args.authors is not None:
         benchmark = fictitious_authors(n_authors=args.authors, qa_per_author=args.qa, n_holdout=max(2, args.authors // 10))
     start = time.perf_counter()
-    results = run_authors(
-        args.model,
-        methods=methods,
-        splits=splits,
-        relearn=not args.no_relearn,
-        cache=args.cache or True,
-        show_progress=True,
-        benchmark=benchmark,
-    )
+    try:
+        results = run_authors(
+            args.model,
+            methods=methods,
+            splits=splits,
+            relearn=not args.no_relearn,
+            cache=args.cache or True,
+            show_progress=True,
+            benchmark=benchmark,
+        )
+    except ObliviateError as exc:  # e.g. SmolLM2 not installed: say so in the block instead of old numbers
+        note = f"### Language-model unlearning, fictitious authors, {args.model}\n\n`{' '.join(sys.argv)}`: not run here: {exc}\n"
+        write_block(f"lm-authors-{tag}", note)
+        print(note)
+        raise SystemExit(1) from exc
     wall = time.perf_counter() - start
     PLOTS.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(PLOTS / f"lm_authors_{tag}.json", json.dumps(results, indent=1, default=str).encode())
@@ -169,7 +178,8 @@ def main() -> None:
             "- Collapse (utility 0 or below half the target's): " + (", ".join(v["collapses"]) or "none") + "."
         )
         lines.append(
-            "- Fail to forget (forget quality not above the target's own): " + (", ".join(v["fails"]) or "none") + "."
+            "- Fail to forget (forget Prob >= 0.9x the target's, or forget quality not above the target's where "
+            "the target's is < 0.1): " + (", ".join(v["fails"]) or "none") + "."
         )
         own = next((e.get("forget_quality") or 0.0 for e in board if e["method"] == ORIGINAL), 0.0)
         if own >= TARGET_FQ:
@@ -178,6 +188,14 @@ def main() -> None:
                 f"- The target itself has forget quality {_fmt_p(own)} here: with {n_items} forget items the KS test "
                 "cannot separate it from the retain model, so this split's forget quality says little; forget Prob "
                 "and ROUGE show what was forgotten."
+            )
+        best = min((e for e in board if e["role"] == "unlearner" and e.get("privleak") is not None),
+                   key=lambda e: abs(e["privleak"]), default=None)
+        if best is not None:
+            lines.append(
+                f"- Privleak closest to 0: {best['method']} ({best['privleak']:+.1f}%; target "
+                f"{next((e.get('privleak') or 0.0 for e in board if e['method'] == ORIGINAL), 0.0):+.1f}%): positive "
+                "means the forget authors still look more like training members than they do to the retain model."
             )
         lines.append(f"- Plot: `benchmarks/plots/lm_authors_{tag}_{split}.png`.")
         lines.append("")
