@@ -35,7 +35,7 @@ LM_METHODS = ["lm_grad_ascent", "grad_diff", "npo", "simnpo", "idk_dpo", "rmu", 
 SETTINGS = {
     "lm_grad_ascent": ({"lr": 1e-3}, False),
     "grad_diff": ({"lr": 5e-4, "epochs": 20}, True),
-    "npo": ({"lr": 3e-4, "epochs": 20}, True),
+    "npo": ({"lr": 3e-4, "epochs": 20, "alpha": 1.0}, True),
     "simnpo": ({"lr": 3e-3}, True),
     "idk_dpo": ({"lr": 1e-3, "epochs": 20}, True),
     "rmu": ({"lr": 1e-2, "epochs": 30}, True),
