@@ -90,6 +90,12 @@ CREATE TABLE IF NOT EXISTS transitions (
     detail TEXT
 );
 CREATE INDEX IF NOT EXISTS transitions_request ON transitions(request_id, seq);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    detail TEXT
+);
 CREATE TABLE IF NOT EXISTS certificates (
     request_id TEXT PRIMARY KEY REFERENCES requests(request_id),
     batch_id TEXT NOT NULL,
@@ -393,6 +399,26 @@ class Ledger:
                         (rid, batch or "", certificates[rid], now),
                     )
         return [self.get(rid) for rid in request_ids]
+
+    # ------------------------------------------------------------------ ledger settings
+    def get_meta(self, key: str) -> str | None:
+        """A ledger-wide setting (e.g. the pinned signing-key fingerprint), or None if unset."""
+        rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))
+        return rows[0]["value"] if rows else None
+
+    def set_meta(self, key: str, value: str, *, event: str, detail: str = "") -> None:
+        """Set a ledger-wide setting and record ``event`` in the ledger's audit trail, in ONE transaction."""
+        now = utc_now().isoformat()
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, str(value)))
+            db.execute("INSERT INTO events(at, kind, detail) VALUES (?, ?, ?)", (now, event, detail))
+
+    def events(self) -> list[tuple[int, datetime, str, str]]:
+        """The ledger-wide audit trail (key pins and rotations), oldest first: ``(seq, at, kind, detail)``."""
+        return [
+            (int(r["seq"]), datetime.fromisoformat(r["at"]), r["kind"], r["detail"] or "")
+            for r in self._query("SELECT * FROM events ORDER BY seq")
+        ]
 
     # ------------------------------------------------------------------ reading
     def get(self, request_id: str) -> LedgerRequest:
