@@ -100,7 +100,7 @@ def test_overdue_counts_and_next_deadline(ledger):
 
 
 def test_the_ledger_is_durable_wal_with_full_sync_and_survives_reopening(tmp_path):
-    with Ledger(tmp_path / "l") as book:
+    with Ledger(tmp_path / "l", create=True) as book:
         r, _ = book.add(ob.ForgetRequest(owners="alice"))
         assert book._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert book._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
@@ -110,7 +110,7 @@ def test_the_ledger_is_durable_wal_with_full_sync_and_survives_reopening(tmp_pat
 
 def test_a_corrupt_ledger_file_is_a_typed_error_with_the_fix(tmp_path):
     folder = tmp_path / "l"
-    with Ledger(folder) as book:
+    with Ledger(folder, create=True) as book:
         book.add(ob.ForgetRequest(owners="alice"))
         book._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     raw = bytearray((folder / "ledger.sqlite").read_bytes())
@@ -123,7 +123,7 @@ def test_a_corrupt_ledger_file_is_a_typed_error_with_the_fix(tmp_path):
 
 def test_a_damaged_page_fails_the_integrity_check(tmp_path):
     folder = tmp_path / "l"
-    with Ledger(folder) as book:
+    with Ledger(folder, create=True) as book:
         book.add_many([ob.ForgetRequest(ids=[i]) for i in range(300)])
         book._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         page = book._db.execute("PRAGMA page_size").fetchone()[0]
@@ -140,7 +140,7 @@ def test_a_damaged_page_fails_the_integrity_check(tmp_path):
 def test_a_file_given_as_the_ledger_folder_is_refused(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(InvalidInputError, match="is a file"):
-        Ledger(tmp_path / "f")
+        Ledger(tmp_path / "f", create=True)
 
 
 def test_add_many_files_in_one_transaction(ledger):

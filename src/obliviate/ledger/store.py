@@ -14,28 +14,42 @@ Lifecycle::
 Idempotency: a request is filed under a key, by default the hash of what it asks (its ids and
 owners), or one the caller gives; filing the same key again returns the stored request.
 Overdue: the deadline has passed and the request is neither applied nor verified.
+
+Creation is explicit: ``Ledger(folder, create=True)`` (``obliviate ledger init``, or the first
+``request add``/``import``) makes the database, atomically (built under a temporary name and
+hard-linked into place), so ``ledger.sqlite`` is either absent or a whole ledger. ``Ledger(folder)``
+opens an existing ledger only: a missing one is :class:`LedgerNotFoundError`; a file that is empty
+or not a ledger is :class:`CorruptLedgerError`, never silently replaced. The folder is made mode
+0700 and the database (with its -wal and -shm files) 0600, whatever the umask. A full disk is
+:class:`LedgerDiskFullError` (the transaction rolled back), not "damaged".
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import re
 import sqlite3
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from obliviate.errors import CorruptCheckpointError, InvalidInputError
-from obliviate.request import ForgetRequest
+from obliviate.errors import CorruptCheckpointError, InvalidInputError, ObliviateError
+from obliviate.request import MAX_NOTE_CHARS, MAX_OWNER_CHARS, ForgetRequest, check_text
 
 __all__ = [
     "Ledger",
     "LedgerRequest",
     "Transition",
     "CorruptLedgerError",
+    "LedgerNotFoundError",
+    "LedgerDiskFullError",
+    "LedgerUnavailableError",
     "InvalidTransitionError",
     "UnknownRequestError",
     "STATUSES",
@@ -46,6 +60,7 @@ __all__ = [
     "FAILED",
     "default_ledger_path",
     "content_key",
+    "check_ledger_request_id",
     "utc_now",
 ]
 
@@ -62,6 +77,11 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 DONE = (APPLIED, VERIFIED)
 DB_NAME = "ledger.sqlite"
 SCHEMA_VERSION = "1"
+MAX_KEY_CHARS = 200
+#: The form of every request id the ledger stores (it names the certificate file).
+LEDGER_REQUEST_ID = re.compile(r"req-[0-9a-f]{8,64}")
+_SQLITE_FULL, _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_IOERR = 13, 5, 6, 10
+_SQLITE_ACCESS = {3, 8, 14, 23}  # PERM, READONLY, CANTOPEN, AUTH
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -119,6 +139,77 @@ class CorruptLedgerError(CorruptCheckpointError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class LedgerNotFoundError(InvalidInputError):
+    """No ledger at the given folder (read-only commands never create one)."""
+
+
+class LedgerDiskFullError(ObliviateError, OSError):
+    """The disk holding the ledger (or its certificates) is full; the failed write changed nothing."""
+
+    def __init__(self, path: object, detail: str = "") -> None:
+        self.path = path
+        OSError.__init__(
+            self,
+            errno.ENOSPC,
+            f"Disk full: no space left to write {path}{' (' + detail + ')' if detail else ''}. The ledger is not "
+            "damaged: the write that failed was rolled back. Free space on that disk and run the command again.",
+        )
+        self.filename = str(path)
+
+    def __str__(self) -> str:
+        return str(self.args[1])
+
+
+class LedgerUnavailableError(InvalidInputError):
+    """The ledger cannot be opened or written now: no permission, or another command holds it too long."""
+
+
+def check_ledger_request_id(request_id: object) -> str:
+    """``request_id`` if it is of the ledger's form ``req-<hex>`` (8 to 64 hex digits); else an input error."""
+    if not isinstance(request_id, str) or not LEDGER_REQUEST_ID.fullmatch(request_id):
+        raise InvalidInputError(
+            f"request id {ascii(request_id)[:60]} is not of the form req-<hex>; the ledger names each request "
+            "itself (omit request_id), and `obliviate request list` shows the ids."
+        )
+    return request_id
+
+
+def _sqlite_error(exc: sqlite3.Error, path: Path) -> ObliviateError:
+    """The typed error for a SQLite failure on the ledger at ``path``: disk full, busy, no access, or damaged."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    if primary == _SQLITE_FULL:
+        return LedgerDiskFullError(path, str(exc))
+    if primary in (_SQLITE_BUSY, _SQLITE_LOCKED):
+        return LedgerUnavailableError(
+            f"the ledger {path} is locked by another command ({exc}); run again once it has finished."
+        )
+    if primary in _SQLITE_ACCESS:
+        return LedgerUnavailableError(
+            f"cannot open or write the ledger {path} ({exc}); check that it and its folder are yours and writable."
+        )
+    if primary == _SQLITE_IOERR:
+        return CorruptLedgerError(path, f"the disk reported an I/O error: {exc}; check the disk before restoring")
+    return CorruptLedgerError(path, str(exc))
+
+
+def _tighten(path: Path, mode: int) -> None:
+    """Set ``path`` to ``mode`` if it is looser (a file we cannot chmod is left as it is)."""
+    try:
+        if path.stat().st_mode & 0o777 & ~mode:
+            os.chmod(path, mode)
+    except OSError:
+        pass
+
+
+def _fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class InvalidTransitionError(InvalidInputError):
@@ -213,21 +304,43 @@ def _row_to_request(row: sqlite3.Row) -> LedgerRequest:
     )
 
 
+def _schema_statements() -> list[str]:
+    return [statement for statement in _SCHEMA.split(";") if statement.strip()]
+
+
 class Ledger:
     """The deletion-request ledger in ``folder`` (``ledger.sqlite``; keys and certificates beside it).
 
-    ``Ledger(folder)`` creates the folder and the database on first use. Use it as a context
-    manager or call :meth:`close`.
+    ``Ledger(folder)`` opens an existing ledger; ``Ledger(folder, create=True)`` also creates one
+    if there is none (``created`` says whether it did). See the module docstring for what is
+    refused. Use it as a context manager or call :meth:`close`.
     """
 
-    def __init__(self, folder: str | Path | None = None) -> None:
+    def __init__(self, folder: str | Path | None = None, *, create: bool = False) -> None:
         self.folder = Path(folder) if folder is not None else default_ledger_path()
         if self.folder.exists() and not self.folder.is_dir():
             raise InvalidInputError(f"--ledger {self.folder} is a file; give the ledger's folder (it holds {DB_NAME}).")
-        self.folder.mkdir(parents=True, exist_ok=True)
         self.path = self.folder / DB_NAME
+        self.created = False
+        if not self.path.exists() and not self.path.is_symlink():
+            if not create:
+                raise LedgerNotFoundError(
+                    f"no ledger at {self.folder} (no {DB_NAME} there); check --ledger / $OBLIVIATE_LEDGER, or create "
+                    "one with `obliviate ledger init` (the first `obliviate request add` also creates it)."
+                )
+            self.created = self._create()
+        if not self.path.is_file():
+            raise CorruptLedgerError(self.path, "it is not a regular file")
+        if self.path.stat().st_size == 0:
+            raise CorruptLedgerError(self.path, "the file is empty (0 bytes), so every request would be lost")
+        for part in (self.path, self.folder / f"{DB_NAME}-wal", self.folder / f"{DB_NAME}-shm"):
+            _tighten(part, 0o600)
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=60.0)
+            uri = self.path.resolve().as_uri() + "?mode=rw"  # never creates a file
+            self._db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=60.0)
+        except sqlite3.Error as exc:
+            raise _sqlite_error(exc, self.path) from exc
+        try:
             self._db.row_factory = sqlite3.Row
             mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             self._db.execute("PRAGMA synchronous=FULL")
@@ -237,12 +350,69 @@ class Ledger:
                 raise CorruptLedgerError(self.path, f"integrity check: {check}")
             if str(mode).lower() != "wal":
                 raise CorruptLedgerError(self.path, f"cannot switch to WAL mode (got {mode!r})")
-            with self._transaction() as db:
-                for statement in filter(str.strip, _SCHEMA.split(";")):
-                    db.execute(statement)
-                db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
-        except sqlite3.DatabaseError as exc:
-            raise CorruptLedgerError(self.path, str(exc)) from exc
+            tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if not {"meta", "requests", "transitions"} <= tables:
+                raise CorruptLedgerError(self.path, "an SQLite file but not an obliviate ledger (no ledger tables)")
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            if row is None or row[0] != SCHEMA_VERSION:
+                raise CorruptLedgerError(
+                    self.path, f"schema version {row[0] if row else 'missing'}, this obliviate reads {SCHEMA_VERSION}"
+                )
+            if not {"events", "certificates"} <= tables:  # a ledger made before these tables existed
+                with self._transaction() as db:
+                    for statement in _schema_statements():
+                        db.execute(statement)
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise _sqlite_error(exc, self.path) from exc
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _create(self) -> bool:
+        """Build a new ledger under a temporary name and hard-link it into place; False if another process won."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            _tighten(self.folder, 0o700)
+            staged = self.folder / f".{DB_NAME}.{uuid.uuid4().hex}.new"
+            fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                os.fchmod(fd, 0o600)  # whatever the umask
+            finally:
+                os.close(fd)
+            try:
+                db = sqlite3.connect(staged, isolation_level=None)
+                try:
+                    db.execute("PRAGMA journal_mode=WAL")
+                    db.execute("PRAGMA synchronous=FULL")
+                    db.execute("BEGIN IMMEDIATE")
+                    for statement in _schema_statements():
+                        db.execute(statement)
+                    now = utc_now().isoformat()
+                    db.execute("INSERT INTO meta(key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
+                    db.execute("INSERT INTO meta(key, value) VALUES ('created', ?)", (now,))
+                    db.execute(
+                        "INSERT INTO events(at, kind, detail) VALUES (?, 'ledger created', ?)", (now, str(self.folder))
+                    )
+                    db.execute("COMMIT")
+                finally:
+                    db.close()  # checkpoints the WAL into the file and removes it
+                try:
+                    os.link(staged, self.path)  # fails if another process created the ledger first: use that one
+                    created = True
+                except FileExistsError:
+                    created = False
+            finally:
+                for leftover in (staged, Path(f"{staged}-wal"), Path(f"{staged}-shm")):
+                    leftover.unlink(missing_ok=True)
+            _fsync_folder(self.folder)
+            return created
+        except sqlite3.Error as exc:
+            raise _sqlite_error(exc, self.path) from exc
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise LedgerDiskFullError(self.path, "creating the ledger") from exc
+            raise
 
     # ------------------------------------------------------------------ plumbing
     def close(self) -> None:
@@ -256,20 +426,29 @@ class Ledger:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction (``BEGIN IMMEDIATE``): all of it commits, or none of it."""
-        self._db.execute("BEGIN IMMEDIATE")
+        """One write transaction (``BEGIN IMMEDIATE``): all of it commits, or none of it.
+
+        A SQLite failure becomes the typed error of :func:`_sqlite_error` (disk full, busy, damaged)."""
         try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    try:
+                        self._db.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass  # SQLite already rolled back (e.g. after SQLITE_FULL)
+                raise
+        except sqlite3.Error as exc:
+            raise _sqlite_error(exc, self.path) from exc
 
     def _query(self, sql: str, params: Sequence = ()) -> list[sqlite3.Row]:
         try:
             return self._db.execute(sql, params).fetchall()
-        except sqlite3.DatabaseError as exc:
-            raise CorruptLedgerError(self.path, str(exc)) from exc
+        except sqlite3.Error as exc:
+            raise _sqlite_error(exc, self.path) from exc
 
     # ------------------------------------------------------------------ filing
     def add(self, request: ForgetRequest, *, key: str | None = None) -> tuple[LedgerRequest, bool]:
@@ -290,11 +469,15 @@ class Ledger:
         with self._transaction() as db:
             for request, key in zip(requests, keys):
                 natural = content_key(request.ids, request.owners)
-                key = natural if key is None else str(key)
-                if not key.strip():
+                if key is not None and not str(key).strip():
                     raise InvalidInputError(
                         "the idempotency key is empty; omit --key to use the request's content hash."
                     )
+                key = natural if key is None else check_text(key, "the idempotency key", limit=MAX_KEY_CHARS)
+                check_ledger_request_id(request.request_id)
+                for owner in request.owners:
+                    check_text(owner, "owner", limit=MAX_OWNER_CHARS)
+                check_text(request.note, "note", limit=MAX_NOTE_CHARS, empty=True)
                 row = db.execute("SELECT * FROM requests WHERE idem_key = ?", (key,)).fetchone()
                 if row is not None:
                     stored = _row_to_request(row)
