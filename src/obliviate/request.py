@@ -271,7 +271,9 @@ class ForgetRequest:
             received = datetime.fromisoformat(d["received"]) if d.get("received") else None
             deadline = datetime.fromisoformat(d["deadline"]) if d.get("deadline") else None
         except (TypeError, ValueError) as exc:
-            raise InvalidInputError(f"request record has a malformed date ({exc}); use ISO 8601 with a timezone.") from exc
+            raise InvalidInputError(
+                f"request record has a malformed date ({exc}); use ISO 8601 with a timezone."
+            ) from exc
         return cls(
             d.get("ids") or None,
             owners=d.get("owners") or None,
