@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import struct
 import uuid
 from collections.abc import Mapping
@@ -27,6 +28,7 @@ from obliviate.errors import CorruptCheckpointError, InvalidInputError
 __all__ = [
     "ModelSpec",
     "atomic_write_bytes",
+    "check_regular_target",
     "state_sha256",
     "save_model",
     "load_model",
@@ -38,9 +40,36 @@ __all__ = [
 _SPEC_ATTR = "_obliviate_spec"
 
 
-def atomic_write_bytes(path: str | Path, data: bytes, *, mode: int | None = None) -> None:
-    """Write ``data`` to ``path`` atomically: temp file, fsync, rename, fsync of the folder."""
+def check_regular_target(path: str | Path, *, what: str = "the output path") -> None:
+    """Raise :class:`InvalidInputError` unless ``path`` is absent or a regular file (not followed if a link).
+
+    A write renames a new file over the target, so a symlink, a device (``/dev/null``), a folder or a
+    pipe would be replaced rather than written through; each is refused instead."""
     path = Path(path)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise InvalidInputError(f"{what} {path} cannot be checked ({exc.strerror or exc}); choose another.") from exc
+    if stat.S_ISREG(st.st_mode):
+        return
+    kinds = [(stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a device"),
+             (stat.S_ISBLK, "a device"), (stat.S_ISFIFO, "a pipe"), (stat.S_ISSOCK, "a socket")]
+    kind = next((name for test, name in kinds if test(st.st_mode)), "not a regular file")
+    raise InvalidInputError(
+        f"{what} {path} is {kind}; obliviate writes a new regular file there and will not replace it. "
+        "Give the path of a (new or existing) regular file."
+    )
+
+
+def atomic_write_bytes(path: str | Path, data: bytes, *, mode: int | None = None) -> None:
+    """Write ``data`` to ``path`` atomically: temp file, fsync, rename, fsync of the folder.
+
+    ``path`` must be absent or a regular file: a symlink, device, folder or pipe there raises
+    :class:`InvalidInputError` before anything is written."""
+    path = Path(path)
+    check_regular_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
     # os.open with 0o666 lets the umask decide, like open(path, "wb") would (mkstemp forces 0o600).

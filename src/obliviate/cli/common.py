@@ -39,42 +39,61 @@ def parse_settings(pairs: list[str] | None) -> dict[str, str]:
 
 
 def read_ids(path: Path) -> np.ndarray:
-    """Ids from a JSON list or a text file of integers separated by whitespace or commas."""
+    """Ids from a JSON list or a text file of integers separated by whitespace or commas.
+
+    Every id must be a whole number within int64; binary files, floats and ids beyond int64 are
+    refused with :class:`InvalidInputError` (nothing wraps or is rounded)."""
+    from obliviate.data.dataset import INT64_MAX, INT64_MIN
+
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as exc:
-        raise InvalidInputError(f"cannot read ids file {path}: {exc.strerror}.") from exc
+        raise InvalidInputError(f"cannot read ids file {path}: {exc.strerror or exc}.") from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is None or "\x00" in text:
+        raise InvalidInputError(f"{path} is a binary file; an ids file lists integer ids (a line each, or JSON).")
     try:
         if text.lstrip().startswith("["):
             values = json.loads(text)
+            if not isinstance(values, list):
+                raise ValueError("the JSON is not a list")
         else:
             values = [tok for tok in text.replace(",", " ").split() if tok]
-        if any(isinstance(v, bool | float) for v in values):
+        if any(isinstance(v, bool | float) or not isinstance(v, int | str) for v in values):
             raise ValueError("ids must be whole numbers")
-        return np.asarray([int(v) for v in values], dtype=np.int64)
-    except (ValueError, TypeError, json.JSONDecodeError) as exc:
+        ints = [int(v) for v in values]
+    except (ValueError, TypeError, RecursionError) as exc:  # json.JSONDecodeError is a ValueError
         raise InvalidInputError(f"{path} must list integer ids (one per line, or a JSON list): {exc}") from exc
+    big = next((i for i in ints if not INT64_MIN <= i <= INT64_MAX), None)
+    if big is not None:
+        raise InvalidInputError(f"{path}: id {big} does not fit in int64 ({INT64_MIN}..{INT64_MAX}).")
+    return np.asarray(ints, dtype=np.int64)
 
 
 def load_data(spec: str):
-    """``digits`` (its seed-0 training split) or an .npz file with arrays X, y and optional ids, owners."""
-    from obliviate.data import digits, from_arrays
+    """``digits`` (its seed-0 training split) or an .npz file with arrays X, y and optional ids, owners.
+
+    The .npz is read by :func:`obliviate.data.from_npz`: never unpickled, and every damaged or
+    out-of-range input is an :class:`InvalidInputError` naming the file."""
+    from obliviate.data import digits, from_npz
 
     if spec == "digits":
         return digits().split(test_size=0.25, seed=0)[0]
     path = Path(spec)
     if path.suffix != ".npz" or not path.exists():
-        raise InvalidInputError(f"--data must be 'digits' or an existing .npz file with X, y (and ids, owners); got {spec!r}.")
-    with np.load(path, allow_pickle=False) as npz:
-        missing = {"X", "y"} - set(npz.files)
-        if missing:
-            raise InvalidInputError(f"{path} lacks array(s) {sorted(missing)}; it needs X and y (ids, owners optional).")
-        return from_arrays(
-            npz["X"],
-            npz["y"],
-            ids=npz["ids"] if "ids" in npz.files else None,
-            owners=npz["owners"] if "owners" in npz.files else None,
-            name=path.stem,
+        raise InvalidInputError(
+            f"--data must be 'digits' or an existing .npz file with X, y (and ids, owners); got {spec!r}."
         )
+    return from_npz(path)
 
 
+def check_out_file(path: Path, option: str = "--out") -> None:
+    """Refuse an output path that is not a regular file or absent: a folder, a device, a symlink.
+
+    Checked before any work, so a long run does not end in a refusal (the writer checks again)."""
+    from obliviate.storage import check_regular_target
+
+    check_regular_target(path, what=option)

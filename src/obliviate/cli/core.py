@@ -11,7 +11,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from obliviate.cli.common import app, err_console, load_data, out_console, parse_settings, read_ids
+from obliviate.cli.common import app, check_out_file, err_console, load_data, out_console, parse_settings, read_ids
 from obliviate.errors import InvalidInputError
 
 
@@ -188,8 +188,9 @@ def train_cmd(
     from obliviate.storage import save_model
     from obliviate.training import Recipe, train
 
+    check_out_file(out)
+    recipe = Recipe(model=model, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)  # bad settings fail first
     dataset = load_data(data)
-    recipe = Recipe(model=model, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
     trained = train(recipe, dataset, show_progress=True)
     digest = save_model(trained, out, metadata={"data": data, "data_fingerprint": dataset.fingerprint})
     out_console.print(
@@ -224,6 +225,7 @@ def unlearn_cmd(
 
     if not model_path.is_file():
         raise InvalidInputError(f"model file {model_path} does not exist.")
+    check_out_file(out)
     meta = read_metadata(model_path)
     original = load_model(model_path)
     data = data or meta.get("data", "digits")

@@ -26,7 +26,11 @@ from obliviate.errors import (
 __all__ = ["Dataset"]
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
 def _as_id_array(ids: Iterable[int] | np.ndarray | int) -> np.ndarray:
+    """``ids`` as a flat int64 array; anything that is not an integer within int64 raises (never wraps)."""
     if isinstance(ids, str | bytes):
         raise InvalidInputError(f"ids must be integers, got the string {ids!r}; pass a list of ids.")
     if isinstance(ids, np.ndarray) or np.isscalar(ids):
@@ -34,15 +38,30 @@ def _as_id_array(ids: Iterable[int] | np.ndarray | int) -> np.ndarray:
     else:
         try:
             arr = np.asarray(list(ids))
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:
             raise InvalidInputError(f"ids must be a list or array of integers, got {type(ids).__name__}.") from exc
     if arr.size == 0:
         return np.zeros(0, dtype=np.int64)
-    if arr.dtype.kind not in "iu":
-        if arr.dtype.kind == "f" and np.all(np.mod(arr, 1) == 0):
-            arr = arr.astype(np.int64)
-        else:
-            raise InvalidInputError(f"ids must be integers, got dtype {arr.dtype}.")
+    if arr.dtype.kind == "O" and all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in arr.flat):
+        big = next((int(v) for v in arr.flat if not INT64_MIN <= int(v) <= INT64_MAX), None)
+        if big is not None:  # a Python int numpy could not fit in int64
+            raise InvalidInputError(f"ids must fit in int64 ({INT64_MIN}..{INT64_MAX}); found {big}.")
+        arr = arr.astype(np.int64)
+    if arr.dtype.kind == "u" and int(arr.max()) > INT64_MAX:
+        raise InvalidInputError(f"ids must fit in int64 ({INT64_MIN}..{INT64_MAX}); found {int(arr.max())}.")
+    if arr.dtype.kind == "f":
+        whole = np.isfinite(arr) & (np.mod(arr, 1) == 0)
+        if not np.all(whole):
+            bad = float(arr[~whole].ravel()[0])
+            raise InvalidInputError(f"ids must be integers, found {bad!r} (dtype {arr.dtype}).")
+        # 2**63 is exactly representable as a float; anything at or beyond it would wrap to INT64_MIN
+        outside = (arr >= 2.0**63) | (arr < -(2.0**63))
+        if np.any(outside):
+            raise InvalidInputError(
+                f"ids must fit in int64 ({INT64_MIN}..{INT64_MAX}); found {arr[outside].ravel()[0]:g}."
+            )
+    elif arr.dtype.kind not in "iu":
+        raise InvalidInputError(f"ids must be integers, got dtype {arr.dtype}.")
     return arr.astype(np.int64).ravel()
 
 
@@ -89,8 +108,14 @@ class Dataset:
 
     @cached_property
     def fingerprint(self) -> str:
-        """sha256 over ids, labels, features (in id order) and the number of classes: the data's
-        identity for caches. The class count sets the model's output size, so it is part of it."""
+        """sha256 over ids, labels, features (in id order), the number of classes and, when the data
+        records them, the owners: the data's identity for caches and for deletion requests.
+
+        The class count sets the model's output size, so it is part of it. Owners are part of it
+        because owner requests resolve through them: data with the same examples but other owners
+        must not pass for the training data. Data without owners keeps the fingerprint it had
+        before owners were covered.
+        """
         order = np.argsort(self.ids, kind="stable")
         h = hashlib.sha256()
         h.update(np.ascontiguousarray(self.ids[order]).tobytes())
@@ -98,6 +123,12 @@ class Dataset:
         h.update(np.ascontiguousarray(self.X[order]).tobytes())
         h.update(str(self.X.shape[1:]).encode())
         h.update(f"classes={self.num_classes}".encode())
+        if self.owners is not None:
+            h.update(b"owners")
+            for owner in self.owners[order]:
+                raw = str(owner).encode("utf-8", "surrogatepass")
+                h.update(len(raw).to_bytes(8, "little"))  # length-prefixed: no two owner lists hash alike
+                h.update(raw)
         return h.hexdigest()
 
     @cached_property

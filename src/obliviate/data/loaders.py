@@ -6,7 +6,10 @@ seed, and ``cifar10`` reads the python-pickle release from a local folder.
 
 from __future__ import annotations
 
+import math
 import pickle
+import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,7 +18,61 @@ import numpy as np
 from obliviate.data.dataset import Dataset, _as_id_array
 from obliviate.errors import InvalidInputError
 
-__all__ = ["from_arrays", "digits", "synthetic", "cifar10"]
+__all__ = ["MAX_CLASSES", "from_arrays", "from_npz", "digits", "synthetic", "cifar10"]
+
+
+MAX_CLASSES = 100_000
+"""The most classes a dataset may have: labels are class indices, and the model gets one output
+per class, so a stray label of 1e9 must be refused, not turned into a billion-unit layer."""
+
+
+def _labels(y: np.ndarray, n: int, num_classes: int | None) -> tuple[np.ndarray, int]:
+    """``y`` as int64 class indices and the class count, checked before any cast can wrap a value."""
+    if y.shape != (n,):
+        raise InvalidInputError(f"y must have shape ({n},) to match X, got {y.shape}.")
+    if y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(np.mod(y, 1) == 0):
+        pass  # whole-number floats are labels too; their range is checked before the cast
+    elif y.dtype.kind not in "iu":
+        raise InvalidInputError(f"y must hold integer class labels, got dtype {y.dtype}; encode labels first.")
+    if y.min() < 0:
+        raise InvalidInputError(f"labels must be >= 0, found {int(y.min())}.")
+    if y.max() >= MAX_CLASSES:
+        raise InvalidInputError(
+            f"label {int(y.max())} is too large: labels are class indices 0..{MAX_CLASSES - 1} (at most "
+            f"{MAX_CLASSES} classes); encode the labels as 0..k-1 first."
+        )
+    y = y.astype(np.int64)
+    if num_classes is None:
+        k = int(y.max()) + 1
+    else:
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int | np.integer):
+            raise InvalidInputError(f"num_classes must be an integer, got {num_classes!r}.")
+        k = int(num_classes)
+        if not 1 <= k <= MAX_CLASSES:
+            raise InvalidInputError(f"num_classes must be in 1..{MAX_CLASSES}, got {k}.")
+    if y.max() >= k:
+        raise InvalidInputError(f"label {int(y.max())} is out of range for num_classes={k}.")
+    return y, k
+
+
+def _owners(owners: Sequence[str] | np.ndarray, n: int) -> np.ndarray:
+    """One owner name per example, as a 1-D object array of str (bytes are decoded as UTF-8)."""
+    if isinstance(owners, str | bytes):
+        raise InvalidInputError(f"owners must list one owner per example, got the single string {owners!r}.")
+    arr = np.asarray(owners) if isinstance(owners, np.ndarray) else np.asarray(list(owners), dtype=object)
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise InvalidInputError(f"owners must have one entry per example ({n}), got an array of shape {arr.shape}.")
+    names = []
+    for owner in arr.tolist():
+        if isinstance(owner, bytes):
+            try:
+                owner = owner.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InvalidInputError(f"owner {owner[:40]!r} is not UTF-8 text; owners are names.") from exc
+        elif isinstance(owner, np.ndarray | list | tuple | dict | set):
+            raise InvalidInputError(f"owners must be names (one per example), found {type(owner).__name__}.")
+        names.append(str(owner))
+    return np.asarray(names, dtype=object)
 
 
 def from_arrays(
@@ -30,33 +87,27 @@ def from_arrays(
 ) -> Dataset:
     """Validate arrays and wrap them as a :class:`Dataset`.
 
-    ``ids`` default to ``0..n-1``; they must be unique integers. ``owners`` (one string per
-    example) name the data subject of each example, so requests can say "forget alice".
+    ``X`` must be real numbers (integer or float; complex, boolean and text are refused), finite.
+    ``y`` holds class indices 0..k-1 with k at most :data:`MAX_CLASSES`. ``ids`` default to
+    ``0..n-1``; they must be unique integers within int64. ``owners`` (one string per example)
+    name the data subject of each example, so requests can say "forget alice".
     """
     X = np.asarray(X)
     y = np.asarray(y)
     if X.ndim < 2:
         raise InvalidInputError(f"X must have examples on axis 0 and features after it; got shape {X.shape}.")
-    if not np.issubdtype(X.dtype, np.number):
-        raise InvalidInputError(f"X must be numeric, got dtype {X.dtype}.")
+    if X.dtype.kind not in "iuf":  # complex would lose its imaginary part in the float32 cast
+        raise InvalidInputError(f"X must be numeric (real integers or floats), got dtype {X.dtype}.")
     n = X.shape[0]
     if n == 0:
         raise InvalidInputError("X has no examples.")
-    if y.shape != (n,):
-        raise InvalidInputError(f"y must have shape ({n},) to match X, got {y.shape}.")
-    if y.dtype.kind == "f" and np.all(np.mod(y, 1) == 0):
-        y = y.astype(np.int64)
-    if y.dtype.kind not in "iu":
-        raise InvalidInputError(f"y must hold integer class labels, got dtype {y.dtype}; encode labels first.")
-    y = y.astype(np.int64)
-    if y.min() < 0:
-        raise InvalidInputError(f"labels must be >= 0, found {int(y.min())}.")
-    k = int(num_classes) if num_classes is not None else int(y.max()) + 1
-    if y.max() >= k:
-        raise InvalidInputError(f"label {int(y.max())} is out of range for num_classes={k}.")
-    X = np.ascontiguousarray(X, dtype=np.float32)
+    y, k = _labels(y, n, num_classes)
+    with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf, refused just below
+        X = np.ascontiguousarray(X, dtype=np.float32)
     if not np.all(np.isfinite(X)):
-        raise InvalidInputError("X contains NaN or infinite values; clean or impute them first.")
+        raise InvalidInputError(
+            "X contains NaN or infinite values (or values beyond float32's range); clean or impute them first."
+        )
     if ids is None:
         id_arr = np.arange(n, dtype=np.int64)
     else:
@@ -64,12 +115,73 @@ def from_arrays(
         if id_arr.shape != (n,):
             raise InvalidInputError(f"ids must have one entry per example ({n}), got {id_arr.shape[0]}.")
         Dataset.check_unique(id_arr)
-    owner_arr = None
-    if owners is not None:
-        owner_arr = np.asarray([str(o) for o in owners], dtype=object)
-        if owner_arr.shape != (n,):
-            raise InvalidInputError(f"owners must have one entry per example ({n}), got {owner_arr.shape[0]}.")
+    owner_arr = None if owners is None else _owners(owners, n)
     return Dataset(X=X, y=y, ids=id_arr, owners=owner_arr, num_classes=k, name=name, classes=tuple(classes))
+
+
+def from_npz(path: str | Path, *, name: str | None = None) -> Dataset:
+    """A :class:`Dataset` from an ``.npz`` file with arrays ``X``, ``y`` and optional ``ids``, ``owners``.
+
+    Never unpickles: an archive holding Python objects is refused. An empty, truncated or
+    corrupt file, a missing array or an array whose header promises more data than the archive
+    holds raises :class:`InvalidInputError` naming the file; nothing is allocated for a size the
+    file does not back. The arrays are then validated as by :func:`from_arrays`.
+    """
+    path = Path(path)
+    arrays = _read_npz(path)
+    return from_arrays(
+        arrays["X"], arrays["y"], ids=arrays.get("ids"), owners=arrays.get("owners"), name=name or path.stem
+    )
+
+
+_NPZ_ARRAYS = ("X", "y", "ids", "owners")
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        what = "a folder" if path.is_dir() else "not a regular file" if path.exists() else "missing"
+        raise InvalidInputError(f"{path} is {what}; give an .npz file with arrays X, y (ids, owners optional).")
+    if path.stat().st_size == 0:
+        raise InvalidInputError(f"{path} is empty (0 bytes); write it with numpy.savez(path, X=..., y=...).")
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise InvalidInputError(
+            f"{path} is not an .npz archive ({exc}); write it with numpy.savez(path, X=..., y=...)."
+        ) from exc
+    with archive:
+        members = {info.filename[: -len(".npy")]: info for info in archive.infolist() if info.filename.endswith(".npy")}
+        missing = [key for key in ("X", "y") if key not in members]
+        if missing:
+            raise InvalidInputError(f"{path} lacks array(s) {missing}; it needs X and y (ids, owners optional).")
+        return {key: _read_member(path, archive, members[key]) for key in _NPZ_ARRAYS if key in members}
+
+
+def _read_member(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
+    key = info.filename[: -len(".npy")]
+    damaged = f"{path}: array {key!r} cannot be read"
+    try:
+        with archive.open(info) as fh:
+            version = np.lib.format.read_magic(fh)
+            header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = header(fh)
+            if dtype.hasobject:
+                raise InvalidInputError(
+                    f"{path}: array {key!r} holds Python objects (dtype {dtype}), which obliviate never unpickles; "
+                    "save numbers and strings as plain numpy arrays."
+                )
+            needed = math.prod(shape) * dtype.itemsize
+            if needed > info.file_size - fh.tell():
+                raise InvalidInputError(
+                    f"{damaged}: its header promises {needed} bytes of {dtype} {tuple(shape)} but the archive holds "
+                    f"{info.file_size} bytes; the file is truncated or damaged."
+                )
+        with archive.open(info) as fh:
+            return np.lib.format.read_array(fh, allow_pickle=False)
+    except InvalidInputError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, MemoryError, TypeError) as exc:
+        raise InvalidInputError(f"{damaged} ({type(exc).__name__}: {exc}); the file is damaged.") from exc
 
 
 def digits(*, writers: int | None = None, seed: int = 0) -> Dataset:

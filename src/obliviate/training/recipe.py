@@ -18,10 +18,17 @@ import numpy as np
 
 from obliviate.errors import InvalidInputError, UnknownModelError
 
-__all__ = ["Recipe", "OPTIMIZERS", "SCHEDULES"]
+__all__ = ["Recipe", "OPTIMIZERS", "SCHEDULES", "MAX_EPOCHS", "MAX_BATCH_SIZE", "MAX_SEED"]
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "cosine", "step")
+
+# Bounds on settings, so that a typo (epochs=1000000000) is refused at once instead of running for
+# years. They are far above any useful value; method settings share them (unlearning.registry). The
+# learning rate has no ceiling: a huge one diverges at once and raises DivergedError.
+MAX_EPOCHS = 10_000
+MAX_BATCH_SIZE = 1 << 24
+MAX_SEED = 2**63 - 1
 
 
 def _freeze(value: Any) -> Any:
@@ -97,8 +104,14 @@ class Recipe:
             )
         if self.epochs < 1 or self.batch_size < 1:
             raise InvalidInputError(f"epochs and batch_size must be >= 1, got {self.epochs} and {self.batch_size}.")
+        if self.epochs > MAX_EPOCHS:
+            raise InvalidInputError(f"epochs must be in 1..{MAX_EPOCHS}, got {self.epochs}.")
+        if self.batch_size > MAX_BATCH_SIZE:
+            raise InvalidInputError(f"batch_size must be in 1..{MAX_BATCH_SIZE}, got {self.batch_size}.")
         if self.seed < 0:
             raise InvalidInputError(f"seed must be >= 0, got {self.seed}.")
+        if self.seed > MAX_SEED:
+            raise InvalidInputError(f"seed must be in 0..{MAX_SEED} (an int64), got {self.seed}.")
 
     @property
     def options(self) -> dict[str, Any]:

@@ -6,7 +6,9 @@ Adding a method is adding one file that defines an :class:`Unlearner` subclass d
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,7 +21,7 @@ from obliviate.errors import (
 )
 from obliviate.unlearning.base import Cost, Guarantee, Unlearner, UnlearnTask
 
-__all__ = ["register", "available_methods", "method_class", "make_method", "Composite"]
+__all__ = ["register", "available_methods", "method_class", "make_method", "check_bounds", "Composite"]
 
 _REGISTRY: dict[str, type[Unlearner]] = {}
 _FAMILIES = ("obliviate.exact", "obliviate.certified", "obliviate.empirical")
@@ -115,6 +117,8 @@ def make_method(name: str | Unlearner, settings: Mapping[str, Any] | None = None
     if isinstance(name, Unlearner):
         if settings:
             raise InvalidInputError("pass settings either in the Unlearner you built or as settings=, not both.")
+        for part in getattr(name, "parts", None) or [name]:
+            check_bounds(part)
         return name
     if not isinstance(name, str) or not name.strip():
         raise UnknownMethodError(str(name), available_methods())
@@ -123,6 +127,63 @@ def make_method(name: str | Unlearner, settings: Mapping[str, Any] | None = None
         method_class(n)
     if len(set(names)) != len(names):
         raise InvalidInputError(f"{name!r} names a method twice; settings could not tell the two apart.")
+    for key, value in (settings or {}).items():
+        if isinstance(value, str) and value.strip().lower().lstrip("+-") in _NOT_FINITE:
+            raise InvalidInputError(f"setting {key!r} must be a finite number, got {value!r}.")
     routed = _split_settings(names, settings or {})
     parts = [method_class(n)(**routed[n]) for n in names]
+    for part in parts:
+        check_bounds(part)
     return parts[0] if len(parts) == 1 else Composite(parts)
+
+
+_NOT_FINITE = {"nan", "inf", "infinity"}
+MAX_INT_SETTING = 1_000_000  # any other integer setting (layer counts, k): far above a real value
+
+
+def _bound(name: str) -> tuple[float, float, str] | None:
+    """(low, high, what) for a setting named ``name``: counts of passes and batch sizes have hard ceilings."""
+    from obliviate.training.recipe import MAX_BATCH_SIZE, MAX_EPOCHS
+
+    if name.endswith("epochs") or name.endswith("steps"):
+        return 0, MAX_EPOCHS, "passes"
+    if name.endswith("batch_size"):
+        return 1, MAX_BATCH_SIZE, "examples per batch"
+    if name == "lr" or name.endswith("_lr"):  # no ceiling: a huge rate diverges at once (DivergedError)
+        return 0, math.inf, "learning rate"
+    return None
+
+
+def _number(x: float) -> str:
+    return str(x) if isinstance(x, int) else f"{x:g}"
+
+
+def check_bounds(method: Unlearner) -> None:
+    """Refuse absurd numeric settings (``epochs=1000000000``, a negative learning rate) with the valid range.
+
+    Methods check their own finer ranges in ``validate_config``; this adds the ceilings every
+    method shares, so that a typo cannot start a run that never ends or allocates without limit."""
+    config = getattr(method, "config", None)
+    if config is None or not dataclasses.is_dataclass(config):
+        return
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        values = value if isinstance(value, tuple) else (value,)
+        bound = _bound(f.name)
+        for v in values:
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                continue
+            if isinstance(v, float) and not math.isfinite(v):
+                raise InvalidInputError(f"{method.name}.{f.name} must be a finite number, got {v}.")
+            if bound is not None:
+                low, high, what = bound
+                if what == "learning rate" and not v > low:
+                    raise InvalidInputError(f"{method.name}.{f.name} ({what}) must be > 0, got {v}.")
+                if not low <= v <= high:
+                    raise InvalidInputError(
+                        f"{method.name}.{f.name} ({what}) must be in {_number(low)}..{_number(high)}, got {v}."
+                    )
+            elif isinstance(v, int) and abs(v) > MAX_INT_SETTING:
+                raise InvalidInputError(
+                    f"{method.name}.{f.name} must be in -{MAX_INT_SETTING}..{MAX_INT_SETTING}, got {v}."
+                )
