@@ -261,25 +261,38 @@ class CheckpointStore:
 
     def checkpoint_ok(self, manifest: Manifest) -> bool:
         """Whether the manifest's checkpoint holds the weights its sha256 names (no checkpoint: trivially)."""
-        if manifest.checkpoint is None:
-            return True
         try:
-            self.load_weights(manifest)
+            return self.checkpoint_sha256(manifest) == manifest.weights_sha256
         except CorruptCheckpointError:
             return False
-        return True
+
+    def _read_checkpoint(self, manifest: Manifest) -> dict[str, torch.Tensor]:
+        path = self.folder / str(manifest.checkpoint)
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise CorruptCheckpointError(path, f"checkpoint missing ({exc.strerror or exc})") from exc
+        if not raw:
+            raise CorruptCheckpointError(path, "checkpoint is empty (0 bytes)")
+        try:
+            return st_load(raw)
+        except Exception as exc:  # noqa: BLE001 - any parse failure means a damaged file
+            raise CorruptCheckpointError(path, f"cannot parse: {exc}") from exc
+
+    def checkpoint_sha256(self, manifest: Manifest) -> str | None:
+        """The sha256 of the weights in the manifest's checkpoint file as it is on disk now (``None`` when the
+        manifest names no checkpoint); a missing, empty or unparsable file is a :class:`CorruptCheckpointError`."""
+        if manifest.checkpoint is None:
+            return None
+        return state_sha256(self._read_checkpoint(manifest))
 
     def load_weights(self, manifest: Manifest) -> dict[str, torch.Tensor]:
         """The weights of a manifest's checkpoint, verified against the manifest's sha256."""
-        path = self.folder / str(manifest.checkpoint)
-        try:
-            state = st_load(path.read_bytes())
-        except OSError as exc:
-            raise CorruptCheckpointError(path, f"checkpoint missing ({exc})") from exc
-        except Exception as exc:  # noqa: BLE001 - any parse failure means a damaged file
-            raise CorruptCheckpointError(path, f"cannot parse: {exc}") from exc
+        state = self._read_checkpoint(manifest)
         if state_sha256(state) != manifest.weights_sha256:
-            raise CorruptCheckpointError(path, "weights differ from the sha256 in their manifest")
+            raise CorruptCheckpointError(
+                self.folder / str(manifest.checkpoint), "weights differ from the sha256 in their manifest"
+            )
         return state
 
     # ------------------------------------------------------------------ deletion reports

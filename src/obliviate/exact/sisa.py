@@ -395,6 +395,7 @@ class SISAEnsemble:
         self.sisa = SISA.from_config(state.config)
         self._manifests: dict[str, Manifest] = {}
         self._damaged: dict[str, str] = {}
+        self._weights_read: dict[str, str | None] = {}
         self._models: dict[str, nn.Module] = {}
         self._index()
 
@@ -423,7 +424,8 @@ class SISAEnsemble:
         return ensemble
 
     def _verify(self) -> None:
-        self._manifests, self._damaged = {}, {}
+        """Read every current manifest and checkpoint; record what is damaged and the weights' sha256 read."""
+        self._manifests, self._damaged, self._weights_read = {}, {}, {}
         for key, record in self._state.slices.items():
             try:
                 manifest = self._store.read_manifest(record)
@@ -431,8 +433,33 @@ class SISAEnsemble:
                 self._damaged[key] = str(exc)
                 continue
             self._manifests[key] = manifest
-            if manifest.weights_sha256 != record.weights_sha256 or not self._store.checkpoint_ok(manifest):
-                self._damaged[key] = f"checkpoint {manifest.checkpoint} is missing, unreadable or not the weights its sha256 names"
+            try:
+                digest = self._store.checkpoint_sha256(manifest)
+            except CorruptCheckpointError as exc:
+                self._damaged[key] = str(exc)
+                continue
+            self._weights_read[key] = digest
+            if manifest.weights_sha256 != record.weights_sha256:
+                self._damaged[key] = f"manifest {record.manifest} names other weights than state.json records"
+            elif digest != manifest.weights_sha256:
+                self._damaged[key] = (
+                    f"checkpoint {manifest.checkpoint} holds weights with sha256 {str(digest)[:16]}..., not the "
+                    f"{str(manifest.weights_sha256)[:16]}... its manifest names"
+                )
+
+    def weights_on_disk(self) -> tuple[str | None, dict[str, str]]:
+        """Re-read the state, every current manifest and every checkpoint from the folder now.
+
+        Returns the ensemble's sha256 (as :meth:`model_sha256`) computed from the weights actually read
+        from the final checkpoints (``None`` if one of them is unreadable), and ``{slice key: problem}``
+        for every slice, final or not, whose manifest or checkpoint is not what the state records
+        (empty when all are). A damaged state raises :class:`CorruptCheckpointError`."""
+        self._refresh()
+        last = self.slices - 1
+        final = [slice_key(s, last) for s in range(self.shards)]
+        if any(k not in self._weights_read for k in final):
+            return None, self.damaged()
+        return self._sha256_of([self._weights_read[k] for k in final]), self.damaged()
 
     def _refresh(self) -> None:
         """Re-read the committed state from the folder (another process may have changed it)."""
@@ -519,13 +546,17 @@ class SISAEnsemble:
 
     def model_sha256(self) -> str:
         """One sha256 of the ensemble: the aggregation, the SISA configuration, the recipe and every
-        shard's current weights sha256. It changes if and only if a shard's weights change."""
+        shard's current weights sha256 as the state records them. It changes if and only if a shard's
+        weights change. :meth:`weights_on_disk` computes it from the checkpoint files instead."""
         last = self.slices - 1
+        return self._sha256_of([self._state.slices[slice_key(s, last)].weights_sha256 for s in range(self.shards)])
+
+    def _sha256_of(self, weights: list[str | None]) -> str:
         payload = {
             "format": "obliviate.sisa-model/1",
             "config": {k: v for k, v in self._state.config.items() if k != "recipe"},
             "recipe": self.recipe.fingerprint,
-            "weights": [self._state.slices[slice_key(s, last)].weights_sha256 for s in range(self.shards)],
+            "weights": list(weights),
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 

@@ -16,6 +16,7 @@ current hash, and which ids it still holds).
 from __future__ import annotations
 
 import json
+import struct
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -98,6 +99,11 @@ class Target:
     def current_sha256(self) -> str:
         raise NotImplementedError
 
+    def weights_on_disk(self) -> tuple[str | None, dict[str, str]]:
+        """The model's sha256 recomputed from the weights in its file(s) as they are on disk now (``None``
+        when unreadable) and ``{file or slice: problem}`` for everything that is not what was recorded."""
+        raise NotImplementedError
+
     def ids_still_present(self, ids: list[int]) -> list[int]:
         """Those of ``ids`` that the current model still holds (the verifier wants none)."""
         raise NotImplementedError
@@ -163,6 +169,10 @@ class SisaTarget(Target):
     def current_sha256(self) -> str:
         return self.ensemble.model_sha256()
 
+    def weights_on_disk(self) -> tuple[str | None, dict[str, str]]:
+        """Every current checkpoint re-read and hashed (:meth:`SISAEnsemble.weights_on_disk`)."""
+        return self.ensemble.weights_on_disk()
+
     def ids_still_present(self, ids: list[int]) -> list[int]:
         present = {int(i) for i in self.ensemble.manifest_ids()}
         return sorted(set(int(i) for i in ids) & present)
@@ -208,6 +218,29 @@ class ModelTarget(Target):
 
     def current_sha256(self) -> str:
         return self.meta["obliviate.sha256"]
+
+    def weights_on_disk(self) -> tuple[str | None, dict[str, str]]:
+        """The file re-read now and its tensors hashed (not the header's ``obliviate.sha256`` field)."""
+        from safetensors.torch import load as st_load
+
+        from obliviate.storage import state_sha256
+
+        try:
+            raw = self.path.read_bytes()
+        except OSError as exc:
+            return None, {str(self.path): f"unreadable ({exc.strerror or exc})"}
+        try:
+            digest = state_sha256(st_load(raw))
+        except Exception as exc:  # noqa: BLE001 - any parse failure means a damaged file
+            return None, {str(self.path): f"not a readable safetensors file ({exc})"}
+        try:
+            (length,) = struct.unpack("<Q", raw[:8])
+            recorded = (json.loads(raw[8 : 8 + length]).get("__metadata__") or {}).get("obliviate.sha256")
+        except (ValueError, AttributeError, struct.error):  # pragma: no cover - st_load parsed the same header
+            recorded = None
+        if digest != recorded:
+            return digest, {str(self.path): f"weights sha256 {digest[:16]}... differ from the {str(recorded)[:16]}... in its header"}
+        return digest, {}
 
     def module(self) -> nn.Module:
         return self.model

@@ -2,15 +2,21 @@
 
 Checks, each reported pass/fail:
 
-1. **signature**: Ed25519 over the certificate's canonical JSON, under the trusted key (``pubkey``,
-   else the ledger's own key, else the embedded key, said so);
+1. **signature**: Ed25519 over the certificate's canonical JSON, by a trusted key: ``pubkey`` when
+   given, else a key the ledger pinned (the current pin, or a retired one for a certificate the ledger
+   issued before that key's rotation; see :mod:`obliviate.ledger.keys`). The key a certificate embeds
+   is never trusted on its own: with neither ``pubkey`` nor a ledger pin, :class:`UntrustedKeyError`;
 2. **data**: the model was trained on the data the certificate names (fingerprints equal);
-3. **model hash**: the model's current hash is the certified one, or the model descends from it
-   through later batches whose certificates (in the ledger, each signed by the same key) chain the
-   hashes ``sha256_before -> sha256``;
+3. **model hash**: the model's hash, **recomputed from the weights on disk now** (every current SISA
+   checkpoint re-read and hashed, every slice's weights matching its manifest and the state; a model
+   file's tensors hashed), is the certified one, or the model descends from it through later batches
+   whose certificates (in the ledger, each signed by a trusted key) chain the hashes
+   ``sha256_before -> sha256``. A flipped bit, an empty, missing or swapped checkpoint fails it;
 4. **ids gone**: none of the removed ids is in any current manifest (SISA), or all of them are in the
    model file's ``forgotten_ids`` (a model unlearned from a file).
 
+A certificate whose fields are wrongly typed fails a **format** check (nothing else is checked);
+a file that is not a certificate at all is an :class:`InvalidCertificateError`.
 When every check passes and the request is in the ledger as applied, it is marked verified.
 """
 
@@ -22,13 +28,13 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from obliviate.errors import InvalidInputError
-from obliviate.ledger.certificate import check_signature, read_certificate
-from obliviate.ledger.keys import load_public_key, public_key_path
+from obliviate.errors import InvalidInputError, ObliviateError
+from obliviate.ledger.certificate import certificate_problems, check_signature, read_certificate
+from obliviate.ledger.keys import UntrustedKeyError, load_public_key, trusted_signer
 from obliviate.ledger.store import APPLIED, VERIFIED, Ledger, UnknownRequestError
 from obliviate.ledger.targets import Target
 
-__all__ = ["Check", "Verification", "verify_certificate", "mark_verified"]
+__all__ = ["Check", "Verification", "verify_certificate", "mark_verified", "UntrustedKeyError"]
 
 
 @dataclass(frozen=True)
@@ -53,10 +59,31 @@ class Verification:
         return bool(self.checks) and all(c.ok for c in self.checks)
 
 
-def _hash_chain(cert: dict, current: str, ledger: Ledger | None, trusted: Ed25519PublicKey | None) -> tuple[bool, str]:
-    certified = cert.get("model", {}).get("sha256")
+def _signature(cert: dict, ledger: Ledger | None, pubkey: Ed25519PublicKey | None) -> tuple[bool, str]:
+    """The signature check under the trusted key (see the module docstring)."""
+    if pubkey is not None:
+        ok, detail = check_signature(cert, trusted=pubkey)
+        return ok, detail + (" (given with --pubkey)" if ok else "")
+    trusted, why = trusted_signer(ledger, cert) if ledger is not None else (None, "no ledger was given")
+    if trusted is None:
+        raise UntrustedKeyError(
+            f"no trusted signing key to verify against ({why}); a certificate's own embedded key is never trusted. "
+            "Pass --ledger LEDGER (the ledger that issued it: its pinned key, which `obliviate key show` prints) "
+            "or --pubkey FILE (a trusted copy of that ledger's keys/ed25519.pub)."
+        )
+    signer = cert.get("signer") if isinstance(cert.get("signer"), dict) else {}
+    ok, detail = check_signature(cert, trusted=str(signer.get("fingerprint")))
+    if not ok:
+        return False, detail
+    if not trusted:
+        return False, why
+    return True, f"Ed25519 signature valid under {why}"
+
+
+def _hash_chain(cert: dict, current: str, ledger: Ledger | None, pubkey: Ed25519PublicKey | None) -> tuple[bool, str]:
+    certified = cert["model"]["sha256"]
     if certified == current:
-        return True, f"model sha256 {current[:16]}... is the certified one"
+        return True, f"model sha256 {current[:16]}... (recomputed from the weights on disk) is the certified one"
     if ledger is None:
         return (
             False,
@@ -64,12 +91,20 @@ def _hash_chain(cert: dict, current: str, ledger: Ledger | None, trusted: Ed2551
         )
     links: dict[str, tuple[str, str]] = {}
     for body in ledger.certificates().values():
-        other = json.loads(body)
-        if not check_signature(other, trusted=trusted)[0]:
+        try:
+            other = json.loads(body)
+        except ValueError:
             continue
-        before, after = other.get("model", {}).get("sha256_before"), other.get("model", {}).get("sha256")
+        if not isinstance(other, dict) or certificate_problems(other):
+            continue
+        try:
+            if not _signature(other, ledger, pubkey)[0]:
+                continue
+        except UntrustedKeyError:
+            continue
+        before, after = other["model"].get("sha256_before"), other["model"]["sha256"]
         if before and after and before != after:
-            links[before] = (after, other.get("batch_id", "?"))
+            links[before] = (after, str(other.get("batch_id", "?")))
     seen, at, path = set(), certified, []
     while at in links and at not in seen:
         seen.add(at)
@@ -86,6 +121,26 @@ def _hash_chain(cert: dict, current: str, ledger: Ledger | None, trusted: Ed2551
     )
 
 
+def _model_hash(cert: dict, target: Target, ledger: Ledger | None, pubkey: Ed25519PublicKey | None) -> Check:
+    try:
+        current, problems = target.weights_on_disk()
+    except ObliviateError as exc:
+        return Check("model hash", False, f"the model cannot be read from disk: {exc}")
+    if problems:
+        where, why = next(iter(problems.items()))
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        return Check(
+            "model hash",
+            False,
+            f"{len(problems)} checkpoint(s) on disk are not what was recorded: {where}: {why}{more}; "
+            "restore the folder from a backup, or run `repair` (SISA) and apply again",
+        )
+    if current is None:  # pragma: no cover - an unreadable file is always reported as a problem
+        return Check("model hash", False, "the model's weights cannot be read from disk")
+    ok, detail = _hash_chain(cert, current, ledger, pubkey)
+    return Check("model hash", ok, detail)
+
+
 def verify_certificate(
     cert_path: str | Path,
     target: Target | None,
@@ -99,20 +154,21 @@ def verify_certificate(
     ``mark=False`` leaves the ledger as it is (``result.ok`` says whether to mark it; the CLI marks
     every verified certificate of one call in one transaction)."""
     cert_path = Path(cert_path)
-    cert = read_certificate(cert_path)
-    request_id = str(cert.get("request", {}).get("request_id", "?"))
-    result = Verification(certificate=cert_path, request_id=request_id)
-    trusted = pubkey
-    if isinstance(pubkey, str | Path):
-        trusted = load_public_key(pubkey)
-    elif pubkey is None and ledger is not None and public_key_path(ledger.folder).exists():
-        trusted = load_public_key(public_key_path(ledger.folder))
+    trusted = load_public_key(pubkey) if isinstance(pubkey, str | Path) else pubkey
     if trusted is not None and not isinstance(trusted, Ed25519PublicKey):
         raise InvalidInputError(f"pubkey must be a path or an Ed25519PublicKey, got {type(pubkey).__name__}.")
-    ok, detail = check_signature(cert, trusted=trusted)
+    cert = read_certificate(cert_path)
+    request = cert.get("request")
+    request_id = request.get("request_id") if isinstance(request, dict) else None
+    result = Verification(certificate=cert_path, request_id=request_id if isinstance(request_id, str) else "?")
+    ok, detail = _signature(cert, ledger, trusted)
     result.checks.append(Check("signature", ok, detail))
+    problems = certificate_problems(cert)
+    if problems:
+        result.checks.append(Check("format", False, "; ".join(problems)))
+        return result
     if target is not None:
-        expected_kind = cert.get("target", {}).get("kind")
+        expected_kind = cert["target"]["kind"]
         if expected_kind != target.kind:
             result.checks.append(
                 Check("target", False, f"the certificate is for a {expected_kind} target, not a {target.kind}")
@@ -127,17 +183,20 @@ def verify_certificate(
                 f"training data fingerprint {str(fingerprint)[:16]}... {'matches' if same else 'differs from'} the certificate's",
             )
         )
-        ok, detail = _hash_chain(cert, target.current_sha256(), ledger, trusted)
-        result.checks.append(Check("model hash", ok, detail))
-        removed = [int(i) for i in cert.get("removed_ids", [])]
-        present = target.ids_still_present(removed)
-        where = "current manifest" if target.kind == "sisa" else "model (not in its forgotten_ids)"
-        detail = (
-            f"none of the {len(removed)} removed ids is in any {where}"
-            if not present
-            else f"{len(present)} removed id(s) still in the {where}: {present[:10]}"
-        )
-        result.checks.append(Check("ids gone", not present and bool(removed), detail))
+        result.checks.append(_model_hash(cert, target, ledger, trusted))
+        removed = [int(i) for i in cert["removed_ids"]]
+        try:
+            present = target.ids_still_present(removed)
+        except ObliviateError as exc:
+            result.checks.append(Check("ids gone", False, f"cannot read what the model holds: {exc}"))
+        else:
+            where = "current manifest" if target.kind == "sisa" else "model (not in its forgotten_ids)"
+            detail = (
+                f"none of the {len(removed)} removed ids is in any {where}"
+                if not present
+                else f"{len(present)} removed id(s) still in the {where}: {present[:10]}"
+            )
+            result.checks.append(Check("ids gone", not present and bool(removed), detail))
     result.model_checked = target is not None
     if mark and ledger is not None:
         mark_verified(ledger, [result])
