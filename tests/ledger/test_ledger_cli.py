@@ -107,6 +107,7 @@ def test_apply_through_a_model_file_and_retry_a_failed_request(cli, tmp_path, mo
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(cli, args, message):
+    assert cli("ledger", "init").returncode == 0
     out = cli(*args)
     assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
 

@@ -1,7 +1,10 @@
-"""Commands for deletion requests: request add/list/show/retry, apply, status, verify.
+"""Commands for deletion requests: ledger init, request add/import/list/show/retry, apply, status, verify.
 
 The ledger lives in ``--ledger`` (default ``$OBLIVIATE_LEDGER`` or ``./obliviate-ledger``): the
-SQLite file, the signing key under ``keys/`` and the certificates under ``certificates/``.
+SQLite file, the signing key under ``keys/`` and the certificates under ``certificates/``. Only
+``ledger init`` and ``request add``/``import`` create a ledger; every other command on a folder
+without one is an error naming it. Text that came from a request (owners, notes, keys, reasons)
+is printed escaped: no rich markup and no terminal escape sequence reaches the terminal.
 """
 
 from __future__ import annotations
@@ -13,13 +16,18 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from obliviate.cli.common import app, load_data, out_console, parse_settings, read_ids
 from obliviate.errors import InvalidInputError
+from obliviate.ledger.files import safe_for_terminal
+from obliviate.request import MAX_DEADLINE
 
 request_app = typer.Typer(no_args_is_help=True, help="File and list deletion requests.")
 app.add_typer(request_app, name="request")
+ledger_app = typer.Typer(no_args_is_help=True, help="Create the ledger of deletion requests.")
+app.add_typer(ledger_app, name="ledger")
 
 LedgerOption = Annotated[
     Path | None,
@@ -34,14 +42,39 @@ STATUS_STYLE = {
 }
 
 
-def _open(ledger: Path | None):
+def _open(ledger: Path | None, *, create: bool = False):
+    """The ledger in ``ledger``; only ``create=True`` (init, add, import) makes a new one."""
     from obliviate.ledger import Ledger
 
-    return Ledger(ledger)
+    return Ledger(ledger, create=create)
 
 
 def _when(moment) -> str:
     return f"{moment:%Y-%m-%d %H:%M} UTC"
+
+
+def _show(text: object) -> str:
+    """Stored or user-given text made inert for rich: non-printables escaped, then markup escaped."""
+    return escape(safe_for_terminal(text))
+
+
+def _deadline(days: object, where: str) -> timedelta:
+    if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= MAX_DEADLINE.days:
+        raise InvalidInputError(
+            f"{where} must be a whole number of days from 0 to {MAX_DEADLINE.days}, got {days!r:.40}."
+        )
+    return timedelta(days=days)
+
+
+@ledger_app.command("init")
+def ledger_init(ledger: LedgerOption = None) -> None:
+    """Create an empty ledger (folder mode 0700, database 0600); an existing ledger is left unchanged."""
+    with _open(ledger, create=True) as book:
+        created, folder, n = book.created, book.folder, sum(book.counts().values())
+    if created:
+        out_console.print(f"created the ledger {_show(folder)}", soft_wrap=True)
+    else:
+        out_console.print(f"the ledger {_show(folder)} already exists ({n} request(s)); unchanged.", soft_wrap=True)
 
 
 @request_app.command("add")
@@ -52,66 +85,76 @@ def request_add(
     ids: Annotated[
         Path | None, typer.Option(help="File of example ids to delete (one per line, or a JSON list).")
     ] = None,
-    deadline_days: Annotated[int, typer.Option(help="Days from now until the deadline (GDPR: one month).")] = 30,
+    deadline_days: Annotated[
+        int, typer.Option(help=f"Days from now until the deadline, 0 to {MAX_DEADLINE.days} (GDPR: one month).")
+    ] = 30,
     key: Annotated[
         str | None, typer.Option(help="Idempotency key (default: hash of the ids and owners asked).")
     ] = None,
     note: Annotated[str, typer.Option(help="Free text kept with the request (e.g. the ticket number).")] = "",
     ledger: LedgerOption = None,
 ) -> None:
-    """File a deletion request; filing the same request (same key) again returns the stored one."""
+    """File a deletion request (creating the ledger if there is none); the same request (same key) filed
+    again returns the stored one."""
     from obliviate.request import ForgetRequest
 
     if not owner and ids is None:
         raise InvalidInputError("name what to delete: --owner NAME (repeatable) and/or --ids FILE.")
-    if deadline_days < 0:
-        raise InvalidInputError(f"--deadline-days must be 0 or more, got {deadline_days}.")
     request = ForgetRequest(
-        read_ids(ids) if ids is not None else None, owners=owner, deadline=timedelta(days=deadline_days), note=note
+        read_ids(ids) if ids is not None else None,
+        owners=owner,
+        deadline=_deadline(deadline_days, "--deadline-days"),
+        note=note,
     )
-    with _open(ledger) as book:
+    with _open(ledger, create=True) as book:
         stored, created = book.add(request, key=key)
     what = ", ".join(filter(None, [f"{len(stored.ids)} ids" if stored.ids else "", ", ".join(stored.owners)]))
     verb = "filed" if created else "already filed (same key), unchanged:"
     out_console.print(
-        f"{verb} [bold]{stored.request_id}[/] ({what}), status {stored.status}, deadline {_when(stored.deadline)}",
+        f"{verb} [bold]{_show(stored.request_id)}[/] ({_show(what)}), status {stored.status}, "
+        f"deadline {_when(stored.deadline)}",
         soft_wrap=True,
     )
 
 
 def _requests_from_file(path: Path):
     """``(ForgetRequest, key)`` pairs from a JSON list or JSON lines of {ids, owners, key, note, deadline_days}."""
+    from obliviate.errors import ObliviateError
+    from obliviate.ledger.files import read_text_file
     from obliviate.request import ForgetRequest
 
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise InvalidInputError(f"cannot read requests file {path}: {exc.strerror}.") from exc
+    text = read_text_file(path, "requests file")
     try:
         records = (
             json.loads(text)
             if text.lstrip().startswith("[")
             else [json.loads(x) for x in text.splitlines() if x.strip()]
         )
-    except json.JSONDecodeError as exc:
+    except (ValueError, RecursionError) as exc:  # json.JSONDecodeError is a ValueError
         raise InvalidInputError(f"{path} must be a JSON list or JSON lines of request objects: {exc}.") from exc
+    if not isinstance(records, list):
+        raise InvalidInputError(f"{path} must be a JSON list or JSON lines of request objects.")
     out = []
     for n, record in enumerate(records, 1):
         unknown = set(record) - {"ids", "owners", "key", "note", "deadline_days"} if isinstance(record, dict) else None
         if unknown is None or unknown:
             raise InvalidInputError(
-                f"{path}, request {n}: expected an object with ids, owners, key, note, deadline_days; got {record!r:.80}."
+                f"{path}, request {n}: expected an object with ids, owners, key, note, deadline_days; "
+                f"got {safe_for_terminal(repr(record))[:80]}."
             )
-        days = record.get("deadline_days", 30)
-        if isinstance(days, bool) or not isinstance(days, int) or days < 0:
-            raise InvalidInputError(f"{path}, request {n}: deadline_days must be a whole number >= 0, got {days!r}.")
-        request = ForgetRequest(
-            record.get("ids"),
-            owners=record.get("owners"),
-            deadline=timedelta(days=days),
-            note=str(record.get("note", "")),
-        )
-        out.append((request, record.get("key")))
+        try:
+            key = record.get("key")
+            if key is not None and not isinstance(key, str):
+                raise InvalidInputError(f"key must be text, got {type(key).__name__}.")
+            request = ForgetRequest(
+                record.get("ids"),
+                owners=record.get("owners"),
+                deadline=_deadline(record.get("deadline_days", 30), "deadline_days"),
+                note=record.get("note", ""),
+            )
+        except ObliviateError as exc:
+            raise InvalidInputError(f"{path}, request {n}: {exc}") from exc
+        out.append((request, key))
     if not out:
         raise InvalidInputError(f"{path} holds no request.")
     return out
@@ -124,7 +167,7 @@ def request_import(
 ) -> None:
     """File many requests in one transaction (one fsync); same idempotency as `request add`."""
     pairs = _requests_from_file(path)
-    with _open(ledger) as book:
+    with _open(ledger, create=True) as book:
         stored = book.add_many([r for r, _ in pairs], keys=[k for _, k in pairs])
     created = sum(1 for _, new in stored if new)
     out_console.print(f"filed {created} request(s); {len(stored) - created} already filed (same key), unchanged.")
@@ -158,11 +201,11 @@ def request_list(
         is_late = r.overdue(now)
         late += is_late
         table.add_row(
-            r.request_id,
-            asks,
-            f"[{STATUS_STYLE[r.status]}]{r.status}[/]",
+            _show(r.request_id),
+            _show(asks),
+            f"[{STATUS_STYLE.get(r.status, 'white')}]{_show(r.status)}[/]",
             f"{r.deadline:%Y-%m-%d %H:%M}" + (" OVERDUE" if is_late else ""),
-            r.reason or r.batch_id or r.note,
+            _show(r.reason or r.batch_id or r.note),
             style="bold red" if is_late else None,
         )
     out_console.print(table)
@@ -188,11 +231,13 @@ def request_show(
         has_cert = book.certificate(request_id) is not None
         folder = book.folder
     out_console.print(
-        f"[bold]{r.request_id}[/] key {r.key}\n  ids {list(r.ids)[:20]}{' ...' if len(r.ids) > 20 else ''} "
-        f"owners {list(r.owners)}\n  status [{STATUS_STYLE[r.status]}]{r.status}[/], deadline {_when(r.deadline)}"
+        f"[bold]{_show(r.request_id)}[/] key {_show(r.key)}\n  ids {list(r.ids)[:20]}"
+        f"{' ...' if len(r.ids) > 20 else ''} owners {_show(list(r.owners))}\n  status "
+        f"[{STATUS_STYLE.get(r.status, 'white')}]{_show(r.status)}[/], deadline {_when(r.deadline)}"
         + (" [bold red]OVERDUE[/]" if r.overdue() else "")
-        + (f"\n  reason: {r.reason}" if r.reason else "")
-        + (f"\n  certificate: {certificate_path(folder, r.request_id)}" if has_cert else ""),
+        + (f"\n  reason: {_show(r.reason)}" if r.reason else "")
+        + (f"\n  note: {_show(r.note)}" if r.note else "")
+        + (f"\n  certificate: {_show(certificate_path(folder, r.request_id))}" if has_cert else ""),
         soft_wrap=True,
     )
     table = Table(title="audit trail")
@@ -200,7 +245,11 @@ def request_show(
         table.add_column(column)
     for t in trail:
         table.add_row(
-            t.at.isoformat(timespec="milliseconds"), t.from_status or "-", t.to_status, t.batch_id or "", t.detail or ""
+            t.at.isoformat(timespec="milliseconds"),
+            _show(t.from_status or "-"),
+            _show(t.to_status),
+            _show(t.batch_id or ""),
+            _show(t.detail or ""),
         )
     out_console.print(table)
 
@@ -214,7 +263,7 @@ def request_retry(
 
     with _open(ledger) as book:
         book.transition([request_id], RECEIVED, reason="retry")
-    out_console.print(f"{request_id} is received again; `obliviate apply` will take it.")
+    out_console.print(f"{_show(request_id)} is received again; `obliviate apply` will take it.", soft_wrap=True)
 
 
 def _test_split(spec: str | None):
@@ -259,14 +308,22 @@ def apply_cmd(
     address: Annotated[str | None, typer.Option(help="Ray cluster address for --backend ray.")] = None,
     ledger: LedgerOption = None,
 ) -> None:
-    """Apply every due request in one batch; write a signed certificate per request."""
-    from obliviate.ledger import apply
+    """Apply every due request in one batch; write a signed certificate per request.
 
-    target = _target(
-        sisa, model, method=method, settings=parse_settings(set_), seed=seed, backend=backend, address=address
-    )
-    dataset = load_data(data or getattr(target, "data_name", None) or "digits")
-    with _open(ledger) as book:
+    Every flag is checked (and the ledger, target, data and test split loaded) before any request
+    changes state, so a mistake in them fails no request."""
+    from obliviate.ledger import apply
+    from obliviate.ledger.apply import MAX_SEED
+    from obliviate.parallel import check_backend
+
+    if not 0 <= seed <= MAX_SEED:
+        raise InvalidInputError(f"--seed must be a whole number from 0 to {MAX_SEED}, got {seed}.")
+    check_backend(backend, address)
+    with _open(ledger) as book:  # a missing ledger is an error before any work
+        target = _target(
+            sisa, model, method=method, settings=parse_settings(set_), seed=seed, backend=backend, address=address
+        )
+        dataset = load_data(data or getattr(target, "data_name", None) or "digits")
         outcome = apply(book, target, dataset, test=_test_split(test), seed=seed)
     if outcome.nothing_due:
         out_console.print("nothing due: every request is applied, verified or failed.")
@@ -274,7 +331,7 @@ def apply_cmd(
     for batch in outcome.batches:
         _print_batch(batch)
     for request, reason in outcome.failed_before_scheduling:
-        out_console.print(f"[bold red]failed[/] {request.request_id}: {reason}", soft_wrap=True)
+        out_console.print(f"[bold red]failed[/] {_show(request.request_id)}: {_show(reason)}", soft_wrap=True)
     if outcome.failed:
         raise InvalidInputError(
             f"{len(outcome.failed)} request(s) failed (reasons above); fix them and run `obliviate request retry ID`."
@@ -291,7 +348,7 @@ def _print_batch(batch) -> None:
             + (f", shards rebuilt {d.shards_rebuilt}" if d.shards_rebuilt else "")
             + f", {d.seconds:.2f} s"
         )
-    out_console.print(head, soft_wrap=True)
+    out_console.print(_show(head), soft_wrap=True)
     table = Table()
     for column in ("request", "ids", "forget acc %", "MIA-Eff. %", "deadline"):
         table.add_column(column, no_wrap=True)
@@ -300,7 +357,7 @@ def _print_batch(batch) -> None:
         mia = f"{100 * ev['mia_efficacy']:.1f}" if "mia_efficacy" in ev else "-"
         late = cert["overdue"]
         table.add_row(
-            request.request_id,
+            _show(request.request_id),
             str(len(cert["removed_ids"])),
             f"{100 * ev['forget_accuracy']:.1f}",
             mia,
@@ -309,14 +366,14 @@ def _print_batch(batch) -> None:
         )
     if batch.applied:
         out_console.print(table)
-        out_console.print(f"signed certificates: {batch.applied[0][1].parent}/<request>.json", soft_wrap=True)
+        out_console.print(f"signed certificates: {_show(batch.applied[0][1].parent)}/<request>.json", soft_wrap=True)
     for request, reason in batch.failed:
-        out_console.print(f"[bold red]failed[/] {request.request_id}: {reason}", soft_wrap=True)
+        out_console.print(f"[bold red]failed[/] {_show(request.request_id)}: {_show(reason)}", soft_wrap=True)
 
 
 @app.command("status")
 def status_cmd(ledger: LedgerOption = None) -> None:
-    """Counts per state, the overdue count and the next deadline."""
+    """Counts per state, the overdue count, the next deadline and the pinned signing key."""
     from obliviate.ledger import STATUSES
 
     with _open(ledger) as book:
@@ -324,7 +381,9 @@ def status_cmd(ledger: LedgerOption = None) -> None:
         late = book.requests(overdue=True)
         upcoming = book.next_deadline()
         folder = book.folder
-    out_console.print(f"ledger {folder}", soft_wrap=True)
+        pinned = book.get_meta("signing_key_fingerprint")
+    out_console.print(f"ledger {_show(folder)}", soft_wrap=True)
+    out_console.print(f"signing key: {_show(pinned) if pinned else 'none pinned yet'}", soft_wrap=True)
     table = Table()
     table.add_column("status")
     table.add_column("requests", justify="right")
@@ -339,7 +398,10 @@ def status_cmd(ledger: LedgerOption = None) -> None:
     else:
         out_console.print("no overdue request.")
     if upcoming is not None:
-        out_console.print(f"next deadline: {_when(upcoming.deadline)} ({upcoming.request_id}, {upcoming.status})")
+        out_console.print(
+            f"next deadline: {_when(upcoming.deadline)} ({_show(upcoming.request_id)}, {upcoming.status})",
+            soft_wrap=True,
+        )
     else:
         out_console.print("no open request.")
 
@@ -368,8 +430,12 @@ def verify_cmd(
         target = SisaTarget(sisa)
     elif model is not None:
         target = ModelTarget(model)
+    from obliviate.ledger.store import DB_NAME
+
     folder = ledger or default_ledger_path()
-    book = _open(folder) if (folder / "ledger.sqlite").exists() else None
+    if not (folder / DB_NAME).exists() and (ledger is not None or pubkey is None):
+        _open(folder).close()  # the error naming the folder (--pubkey without --ledger verifies without one)
+    book = _open(folder) if (folder / DB_NAME).exists() else None
     try:
         results = [verify_certificate(path, target, ledger=book, pubkey=pubkey, mark=False) for path in certificates]
         if book is not None:
@@ -378,10 +444,12 @@ def verify_cmd(
         if book is not None:
             book.close()
     for result in results:
-        out_console.print(f"certificate {result.certificate} (request {result.request_id})", soft_wrap=True)
+        out_console.print(
+            f"certificate {_show(result.certificate)} (request {_show(result.request_id)})", soft_wrap=True
+        )
         for check in result.checks:
             mark = "[bold green]PASS[/]" if check.ok else "[bold red]FAIL[/]"
-            out_console.print(f"  {mark} {check.name}: {check.detail}", soft_wrap=True)
+            out_console.print(f"  {mark} {_show(check.name)}: {_show(check.detail)}", soft_wrap=True)
         if target is None:
             out_console.print(
                 "  [yellow]model not checked[/]: pass --sisa FOLDER or --model FILE to check the model too."
