@@ -199,6 +199,40 @@ def test_fingerprint_tracks_content_not_row_order():
     assert from_arrays(d.X.reshape(8, 3, 1), d.y, ids=d.ids).fingerprint != d.fingerprint  # another input shape
 
 
+def test_fingerprint_follows_owners_by_id_not_by_row():
+    d = small(8, owners=[f"o{i % 3}" for i in range(8)])
+    perm = np.random.default_rng(2).permutation(8)
+    assert from_arrays(d.X[perm], d.y[perm], ids=d.ids[perm], owners=d.owners[perm]).fingerprint == d.fingerprint
+    moved = d.owners.copy()
+    moved[[0, 1]] = moved[[1, 0]]  # one example changes hands
+    assert from_arrays(d.X, d.y, ids=d.ids, owners=moved).fingerprint != d.fingerprint
+
+
+# ---------------------------------------------------------------------------------- .npz files
+def test_from_npz_round_trip_with_ids_and_owners(tmp_path):
+    d = small(6, ids=[10, 11, 12, 13, 14, 15], owners=["ann", "bo", "ann", "cy", "bo", "ann"])
+    path = tmp_path / "owned.npz"
+    np.savez(path, X=d.X, y=d.y, ids=d.ids, owners=np.asarray(d.owners, dtype=str))
+    back = ob.data.from_npz(path)
+    assert back.name == "owned" and back.fingerprint == d.fingerprint
+    assert back.ids_of_owners(["ann"]).tolist() == [10, 12, 15]
+
+
+def test_the_largest_allowed_label_is_accepted():
+    top = ob.data.MAX_CLASSES - 1
+    d = from_arrays(np.zeros((2, 1)), np.array([0, top]))
+    assert d.num_classes == ob.data.MAX_CLASSES
+    with pytest.raises(InvalidInputError, match="too large"):
+        from_arrays(np.zeros((2, 1)), np.array([0, top + 1]))
+
+
+def test_ids_at_the_int64_limits_are_kept_exactly():
+    limits = from_arrays(np.zeros((2, 1)), np.array([0, 1]), ids=np.array([-(2**63), 2**63 - 1], dtype=np.int64))
+    assert limits.ids.tolist() == [-(2**63), 2**63 - 1]
+    unsigned = from_arrays(np.zeros((2, 1)), np.array([0, 1]), ids=np.array([0, 2**63 - 1], dtype=np.uint64))
+    assert unsigned.ids.tolist() == [0, 2**63 - 1]
+
+
 # ---------------------------------------------------------------------------------- synthetic
 def test_synthetic_is_seeded_and_learnable_shape():
     a, b, c = synthetic(200, 5, 4, seed=3), synthetic(200, 5, 4, seed=3), synthetic(200, 5, 4, seed=4)
