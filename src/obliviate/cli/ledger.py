@@ -18,6 +18,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from obliviate.cli.common import app, load_data, out_console, parse_settings, read_ids
 from obliviate.errors import InvalidInputError
@@ -54,8 +55,18 @@ def _when(moment) -> str:
 
 
 def _show(text: object) -> str:
-    """Stored or user-given text made inert for rich: non-printables escaped, then markup escaped."""
+    """Stored or user-given text made inert for rich markup: non-printables escaped, then markup escaped
+    (print it with :func:`_print`, which also turns off rich's ``:emoji:`` codes)."""
     return escape(safe_for_terminal(text))
+
+
+def _cell(text: object) -> Text:
+    """A table cell holding stored or user-given text literally (no markup, no emoji codes, no escapes)."""
+    return Text(safe_for_terminal(text))
+
+
+def _print(*objects, **options) -> None:
+    out_console.print(*objects, emoji=False, **options)
 
 
 def _deadline(days: object, where: str) -> timedelta:
@@ -72,9 +83,9 @@ def ledger_init(ledger: LedgerOption = None) -> None:
     with _open(ledger, create=True) as book:
         created, folder, n = book.created, book.folder, sum(book.counts().values())
     if created:
-        out_console.print(f"created the ledger {_show(folder)}", soft_wrap=True)
+        _print(f"created the ledger {_show(folder)}", soft_wrap=True)
     else:
-        out_console.print(f"the ledger {_show(folder)} already exists ({n} request(s)); unchanged.", soft_wrap=True)
+        _print(f"the ledger {_show(folder)} already exists ({n} request(s)); unchanged.", soft_wrap=True)
 
 
 @request_app.command("add")
@@ -110,7 +121,7 @@ def request_add(
         stored, created = book.add(request, key=key)
     what = ", ".join(filter(None, [f"{len(stored.ids)} ids" if stored.ids else "", ", ".join(stored.owners)]))
     verb = "filed" if created else "already filed (same key), unchanged:"
-    out_console.print(
+    _print(
         f"{verb} [bold]{_show(stored.request_id)}[/] ({_show(what)}), status {stored.status}, "
         f"deadline {_when(stored.deadline)}",
         soft_wrap=True,
@@ -170,7 +181,7 @@ def request_import(
     with _open(ledger, create=True) as book:
         stored = book.add_many([r for r, _ in pairs], keys=[k for _, k in pairs])
     created = sum(1 for _, new in stored if new)
-    out_console.print(f"filed {created} request(s); {len(stored) - created} already filed (same key), unchanged.")
+    _print(f"filed {created} request(s); {len(stored) - created} already filed (same key), unchanged.")
 
 
 @request_app.command("list")
@@ -201,21 +212,21 @@ def request_list(
         is_late = r.overdue(now)
         late += is_late
         table.add_row(
-            _show(r.request_id),
-            _show(asks),
-            f"[{STATUS_STYLE.get(r.status, 'white')}]{_show(r.status)}[/]",
+            _cell(r.request_id),
+            _cell(asks),
+            Text(safe_for_terminal(r.status), style=STATUS_STYLE.get(r.status, "")),
             f"{r.deadline:%Y-%m-%d %H:%M}" + (" OVERDUE" if is_late else ""),
-            _show(r.reason or r.batch_id or r.note),
+            _cell(r.reason or r.batch_id or r.note),
             style="bold red" if is_late else None,
         )
-    out_console.print(table)
+    _print(table)
     if late:
-        out_console.print(
+        _print(
             f"[bold red]{late} request(s) OVERDUE[/]: run `obliviate apply` now "
             "(a failed one: fix the cause, then `obliviate request retry ID`)."
         )
     else:
-        out_console.print("no overdue request.")
+        _print("no overdue request.")
 
 
 @request_app.command("show")
@@ -230,7 +241,7 @@ def request_show(
         trail = book.history(request_id)
         has_cert = book.certificate(request_id) is not None
         folder = book.folder
-    out_console.print(
+    _print(
         f"[bold]{_show(r.request_id)}[/] key {_show(r.key)}\n  ids {list(r.ids)[:20]}"
         f"{' ...' if len(r.ids) > 20 else ''} owners {_show(list(r.owners))}\n  status "
         f"[{STATUS_STYLE.get(r.status, 'white')}]{_show(r.status)}[/], deadline {_when(r.deadline)}"
@@ -246,12 +257,12 @@ def request_show(
     for t in trail:
         table.add_row(
             t.at.isoformat(timespec="milliseconds"),
-            _show(t.from_status or "-"),
-            _show(t.to_status),
-            _show(t.batch_id or ""),
-            _show(t.detail or ""),
+            _cell(t.from_status or "-"),
+            _cell(t.to_status),
+            _cell(t.batch_id or ""),
+            _cell(t.detail or ""),
         )
-    out_console.print(table)
+    _print(table)
 
 
 @request_app.command("retry")
@@ -263,7 +274,7 @@ def request_retry(
 
     with _open(ledger) as book:
         book.transition([request_id], RECEIVED, reason="retry")
-    out_console.print(f"{_show(request_id)} is received again; `obliviate apply` will take it.", soft_wrap=True)
+    _print(f"{_show(request_id)} is received again; `obliviate apply` will take it.", soft_wrap=True)
 
 
 def _test_split(spec: str | None):
@@ -326,12 +337,12 @@ def apply_cmd(
         dataset = load_data(data or getattr(target, "data_name", None) or "digits")
         outcome = apply(book, target, dataset, test=_test_split(test), seed=seed)
     if outcome.nothing_due:
-        out_console.print("nothing due: every request is applied, verified or failed.")
+        _print("nothing due: every request is applied, verified or failed.")
         return
     for batch in outcome.batches:
         _print_batch(batch)
     for request, reason in outcome.failed_before_scheduling:
-        out_console.print(f"[bold red]failed[/] {_show(request.request_id)}: {_show(reason)}", soft_wrap=True)
+        _print(f"[bold red]failed[/] {_show(request.request_id)}: {_show(reason)}", soft_wrap=True)
     if outcome.failed:
         raise InvalidInputError(
             f"{len(outcome.failed)} request(s) failed (reasons above); fix them and run `obliviate request retry ID`."
@@ -348,7 +359,7 @@ def _print_batch(batch) -> None:
             + (f", shards rebuilt {d.shards_rebuilt}" if d.shards_rebuilt else "")
             + f", {d.seconds:.2f} s"
         )
-    out_console.print(_show(head), soft_wrap=True)
+    _print(_show(head), soft_wrap=True)
     table = Table()
     for column in ("request", "ids", "forget acc %", "MIA-Eff. %", "deadline"):
         table.add_column(column, no_wrap=True)
@@ -357,7 +368,7 @@ def _print_batch(batch) -> None:
         mia = f"{100 * ev['mia_efficacy']:.1f}" if "mia_efficacy" in ev else "-"
         late = cert["overdue"]
         table.add_row(
-            _show(request.request_id),
+            _cell(request.request_id),
             str(len(cert["removed_ids"])),
             f"{100 * ev['forget_accuracy']:.1f}",
             mia,
@@ -365,10 +376,10 @@ def _print_batch(batch) -> None:
             style="bold red" if late else None,
         )
     if batch.applied:
-        out_console.print(table)
-        out_console.print(f"signed certificates: {_show(batch.applied[0][1].parent)}/<request>.json", soft_wrap=True)
+        _print(table)
+        _print(f"signed certificates: {_show(batch.applied[0][1].parent)}/<request>.json", soft_wrap=True)
     for request, reason in batch.failed:
-        out_console.print(f"[bold red]failed[/] {_show(request.request_id)}: {_show(reason)}", soft_wrap=True)
+        _print(f"[bold red]failed[/] {_show(request.request_id)}: {_show(reason)}", soft_wrap=True)
 
 
 @app.command("status")
@@ -382,28 +393,28 @@ def status_cmd(ledger: LedgerOption = None) -> None:
         upcoming = book.next_deadline()
         folder = book.folder
         pinned = book.get_meta("signing_key_fingerprint")
-    out_console.print(f"ledger {_show(folder)}", soft_wrap=True)
-    out_console.print(f"signing key: {_show(pinned) if pinned else 'none pinned yet'}", soft_wrap=True)
+    _print(f"ledger {_show(folder)}", soft_wrap=True)
+    _print(f"signing key: {_show(pinned) if pinned else 'none pinned yet'}", soft_wrap=True)
     table = Table()
     table.add_column("status")
     table.add_column("requests", justify="right")
     for status in STATUSES:
         table.add_row(f"[{STATUS_STYLE[status]}]{status}[/]", str(counts[status]))
-    out_console.print(table)
+    _print(table)
     if late:
-        out_console.print(
+        _print(
             f"[bold red]{len(late)} request(s) OVERDUE[/] (oldest deadline {_when(late[0].deadline)}): "
             "run `obliviate apply`; `obliviate request list --overdue` lists them."
         )
     else:
-        out_console.print("no overdue request.")
+        _print("no overdue request.")
     if upcoming is not None:
-        out_console.print(
+        _print(
             f"next deadline: {_when(upcoming.deadline)} ({_show(upcoming.request_id)}, {upcoming.status})",
             soft_wrap=True,
         )
     else:
-        out_console.print("no open request.")
+        _print("no open request.")
 
 
 @app.command("verify")
@@ -444,22 +455,22 @@ def verify_cmd(
         if book is not None:
             book.close()
     for result in results:
-        out_console.print(
+        _print(
             f"certificate {_show(result.certificate)} (request {_show(result.request_id)})", soft_wrap=True
         )
         for check in result.checks:
             mark = "[bold green]PASS[/]" if check.ok else "[bold red]FAIL[/]"
-            out_console.print(f"  {mark} {_show(check.name)}: {_show(check.detail)}", soft_wrap=True)
+            _print(f"  {mark} {_show(check.name)}: {_show(check.detail)}", soft_wrap=True)
         if target is None:
-            out_console.print(
+            _print(
                 "  [yellow]model not checked[/]: pass --sisa FOLDER or --model FILE to check the model too."
             )
         elif result.ok:
-            out_console.print(
+            _print(
                 "  [bold green]verified[/]"
                 + ("; request marked verified in the ledger" if result.marked_verified else "")
             )
     failed = [r for r in results if not r.ok]
     if failed:
-        out_console.print(f"[bold red]verification FAILED[/] for {len(failed)} of {len(results)} certificate(s)")
+        _print(f"[bold red]verification FAILED[/] for {len(failed)} of {len(results)} certificate(s)")
         sys.exit(1)
