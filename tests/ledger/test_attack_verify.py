@@ -19,7 +19,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import obliviate as ob
 from obliviate.errors import ObliviateError
-from obliviate.ledger import APPLIED, RECEIVED, VERIFIED, Ledger, SisaTarget, apply, sign_certificate, verify_certificate
+from obliviate.ledger import (
+    APPLIED,
+    RECEIVED,
+    VERIFIED,
+    Ledger,
+    SisaTarget,
+    apply,
+    sign_certificate,
+    verify_certificate,
+)
 from obliviate.ledger.keys import private_key_path, public_key_path
 
 
@@ -314,5 +323,6 @@ def test_key_show_and_rotate_on_the_command_line(cli, book, sisa_folder, owned_d
     binary.write_bytes(bytes(range(256)))
     code, _, err = cli("verify", binary, "--sisa", sisa_folder)
     assert code == 2 and "not a deletion certificate" in err and "\n" not in err.strip()
-    code, _, err = cli("verify", path, "--ledger", tmp_path / "elsewhere")
-    assert code == 2 and "--pubkey" in err
+    _new_ledger(tmp_path / "unpinned").close()  # a ledger that never made a key: nothing to trust
+    code, _, err = cli("verify", path, "--ledger", tmp_path / "unpinned")
+    assert code == 2 and "no pinned signing key" in err and "--pubkey" in err

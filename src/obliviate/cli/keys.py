@@ -77,9 +77,7 @@ def key_pin(ledger: LedgerOption = None) -> None:
 def key_rotate(
     revoke: Annotated[
         bool,
-        typer.Option(
-            "--revoke", help="The old key is compromised: its certificates stop verifying (apply again)."
-        ),
+        typer.Option("--revoke", help="The old key is compromised: its certificates stop verifying (apply again)."),
     ] = False,
     ledger: LedgerOption = None,
 ) -> None:

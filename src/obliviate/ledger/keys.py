@@ -115,7 +115,9 @@ def _public_pem(key: Ed25519PublicKey) -> bytes:
 
 
 def _private_pem(key: Ed25519PrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def _write_secret(path: Path, key: Ed25519PrivateKey) -> Path:
@@ -225,7 +227,9 @@ def _ledger_key(ledger: Ledger) -> Ed25519PrivateKey:
             how = "existing key pinned on first use" if existed else "created"
             ledger.set_meta(PIN_META, fingerprint, event=PINNED_EVENT, detail=_pin_detail(key.public_key(), how=how))
         elif again != fingerprint:
-            raise SigningKeyError(f"{path} has fingerprint {fingerprint}, not the pinned {again}; {_restore_hint(folder, again)}.")
+            raise SigningKeyError(
+                f"{path} has fingerprint {fingerprint}, not the pinned {again}; {_restore_hint(folder, again)}."
+            )
         _write_public(folder, key)
         return key
     _finish_rotation(folder, pin)
