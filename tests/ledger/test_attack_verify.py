@@ -122,6 +122,17 @@ def test_verification_passes_again_once_the_checkpoint_is_restored(book, sisa_fo
     assert result.ok and result.marked_verified and book.get(rid).status == VERIFIED
 
 
+def test_a_model_file_changed_after_loading_is_hashed_from_its_weights(book, model_file, owned_data):
+    from obliviate.ledger import ModelTarget
+
+    book.add(ob.ForgetRequest(ids=owned_data.ids[:3]))
+    ((_, path, _),) = apply(book, ModelTarget(model_file, settings={"epochs": 1}), owned_data).applied
+    target = ModelTarget(model_file)  # loaded (and its header checked) before the file changes
+    _flip_last_bit(model_file)
+    result = verify_certificate(path, target, ledger=book)
+    assert _checks(result)["model hash"] is False and not result.marked_verified
+
+
 # ---------------------------------------------------------------------------------------------- case 4
 
 
