@@ -53,7 +53,7 @@ def mcq(lm, facts=FACTS) -> float:
 
 @pytest.fixture(scope="module")
 def forgotten():
-    """A tiny word-level GPT that memorised every fact (MCQ 1.0), then gradient ascent until it is at chance or below."""
+    """A tiny word-level GPT that memorised every fact (MCQ 1.0), then gradient ascent to chance or below."""
     lm = tiny_lm([f"{q} {a}" for q, a in FACTS], seed=0)
     train_on(lm, qa_items_of(), steps=150)
     assert mcq(lm) == 1.0
@@ -93,7 +93,8 @@ def llama():
         pad_token_id=base.tokenizer.pad_token_id,
     )
     torch.manual_seed(1)
-    return LanguageModel(model=LlamaForCausalLM(config).float().eval(), tokenizer=base.tokenizer, name="tiny-llama", max_length=64)
+    net = LlamaForCausalLM(config).float().eval()
+    return LanguageModel(model=net, tokenizer=base.tokenizer, name="tiny-llama", max_length=64)
 
 
 # ----------------------------------------------------------------------------- relearning

@@ -6,12 +6,22 @@
   :func:`relearn_time`, and the NeurIPS 2023 challenge's :func:`nips_epsilons`,
   :func:`nips_forget_score`, :func:`nips_final_score` over many models, and the per-example
   likelihood-ratio attack :func:`ulira` (Hayes et al. 2024);
-- against the oracle: :func:`avg_gap`; all at once for one model: :func:`evaluate`.
+- against the oracle: :func:`avg_gap`; all at once for one model: :func:`evaluate`;
+- attacks that undo unlearning in language models (``evaluation.attacks``): :func:`relearn_attack`,
+  :func:`quantization_attack` / :func:`quantize_rtn`, :func:`in_context_attack`, :func:`linear_probe_attack`.
 
 Each function cites its paper and equation in its docstring.
 """
 
 from obliviate.evaluation.accuracy import accuracy, accuracy_of_logits
+from obliviate.evaluation.attacks import (
+    AttackResult,
+    in_context_attack,
+    linear_probe_attack,
+    quantization_attack,
+    quantize_rtn,
+    relearn_attack,
+)
 from obliviate.evaluation.confidence import (
     logit_scaled_confidence,
     per_example_loss,
@@ -41,6 +51,12 @@ from obliviate.evaluation.suite import Metrics, evaluate, model_metrics
 from obliviate.evaluation.ulira import ULiraResult, ulira, ulira_log_ratio
 
 __all__ = [
+    "AttackResult",
+    "in_context_attack",
+    "linear_probe_attack",
+    "quantization_attack",
+    "quantize_rtn",
+    "relearn_attack",
     "forget_quality",
     "min_k",
     "min_k_plus_plus",

@@ -89,7 +89,8 @@ class AttackResult:
 # ----------------------------------------------------------------------------- input checks
 def _network(lm: Any) -> nn.Module:
     net = getattr(lm, "model", None)
-    if not isinstance(net, nn.Module) or getattr(lm, "tokenizer", None) is None or not callable(getattr(lm, "copy", None)):
+    usable = getattr(lm, "tokenizer", None) is not None and callable(getattr(lm, "copy", None))
+    if not isinstance(net, nn.Module) or not usable:
         raise InvalidInputError(
             f"attacks take an obliviate LanguageModel (model, tokenizer, copy()), got {type(lm).__name__}; "
             "wrap a Hugging Face model with obliviate.models.lm.LanguageModel."
@@ -114,7 +115,9 @@ def _texts(texts: Any, name: str) -> list[str]:
         raise InvalidInputError(f"{name} is empty: give at least one text.")
     bad = [i for i, t in enumerate(out) if not isinstance(t, str) or not t.strip()]
     if bad:
-        raise InvalidInputError(f"{name} has {len(bad)} empty or non-string entries (first at index {bad[0]}); give non-empty strings.")
+        raise InvalidInputError(
+            f"{name} has {len(bad)} empty or non-string entries (first at index {bad[0]}); give non-empty strings."
+        )
     return out
 
 
@@ -204,7 +207,7 @@ def relearn_attack(
     Defaults are ours (20 steps of 4 texts at 1e-4: a few minutes' worth of an attacker's effort on
     a 135M model); the papers fine-tune 7B models with their own settings. ``lm`` is not modified.
     """
-    net = _network(lm)
+    _network(lm)
     texts = _texts(texts, "texts")
     _callable(score, "score")
     steps, batch_size = _positive_int(steps, "steps"), _positive_int(batch_size, "batch_size")
@@ -288,7 +291,8 @@ def _with_lora(model: nn.Module, rank: int) -> nn.Module:
     except ImportError:  # pragma: no cover - peft is a test/lm dependency
         raise InvalidInputError("lora_rank needs the peft package: pip install peft (or lora_rank=None).") from None
     conv1d = _conv1d_type()
-    fan_in_fan_out = conv1d is not None and any(isinstance(m, conv1d) for m in model.modules())  # GPT-2 stores [in, out]
+    # GPT-2's Conv1D stores its weight as [in, out]
+    fan_in_fan_out = conv1d is not None and any(isinstance(m, conv1d) for m in model.modules())
     config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules="all-linear", bias="none",
                         fan_in_fan_out=fan_in_fan_out)
     with warnings.catch_warnings():
@@ -342,7 +346,8 @@ def _rtn_matrix(w: torch.Tensor, bits: int, group_size: int | None, symmetric: b
     x = w.double()
     parts = []
     if full:
-        parts.append(_rtn_groups(x[:, : full * g].reshape(out_features, full, g), bits, symmetric).reshape(out_features, full * g))
+        groups = x[:, : full * g].reshape(out_features, full, g)
+        parts.append(_rtn_groups(groups, bits, symmetric).reshape(out_features, full * g))
     if in_features % g:
         parts.append(_rtn_groups(x[:, full * g :], bits, symmetric))
     return torch.cat(parts, dim=1).to(w.dtype)
@@ -446,7 +451,9 @@ def _examples(examples: Any) -> list[tuple[str, str]]:
     try:
         pairs = list(examples)
     except TypeError:
-        raise InvalidInputError(f"examples must be a sequence of (question, answer) pairs, got {type(examples).__name__}.") from None
+        raise InvalidInputError(
+            f"examples must be a sequence of (question, answer) pairs, got {type(examples).__name__}."
+        ) from None
     if not pairs:
         raise InvalidInputError("examples is empty: give at least one (question, answer) pair of forget-domain facts.")
     out = []
@@ -503,7 +510,9 @@ def in_context_attack(
     pairs = _examples(examples)
     shots = _positive_int(shots, "shots")
     if shots > len(pairs):
-        raise InvalidInputError(f"shots={shots} but only {len(pairs)} example(s) were given; give more examples or fewer shots.")
+        raise InvalidInputError(
+            f"shots={shots} but only {len(pairs)} example(s) were given; give more examples or fewer shots."
+        )
     chance = _chance(chance)
     start = time.perf_counter()
     picks = torch.randperm(len(pairs), generator=seeded_generator(seed, _SHOTS_STREAM))[:shots].tolist()
@@ -529,17 +538,23 @@ def _groups(groups: Any, name: str) -> list[tuple[list[str], int]]:
     try:
         items = list(groups)
     except TypeError:
-        raise InvalidInputError(f"{name} must be a sequence of (candidate texts, correct index) groups, got {type(groups).__name__}.") from None
+        raise InvalidInputError(
+            f"{name} must be a sequence of (candidate texts, correct index) groups, got {type(groups).__name__}."
+        ) from None
     if not items:
         raise InvalidInputError(f"{name} is empty: give at least one (candidate texts, correct index) group.")
     out = []
     for i, group in enumerate(items):
         if isinstance(group, str) or not isinstance(group, Sequence) or len(group) != 2:
-            raise InvalidInputError(f"{name}[{i}] must be a pair (candidate texts, index of the correct one), got {group!r}.")
+            raise InvalidInputError(
+                f"{name}[{i}] must be a pair (candidate texts, index of the correct one), got {group!r}."
+            )
         texts, correct = group
         texts = _texts(texts, f"{name}[{i}]'s candidates")
         if len(texts) < 2:
-            raise InvalidInputError(f"{name}[{i}] has {len(texts)} candidate; a group needs at least 2 (one correct, one not).")
+            raise InvalidInputError(
+                f"{name}[{i}] has {len(texts)} candidate; a group needs at least 2 (one correct, one not)."
+            )
         if isinstance(correct, bool) or not isinstance(correct, int | np.integer) or not 0 <= int(correct) < len(texts):
             raise InvalidInputError(f"{name}[{i}]'s correct index {correct!r} is not in 0..{len(texts) - 1}.")
         out.append((texts, int(correct)))
@@ -572,7 +587,9 @@ def _default_layers(n_layers: int) -> list[int]:
 
 
 @torch.no_grad()
-def _read_groups(lm: Any, groups: list[tuple[list[str], int]], layers: list[int], batch_size: int) -> tuple[dict[int, np.ndarray], np.ndarray]:
+def _read_groups(
+    lm: Any, groups: list[tuple[list[str], int]], layers: list[int], batch_size: int
+) -> tuple[dict[int, np.ndarray], np.ndarray]:
     """Last-token hidden states at ``layers`` ([n candidates, d] each) and each candidate's total log-likelihood."""
     net = lm.model
     texts = [t for candidates, _ in groups for t in candidates]
@@ -583,7 +600,9 @@ def _read_groups(lm: Any, groups: list[tuple[list[str], int]], layers: list[int]
         out = net(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_hidden_states=True)
         hidden = out.hidden_states
         if max(layers) >= len(hidden):
-            raise InvalidInputError(f"layer {max(layers)} is beyond the model's {len(hidden) - 1} blocks; pass a smaller layer.")
+            raise InvalidInputError(
+                f"layer {max(layers)} is beyond the model's {len(hidden) - 1} blocks; pass a smaller layer."
+            )
         last = batch["lengths"] - 1
         rows = torch.arange(len(last))
         for k in layers:
@@ -653,13 +672,18 @@ def linear_probe_attack(
         raise InvalidInputError(f"C must be > 0, got {C!r}.")
     n_layers = _n_layers(net)
     if n_layers is None:
-        raise InvalidInputError(f"cannot tell how many layers {type(net).__name__} has (no num_hidden_layers in its config).")
+        raise InvalidInputError(
+            f"cannot tell how many layers {type(net).__name__} has (no num_hidden_layers in its config)."
+        )
     if layer is None:
         layers = _default_layers(n_layers)
         if not 0 < validation < 1:
             raise InvalidInputError(f"validation must be a fraction in (0, 1), got {validation!r}.")
         if len(train_groups) < 2:
-            raise InvalidInputError("layer=None needs at least 2 train groups (some are held out to pick the layer); give more or set layer.")
+            raise InvalidInputError(
+                "layer=None needs at least 2 train groups (some are held out to pick the layer); "
+                "give more or set layer."
+            )
     else:
         layers = [_resolve_layer(layer, n_layers)]
 
