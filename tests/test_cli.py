@@ -156,3 +156,32 @@ def test_unlearn_refuses_other_data_than_the_model_was_trained_on(run_cli, tmp_p
     assert out.returncode == 2 and "fingerprint" in out.stderr
     ok = run_cli("unlearn", str(model), "--ids", str(ids), "--out", str(tmp_path / "u.safetensors"))  # data from header
     assert ok.returncode == 0, ok.stderr
+
+
+def test_unlearn_refuses_the_same_examples_with_other_owners(run_cli, tmp_path):
+    """Issue 10 case 1 through the CLI: same X, y and ids but owners moved between examples is other data."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 8)).astype(np.float32), rng.integers(0, 3, 40)
+    owners = np.array([f"p{i % 5}" for i in range(40)])
+    real, forged = tmp_path / "real.npz", tmp_path / "forged.npz"
+    np.savez(real, X=X, y=y, owners=owners)
+    np.savez(forged, X=X, y=y, owners=rng.permutation(owners))
+    model = tmp_path / "m.safetensors"
+    assert run_cli("train", "--data", str(real), "--out", str(model), "--epochs", "1").returncode == 0
+    ids = tmp_path / "ids.txt"
+    ids.write_text("1\n2\n")
+    out = run_cli("unlearn", str(model), "--ids", str(ids), "--data", str(forged), "--out", str(tmp_path / "u.safetensors"))
+    assert out.returncode == 2 and "fingerprint" in out.stderr and "owners" in out.stderr
+    assert not (tmp_path / "u.safetensors").exists()
+
+
+def test_train_refuses_a_symlinked_out_before_training(run_cli, tmp_path):
+    real = tmp_path / "keep.safetensors"
+    real.write_bytes(b"keep")
+    link = tmp_path / "link.safetensors"
+    link.symlink_to(real)
+    out = run_cli("train", "--epochs", "1", "--out", str(link))
+    assert out.returncode == 2 and "symbolic link" in out.stderr and "trained" not in out.stdout
+    assert link.is_symlink() and real.read_bytes() == b"keep"

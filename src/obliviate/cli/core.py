@@ -233,7 +233,7 @@ def unlearn_cmd(
     if "data_fingerprint" in meta and meta["data_fingerprint"] != dataset.fingerprint:
         raise InvalidInputError(
             f"{model_path} was trained on data {meta.get('data', '?')!r} with another fingerprint than --data {data!r}; "
-            "pass the data the model was trained on."
+            "pass the data the model was trained on (the same ids, features, labels and owners)."
         )
     forgotten = np.asarray(json.loads(meta.get("forgotten_ids", "[]")), dtype=np.int64)
     request = ForgetRequest(ids=read_ids(ids))
