@@ -5,8 +5,8 @@ For each forget split (forget10, forget01) the authors suite runner
 (the oracle, never saw the split's authors), runs every LM method on the target with its default
 settings, and scores them TOFU's way. This script reports, per split and method: forget quality
 (KS p-value of the forget truth ratios against the retain model's), model utility relative to the
-target's, forget ROUGE-L recall, MUSE privleak (Min-40% AUC against the retain model's; 0 is
-ideal), relearn steps and time relative to retraining (the method's seconds over the retain
+target's, forget ROUGE-L recall, MUSE privleak (Min-40% AUC against the retain model's, MUSE's
+orientation; 0 is ideal, an un-unlearned target near -100), relearn steps and time relative to retraining (the method's seconds over the retain
 model's training seconds). It checks the issue's target: at least one method with forget
 quality >= 0.1 at model utility >= 0.95x the target's; and it names the methods that collapse
 (model utility 0, or below half the target's) and those that fail to forget (forget quality
@@ -17,7 +17,7 @@ benchmarks/plots/lm_authors_<model>.json and the TOFU plots (forget quality on a
 against model utility) to benchmarks/plots/lm_authors_<model>_<split>.png.
 
     .venv/bin/python benchmarks/lm_authors.py                 # tiny GPT (minutes on 2 cores)
-    .venv/bin/python benchmarks/lm_authors.py --model smollm2 # SmolLM2-135M-Instruct (make lm; TOFU-sized)
+    .venv/bin/python benchmarks/lm_authors.py --model smollm2 # SmolLM2-135M-Instruct (TOFU-sized: hours on a CPU)
     .venv/bin/python benchmarks/lm_authors.py --model smollm2 --authors 20 --qa 4  # a CPU-sized run
 """
 
@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from obliviate.bench.lm import DEFAULT_SPLITS, RETAIN_EVAL_ITEMS, lm_methods, run_authors
+from obliviate.bench.lm import RETAIN_EVAL_ITEMS, lm_methods, run_authors
 from obliviate.bench.results import ORACLE, ORIGINAL
 from obliviate.data.authors import fictitious_authors
 from obliviate.errors import ObliviateError
@@ -102,18 +102,23 @@ def table(board: list[dict]) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="tiny", help="tiny (default), smollm2, or a local HF model folder")
-    parser.add_argument("--splits", default=",".join(DEFAULT_SPLITS))
+    parser.add_argument("--splits", default=None,
+                        help="comma-separated forget splits (default: forget10 and forget01, forget05 for forget01 "
+                        "when the benchmark has under 50 authors)")
     parser.add_argument("--methods", default=None, help="comma-separated (default: every LM method)")
     parser.add_argument("--no-relearn", action="store_true", help="skip the relearn-steps metric")
     parser.add_argument("--authors", type=int, default=None,
                         help="a smaller benchmark: this many authors (with --qa); default: the runner's for the model")
     parser.add_argument("--qa", type=int, default=4, help="QA pairs per author with --authors (default 4)")
     parser.add_argument("--cache", default=None, help="model cache folder (default: $OBLIVIATE_CACHE)")
+    parser.add_argument("--results", default=None,
+                        help="markdown file the block goes into (default: benchmarks/RESULTS.md)")
     args = parser.parse_args()
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     methods = args.methods.split(",") if args.methods else lm_methods()
-    splits = args.splits.split(",")
+    splits = args.splits.split(",") if args.splits else None
     tag = "tiny" if args.model == "tiny" else Path(args.model).name.replace("_", "-")
+    out_file = {"path": Path(args.results)} if args.results else {}
 
     benchmark = None
     if args.authors is not None:
@@ -131,7 +136,7 @@ def main() -> None:
         )
     except ObliviateError as exc:  # e.g. SmolLM2 not installed: say so in the block instead of old numbers
         note = f"### Language-model unlearning, fictitious authors, {args.model}\n\n`{' '.join(sys.argv)}`: not run here: {exc}\n"
-        write_block(f"lm-authors-{tag}", note)
+        write_block(f"lm-authors-{tag}", note, **out_file)
         print(note)
         raise SystemExit(1) from exc
     wall = time.perf_counter() - start
@@ -139,7 +144,7 @@ def main() -> None:
     atomic_write_bytes(PLOTS / f"lm_authors_{tag}.json", json.dumps(results, indent=1, default=str).encode())
 
     command = "python benchmarks/lm_authors.py" + ("" if args.model == "tiny" else f" --model {args.model}")
-    if args.splits != ",".join(DEFAULT_SPLITS):
+    if args.splits:
         command += f" --splits {args.splits}"
     if args.methods:
         command += f" --methods {args.methods}"
@@ -157,10 +162,17 @@ def main() -> None:
         f"holdout authors, {bench['utility_items']} world facts; target recipe {config['recipe']}). Every method runs "
         "with its default settings (`obliviate methods`). Forget quality: KS p-value of the forget truth ratios "
         "against the retain model's (TOFU); model utility: harmonic mean of Prob, ROUGE-L and truth ratio on "
-        f"{RETAIN_EVAL_ITEMS} retain items and the world facts; privleak: Min-40% AUC (forget vs holdout) against the retain model's, "
-        "in percent (MUSE; 0 ideal); time / retrain: unlearning seconds over the retain model's training seconds.",
+        f"{RETAIN_EVAL_ITEMS} retain items and the world facts; privleak: MUSE's `(A_u - A_r) / A_r * 100` with "
+        "`A = 1 - AUC` of the Min-40% attack (forget vs holdout), as open-unlearning computes it (0 ideal, an "
+        "un-unlearned target near -100, negative = under-unlearned); time / retrain: unlearning seconds over the retain "
+        "model's training seconds.",
         "",
     ]
+    if config.get("model_family"):
+        lines += [f"Method defaults: the `{config['model_family']}` family's (`LMUnlearner.defaults_for`).", ""]
+    if config.get("splits_note"):
+        lines += [f"Splits: {config['splits_note']}.", ""]
+    splits = config["scenarios"]
     met_any = {}
     for split in splits:
         board = lm_leaderboard(results, split)
@@ -194,7 +206,7 @@ def main() -> None:
         if best is not None:
             lines.append(
                 f"- Privleak closest to 0: {best['method']} ({best['privleak']:+.1f}%; target "
-                f"{next((e.get('privleak') or 0.0 for e in board if e['method'] == ORIGINAL), 0.0):+.1f}%): positive "
+                f"{next((e.get('privleak') or 0.0 for e in board if e['method'] == ORIGINAL), 0.0):+.1f}%): negative "
                 "means the forget authors still look more like training members than they do to the retain model."
             )
         lines.append(f"- Plot: `benchmarks/plots/lm_authors_{tag}_{split}.png`.")
@@ -202,7 +214,7 @@ def main() -> None:
     failures = config.get("failures") or []
     if failures:
         lines.append("Runs that failed: " + "; ".join(f"{f['scenario']}/{f['method']}: {f['error']}" for f in failures))
-    write_block(f"lm-authors-{tag}", "\n".join(lines))
+    write_block(f"lm-authors-{tag}", "\n".join(lines), **out_file)
     print("\n".join(lines))
     print({split: met for split, met in met_any.items()})
 

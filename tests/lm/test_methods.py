@@ -33,15 +33,15 @@ LM_METHODS = ["lm_grad_ascent", "grad_diff", "npo", "simnpo", "idk_dpo", "rmu", 
 
 # (settings for the 12-fact model, whether the method claims to keep the retain set)
 SETTINGS = {
-    "lm_grad_ascent": ({"lr": 1e-3}, False),
+    "lm_grad_ascent": ({"lr": 1e-3, "epochs": 5}, False),
     "grad_diff": ({"lr": 5e-4, "epochs": 20}, True),
     "npo": ({"lr": 3e-4, "epochs": 20, "alpha": 1.0}, True),
     "simnpo": ({"lr": 3e-3}, True),
     "idk_dpo": ({"lr": 1e-3, "epochs": 20}, True),
-    "rmu": ({"lr": 1e-2, "epochs": 30}, True),
-    "task_vector": ({"lr": 3e-3}, False),
+    "rmu": ({"lr": 1e-2, "epochs": 30, "alpha": 100.0, "steering_coeff": 20.0}, True),
+    "task_vector": ({"lr": 3e-3, "epochs": 5, "scale": 1.25}, False),
     "whp": ({"lr": 3e-3, "reinforce_lr": 3e-3, "reinforce_epochs": 10, "strength": 50.0, "epochs": 10}, True),
-    "undial": ({"lr": 1e-3}, False),
+    "undial": ({"lr": 1e-3, "alpha": 1.0}, False),
 }
 
 

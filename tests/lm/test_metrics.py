@@ -66,8 +66,14 @@ def test_mia_auc_and_privleak():
     assert m.mia_auc([0.1, 0.2], [0.5, 0.6]) == 1.0
     # pairs (holdout > forget): 0.3>0.1, 0.5>0.1, 0.5=0.5 counts 1/2, 0.3<0.5 -> 2.5 of 4
     assert m.mia_auc([0.1, 0.5], [0.3, 0.5]) == pytest.approx(0.625)
-    assert m.privleak(0.75, 0.5) == pytest.approx(50.0)
+    # MUSE's orientation, A = 1 - AUC: (0.25 - 0.5) / 0.5 * 100 = -50 (under-unlearned is negative)
+    assert m.privleak(0.75, 0.5) == pytest.approx(-50.0)
     assert m.privleak(0.5, 0.5) == 0.0
+    assert m.privleak(1.0, 0.5) == pytest.approx(-100.0)  # an un-unlearned target: the forget set fully recognised
+    assert m.privleak(0.4, 0.6) == pytest.approx((0.6 - 0.4) / 0.4 * 100)  # over-unlearned: +50
+    assert np.isnan(m.privleak(0.7, 1.0))
+    with pytest.raises(InvalidInputError):
+        m.privleak(1.2, 0.5)
 
 
 def test_perplexity_and_degenerate_answers():

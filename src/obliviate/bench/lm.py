@@ -25,13 +25,14 @@ from obliviate.errors import InvalidInputError, ObliviateError
 from obliviate.evaluation import lm as metrics
 from obliviate.lm.generate import greedy_answers
 from obliviate.lm.training import FinetuneRecipe, base_model, recipe_for, retain_model, target_model
-from obliviate.models.lm import LanguageModel
+from obliviate.models.lm import LanguageModel, model_family
 from obliviate.progress import new_progress
 
-__all__ = ["LM_METHODS", "DEFAULT_SPLITS", "lm_methods", "tiny_benchmark", "score_model", "ModelScores", "run_authors"]
+__all__ = ["LM_METHODS", "DEFAULT_SPLITS", "default_splits", "lm_methods", "tiny_benchmark", "score_model", "ModelScores", "run_authors"]
 
 LM_METHODS = ("lm_grad_ascent", "grad_diff", "npo", "simnpo", "idk_dpo", "rmu", "task_vector", "whp", "undial")
 DEFAULT_SPLITS = ("forget10", "forget01")
+FALLBACK_SPLIT = "forget05"  # replaces forget01 when 1% of the benchmark's authors is no author
 RETAIN_EVAL_ITEMS = 120  # TOFU evaluates utility on 400 retain items; a seeded sample of this many
 RELEARN_FRACTION = 0.9  # relearning stops when forget Prob is back at 90% of the target's
 RELEARN_MAX_STEPS = 20  # a method still short of it after this many steps gets RELEARN_MAX_STEPS + 1
@@ -48,6 +49,31 @@ def lm_methods() -> list[str]:
 def tiny_benchmark(seed: int = 0) -> AuthorsBenchmark:
     """The CPU suite's benchmark: 100 authors (forget01 = 1 author) x 4 QA pairs, 10 holdout authors."""
     return fictitious_authors(n_authors=100, qa_per_author=4, n_holdout=10, seed=seed)
+
+
+def default_splits(bench: AuthorsBenchmark) -> tuple[list[str], str]:
+    """The forget splits a run uses when none are named, and a note saying why: those of
+    :data:`DEFAULT_SPLITS` that hold at least one author; a split that holds none (forget01 of
+    fewer than 50 authors) is replaced by forget05 when that holds an author and is not already
+    in, else dropped. Raises when no split is left (fewer than 5 authors)."""
+    chosen, notes = [], []
+    n = len(bench.trained_authors)
+    for split in DEFAULT_SPLITS:
+        for candidate in (split, FALLBACK_SPLIT):
+            try:
+                bench.forget_authors(candidate)
+            except InvalidInputError:
+                continue
+            if candidate not in chosen:
+                chosen.append(candidate)
+                if candidate != split:
+                    notes.append(f"{split} of {n} authors is no author: {candidate} instead")
+            break
+        else:
+            notes.append(f"{split} of {n} authors is no author: left out")
+    if not chosen:
+        raise InvalidInputError(f"no forget split holds an author of this {n}-author benchmark; generate at least 5 authors.")
+    return chosen, "; ".join(notes)
 
 
 @dataclass
@@ -173,7 +199,7 @@ def run_authors(
     model: str | Path | LanguageModel = "tiny",
     *,
     methods: Sequence[str] | None = None,
-    splits: Sequence[str] = DEFAULT_SPLITS,
+    splits: Sequence[str] | None = None,
     seeds: int = 1,
     settings: Mapping[str, Any] | None = None,
     show_progress: bool = True,
@@ -187,7 +213,11 @@ def run_authors(
 
     ``model``: ``"tiny"`` (a tiny GPT trained from scratch, the CPU default), ``"smollm2"``, a
     local HF folder or a LanguageModel. ``benchmark`` defaults to :func:`tiny_benchmark` for the
-    tiny model and the full TOFU-sized ``fictitious_authors()`` (100 x 20) otherwise. Per split
+    tiny model and the full TOFU-sized ``fictitious_authors()`` (100 x 20) otherwise. ``splits``
+    default to :func:`default_splits` (forget10 and forget01, forget05 for forget01 on fewer than
+    50 authors; said in ``config["splits_note"]``); named splits that hold no author raise.
+    Methods run with their defaults for the model's family (``config["method_settings"]`` has
+    the values used) unless ``settings`` names them. Per split
     and seed the rows hold, for ``original`` (the target), ``retrain`` (the retain model) and each
     method: ``forget_quality``, ``model_utility``, ``utility_vs_target``, ``forget_prob``,
     ``forget_rouge``, ``forget_truth_ratio``, retain/utility Prob, ROUGE and truth ratio,
@@ -200,6 +230,11 @@ def run_authors(
     console = console or Console(stderr=True)
     if benchmark is None:
         benchmark = tiny_benchmark() if model == "tiny" else fictitious_authors()
+    splits_note = ""
+    if splits is None:
+        splits, splits_note = default_splits(benchmark)
+        if splits_note:
+            console.print(f"[yellow]splits:[/] {splits_note}.")
     chosen, splits, seeds, settings = _check_options(methods, splits, seeds, settings, benchmark)
     unlearners = {m: make_method(m, _settings_for(m, settings)) for m in chosen}  # validates names and keys first
     base = base_model(model, benchmark)
@@ -216,6 +251,9 @@ def run_authors(
             "scenarios": splits,
             "seeds": seeds,
             "settings": {k: str(v) for k, v in settings.items()},
+            "splits_note": splits_note,
+            "model_family": model_family(base),
+            "method_settings": {},
             "failures": [],
         },
     )
@@ -275,5 +313,6 @@ def _run_split(results, bench, base, target_run, split, seed, recipe, unlearners
             results["config"]["failures"].append({"scenario": split, "method": name, "seed": seed, "error": str(exc)})
         else:
             seconds = run.cost.seconds if run.cost.seconds > 0 else time.perf_counter() - start
+            results["config"]["method_settings"][name] = {k: repr(v) for k, v in dict(run.config).items()}
             record(name, run.model, scores, seconds, run.cost.gradient_steps)
         advance()

@@ -61,7 +61,7 @@ def bench_lm(
 ) -> None:
     """Run the authors suite on ``model`` (tiny, smollm2 or a folder); write results.json/.csv and the
     TOFU plots to ``out`` (default ``runs/authors-<model>/``) and print the leaderboards."""
-    from obliviate.bench.lm import DEFAULT_SPLITS, run_authors
+    from obliviate.bench.lm import run_authors
     from obliviate.bench.results import write_results
     from obliviate.report.lm import write_tofu_charts
 
@@ -76,7 +76,7 @@ def bench_lm(
     results = run_authors(
         model,
         methods=methods,
-        splits=tuple(scenarios) if scenarios else DEFAULT_SPLITS,
+        splits=tuple(scenarios) if scenarios else None,
         seeds=1 if seeds is None else int(seeds),
         settings=settings,
         show_progress=progress,

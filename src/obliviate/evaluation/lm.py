@@ -220,12 +220,20 @@ def mia_auc(scores_forget: Any, scores_holdout: Any) -> float:
 
 
 def privleak(auc_unlearned: float, auc_retrained: float) -> float:
-    """MUSE's PrivLeak (Shi et al. 2024, Sec. 3): ``(AUC_unlearned - AUC_retrained) / AUC_retrained * 100``
-    with the Min-40% attack, forget vs holdout. 0 is ideal; positive = under-unlearned (the forget
-    set is more recognisable than for the retrained model), negative = over-unlearned."""
-    if not 0.0 < float(auc_retrained) <= 1.0 or not 0.0 <= float(auc_unlearned) <= 1.0:
-        raise InvalidInputError(f"AUCs must be in [0, 1] (the retrained one > 0), got {auc_unlearned}, {auc_retrained}.")
-    return (float(auc_unlearned) - float(auc_retrained)) / float(auc_retrained) * 100.0
+    """MUSE's PrivLeak (Shi et al. 2024, Sec. 3; open-unlearning ``privacy.privleak``), in percent:
+    ``(A_u - A_r) / A_r * 100`` with ``A = 1 - AUC``, where AUC is :func:`mia_auc` (forget vs
+    holdout, Min-40% in the suites; near 1 = the forget set is recognised as trained on). MUSE
+    reports the AUC the other way round, hence the flip. 0 is ideal; an un-unlearned target is
+    near -100 (MUSE's published target: -99.8): negative = under-unlearned (the forget set looks
+    more like training data than it does to the retrained model), positive = over-unlearned.
+    NaN when the retrained model's AUC is 1 (``A_r = 0``: the ratio is undefined; open-unlearning
+    divides by ``1e-10`` instead)."""
+    if not 0.0 <= float(auc_retrained) <= 1.0 or not 0.0 <= float(auc_unlearned) <= 1.0:
+        raise InvalidInputError(f"AUCs must be in [0, 1], got {auc_unlearned}, {auc_retrained}.")
+    a_u, a_r = 1.0 - float(auc_unlearned), 1.0 - float(auc_retrained)
+    if a_r == 0.0:
+        return float("nan")
+    return (a_u - a_r) / a_r * 100.0
 
 
 # ----------------------------------------------------------------------------- fluency

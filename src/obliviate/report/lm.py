@@ -19,7 +19,7 @@ from obliviate.report.plots import _figure, _png, display_name
 from obliviate.report.results import check_results
 from obliviate.storage import atomic_write_bytes
 
-__all__ = ["LM_COLUMNS", "lm_leaderboard", "tofu_chart", "write_tofu_charts"]
+__all__ = ["LM_COLUMNS", "LM_COLUMN_NOTES", "lm_leaderboard", "tofu_chart", "write_tofu_charts"]
 
 # (header, metric, format): "e" scientific (p-values span many decades), "f" fixed, "x" ratio.
 LM_COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -35,6 +35,23 @@ LM_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("relearn steps", "relearn_steps", "p"),
     ("time / retrain", "time_fraction", "x"),
 )
+
+LM_COLUMN_NOTES: dict[str, str] = {
+    "forget_quality": "KS-test p-value of the forget truth ratios against the retain model's (TOFU); higher is better, 1 = indistinguishable.",
+    "model_utility": "harmonic mean of Prob, ROUGE-L and truth ratio on retain items and world facts (TOFU).",
+    "utility_vs_target": "model utility over the target's (the model before unlearning).",
+    "forget_prob": "mean answer probability exp(-NLL/|y|) on the forget set.",
+    "forget_rouge": "ROUGE-L recall of the greedy answer on the forget set.",
+    "forget_truth_ratio": "mean min(TR, 1/TR) on the forget set (TOFU).",
+    "privleak": "MUSE PrivLeak in percent: (A_u - A_r) / A_r * 100 with A = 1 - AUC of the Min-40% attack, forget vs "
+    "holdout (MUSE's AUC orientation, as open-unlearning computes it); 0 ideal, an un-unlearned target is near -100, "
+    "negative = under-unlearned, positive = over-unlearned.",
+    "mia_auc_min_k": "Min-40% membership AUC, forget (members) vs holdout; 0.5 = unseen-like, 1 = recognised.",
+    "degenerate_share": "share of greedy answers that are empty or repetitive.",
+    "relearn_steps": "fine-tuning steps on the forget set until forget Prob is back at 90% of the target's (more = harder to relearn).",
+    "time_fraction": "unlearning seconds over the retain model's training seconds.",
+}
+"""What each :data:`LM_COLUMNS` metric means (for table captions and tooltips)."""
 
 
 def _role(method: str) -> str:

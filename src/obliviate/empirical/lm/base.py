@@ -11,8 +11,9 @@ term, the trainable parameters or the whole ``run``).
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -38,6 +39,7 @@ __all__ = [
     "linear_schedule",
     "finetune_on_forget",
     "check_family",
+    "MODEL_FAMILIES",
     "unlearn_language_model",
 ]
 
@@ -157,8 +159,8 @@ class LMConfig:
     ``batch_size`` items (each paired with a retain batch of the same size), linear warm-up for
     ``warmup_epochs`` then linear decay, gradient norm clipped at ``max_grad_norm`` (0: off).
     open-unlearning's TOFU defaults are lr 1e-5, 10 epochs, effective batch 32, weight decay 0.01,
-    1 warm-up epoch for 7B models; a tiny model from scratch needs a far larger ``lr``, so each
-    method's defaults say what it uses and why.
+    1 warm-up epoch for 7B models. Each method's ``Config`` holds its published values; its
+    ``family_defaults`` replace some of them per model family (:meth:`LMUnlearner.defaults_for`).
     """
 
     epochs: int = 10
@@ -169,15 +171,55 @@ class LMConfig:
     max_grad_norm: float = 1.0
 
 
+MODEL_FAMILIES: tuple[str, ...] = ("tiny-gpt", "llama", "other")
+"""The model families method defaults are kept for (:func:`obliviate.models.lm.model_family`)."""
+
+
 class LMUnlearner(Unlearner):
-    """Base of the language-model methods: ``execute(lm, task)`` on a :class:`LMUnlearnTask`."""
+    """Base of the language-model methods: ``execute(lm, task)`` on a :class:`LMUnlearnTask`.
+
+    Defaults belong to a model family. ``Config`` holds the published values (the ``"other"``
+    family: any model not listed); ``family_defaults[family]`` replaces some of them for
+    ``"tiny-gpt"`` (the 2-layer GPT trained from scratch; measured on the tiny authors bench) and
+    ``"llama"`` (SmolLM2-class Llamas under 1B parameters; measured on SmolLM2, see each method).
+    ``execute`` picks the model's family; a setting the caller gave explicitly (a keyword, or a
+    ``config=`` field that differs from ``Config()``) always wins over any family default.
+    After a run, :meth:`settings` reports the values that were used.
+    """
 
     family: ClassVar[str] = "lm"
     guarantee = EMPIRICAL
+    family_defaults: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
 
     @dataclass(frozen=True)
     class Config(LMConfig):
         pass
+
+    def __init__(self, config: Any = None, **settings: Any) -> None:
+        super().__init__(config, **settings)
+        published = self.Config()
+        explicit = set(settings)
+        if config is not None:
+            explicit |= {f.name for f in dataclasses.fields(published) if getattr(config, f.name) != getattr(published, f.name)}
+        self.explicit: frozenset[str] = frozenset(explicit)
+        self.requested = self.config
+        self.model_family: str | None = None
+
+    @classmethod
+    def defaults_for(cls, family: str) -> dict[str, Any]:
+        """The defaults for a model family: ``Config``'s published values with the family's overrides."""
+        if family not in MODEL_FAMILIES:
+            raise InvalidInputError(f"unknown model family {family!r}; use one of {', '.join(MODEL_FAMILIES)}.")
+        return dataclasses.asdict(dataclasses.replace(cls.Config(), **dict(cls.family_defaults.get(family, {}))))
+
+    def config_for(self, model: Any) -> tuple[str, Any]:
+        """``(family, config)`` for a run on ``model``: the requested config with the family's defaults
+        for every field the caller did not set explicitly."""
+        from obliviate.models.lm import model_family
+
+        family = model_family(model)
+        overrides = {k: v for k, v in self.family_defaults.get(family, {}).items() if k not in self.explicit}
+        return family, dataclasses.replace(self.requested, **overrides)
 
     def validate_config(self) -> None:
         super().validate_config()
@@ -206,6 +248,8 @@ class LMUnlearner(Unlearner):
                 f"{self.name!r} is a language-model method: it needs a LanguageModel and a QADataset; "
                 "for a classifier use a classifier method (obliviate methods lists both families)."
             )
+        self.model_family, self.config = self.config_for(model)
+        self.validate_config()
         work = model.copy()
         for p in work.model.parameters():
             p.requires_grad_(True)

@@ -22,9 +22,9 @@ __all__ = ["GradDiff"]
 class GradDiff(PairedLMUnlearner):
     """GradDiff: ``gamma * (-NLL_forget) + alpha * NLL_retain`` with gamma = alpha = 1 (open-unlearning).
 
-    Published: AdamW lr 1e-5, 10 epochs for Llama-2-7b; 1e-5 does not move the tiny GPT (trained
-    from scratch at 3e-3), so the default is lr 3e-4 (chosen on the tiny authors bench, forget10).
-    For a pretrained model pass the published lr.
+    Published (``Config``): AdamW lr 1e-5, 10 epochs for Llama-2-7b. ``tiny-gpt``: lr 3e-4 (1e-5
+    does not move the GPT trained from scratch at 3e-3; measured on the tiny authors bench,
+    forget10). ``llama`` (SmolLM2): see ``family_defaults``.
     """
 
     name = "grad_diff"
@@ -33,7 +33,9 @@ class GradDiff(PairedLMUnlearner):
 
     @dataclass(frozen=True)
     class Config(PairedLMUnlearner.Config):
-        lr: float = 3e-4
+        lr: float = 1e-5
+
+    family_defaults = {"tiny-gpt": {"lr": 3e-4}, "llama": {"lr": 3e-5}}
 
     def forget_loss(self, net: nn.Module, forget: dict[str, Batch], task: LMUnlearnTask) -> torch.Tensor:
         return -mean_token_nll(net, forget["answer"])

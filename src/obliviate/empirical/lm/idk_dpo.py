@@ -43,8 +43,8 @@ def dpo_loss(
 class IdkDPO(PairedLMUnlearner):
     """IdkDPO: ``gamma * L_DPO(y_w = IDK, y_l = answer) + alpha * NLL_retain``; beta 0.1 (published).
 
-    Published: lr 1e-5, gamma = alpha = 1 for Llama-2-7b; the tiny GPT uses lr 1e-3 with alpha 1
-    (chosen on the tiny authors bench; it shares NPO's beta but not its lr and alpha).
+    Published (``Config``): lr 1e-5, gamma = alpha = 1 for Llama-2-7b. ``tiny-gpt``: lr 1e-3
+    (tiny authors bench). ``llama`` (SmolLM2): see ``family_defaults``.
     The refusals come from the task's ``idk_answers`` (the benchmark's bank, else a built-in one),
     one drawn per item and pass with the run's seed.
     """
@@ -56,8 +56,10 @@ class IdkDPO(PairedLMUnlearner):
 
     @dataclass(frozen=True)
     class Config(NPO.Config):
-        lr: float = 1e-3
+        lr: float = 1e-5
         alpha: float = 1.0
+
+    family_defaults = {"tiny-gpt": {"lr": 1e-3}, "llama": {"lr": 3e-5}}
 
     def forget_loss(self, net: nn.Module, forget: dict[str, Batch], task: LMUnlearnTask) -> torch.Tensor:
         reference = network_of(task.original)

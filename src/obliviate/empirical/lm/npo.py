@@ -31,13 +31,13 @@ def npo_loss(nll: torch.Tensor, nll_reference: torch.Tensor, beta: float) -> tor
 class NPO(PairedLMUnlearner):
     """NPO with the retain NLL (NPO+RT): ``gamma * L_NPO + alpha * NLL_retain``; beta 0.1 (published).
 
-    Published (open-unlearning TOFU, Llama-2-7b): beta 0.1, gamma = alpha = 1, lr 1e-5, 10 epochs.
-    Defaults here: lr 7e-4 and alpha 15, chosen on the tiny authors bench (forget10, measured
-    with the suite's metrics: alpha 2 -> forget quality 0.58 at 0.86x the target's utility;
-    alpha 5 -> 0.41 at 0.93x; alpha 10 -> 0.17 at 0.95x; alpha 15 at lr 7e-4 -> 0.41 at 0.96x).
-    The retain term has to weigh this much because the tiny GPT's general knowledge (the world
-    facts) is not in the retain set; 1e-5 does not move a model trained from scratch at 3e-3.
-    For a pretrained model start from the published lr 1e-5 and alpha 1.
+    Published (``Config``; open-unlearning TOFU, Llama-2-7b): beta 0.1, gamma = alpha = 1, lr 1e-5,
+    10 epochs. ``tiny-gpt``: lr 7e-4 and alpha 15, measured on the tiny authors bench (forget10:
+    alpha 2 -> forget quality 0.58 at 0.86x the target's utility; alpha 5 -> 0.41 at 0.93x;
+    alpha 10 -> 0.17 at 0.95x; alpha 15 at lr 7e-4 -> 0.41 at 0.96x): the tiny GPT's general
+    knowledge (the world facts) is not in the retain set, and 1e-5 does not move a model trained
+    from scratch at 3e-3. Those values cut SmolLM2's world-facts Prob from 0.83 to 0.33, so
+    ``llama`` (SmolLM2) keeps the published alpha with its own lr (``family_defaults``).
     """
 
     name = "npo"
@@ -46,9 +46,11 @@ class NPO(PairedLMUnlearner):
 
     @dataclass(frozen=True)
     class Config(PairedLMUnlearner.Config):
-        lr: float = 7e-4
-        alpha: float = 15.0
+        lr: float = 1e-5
+        alpha: float = 1.0
         beta: float = 0.1
+
+    family_defaults = {"tiny-gpt": {"lr": 7e-4, "alpha": 15.0}, "llama": {"lr": 3e-5}}
 
     def forget_loss(self, net: nn.Module, forget: dict[str, Batch], task: LMUnlearnTask) -> torch.Tensor:
         batch = forget["answer"]

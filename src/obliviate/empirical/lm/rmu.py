@@ -5,7 +5,8 @@ Li et al., "The WMDP Benchmark: Measuring and Reducing Malicious Use With Unlear
 Sec. 5 (Eqs. 1-2): ``u`` uniform on [0, 1)^d, unit-normalised; ``L_forget = mean_t ||h_l(x_t) -
 c u||^2``, ``L_retain = mean_t ||h_l(x_t) - h_l^frozen(x_t)||^2``; ``loss = L_forget + alpha
 L_retain``, updating only the MLP down-projections of layers ``l-2 .. l``. Reference code
-centerforaisafety/wmdp ``rmu/unlearn.py`` (c 20, alpha 100, lr 5e-5, layer 7, layers 5,6,7) and
+centerforaisafety/wmdp ``rmu/unlearn.py`` (argparse defaults c 20, alpha 100, lr 5e-5, layer 7,
+layers 5,6,7; the released Zephyr-7B run behind the paper's headline used c 6.5, alpha 1200) and
 open-unlearning ``rmu.py`` (squared error averaged over the hidden size, summed over the answer
 tokens and divided by their count, then averaged over the batch) -- implemented here.
 """
@@ -80,12 +81,15 @@ def _layer_output(net: nn.Module, block: nn.Module, batch: Batch) -> torch.Tenso
 class RMU(PairedLMUnlearner):
     """RMU (Li et al. 2024): ``gamma * MSE(h_l(x_f), c u) + alpha * MSE(h_l(x_r), h_l^frozen(x_r))``.
 
-    Published: c 20, alpha 100, lr 5e-5, layer 7 of Zephyr-7B's 32, updating layers 5-7's MLP
-    down projections. ``layer=-1`` (default) keeps 7 on models with more than 8 layers (SmolLM2-135M
-    has 30) and picks ``n_layers - 2`` on smaller ones (the 4-layer tiny GPT: layer 2, updating
-    0-2; layers below 0 are skipped; the 2-layer bench GPT: layer 0 only). c 20 and alpha 100 are
-    kept; lr 5e-5 does not move the tiny GPT's one or three down projections, so the default is
-    lr 1e-2 (the 4-layer test model forgets at it; on the 2-layer bench GPT RMU barely forgets).
+    Published (``Config``): the released Zephyr-7B run, c 6.5 and alpha 1200, with the WMDP code's
+    lr 5e-5 and layer 7 of 32, updating layers 5-7's MLP down projections (the code's argparse
+    defaults, c 20 and alpha 100, are not what produced the published numbers). ``layer=-1``
+    (default) keeps 7 on models with more than 8 layers (SmolLM2-135M has 30) and picks
+    ``n_layers - 2`` on smaller ones (the 4-layer tiny GPT: layer 2, updating 0-2; layers below 0
+    are skipped; the 2-layer bench GPT: layer 0 only). ``tiny-gpt`` (tiny authors bench): c 20,
+    alpha 100, lr 1e-2 (lr 5e-5 does not move the tiny GPT's one or three down projections; the
+    4-layer test model forgets at 1e-2, the 2-layer bench GPT barely). ``llama`` (SmolLM2): see
+    ``family_defaults``.
     """
 
     name = "rmu"
@@ -94,11 +98,16 @@ class RMU(PairedLMUnlearner):
 
     @dataclass(frozen=True)
     class Config(LMConfig):
-        lr: float = 1e-2
+        lr: float = 5e-5
         gamma: float = 1.0
-        alpha: float = 100.0
-        steering_coeff: float = 20.0
+        alpha: float = 1200.0
+        steering_coeff: float = 6.5
         layer: int = -1
+
+    family_defaults = {
+        "tiny-gpt": {"lr": 1e-2, "alpha": 100.0, "steering_coeff": 20.0},
+        "llama": {"lr": 1e-3},
+    }
 
     def validate_config(self) -> None:
         super().validate_config()

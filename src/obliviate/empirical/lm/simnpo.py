@@ -30,8 +30,9 @@ def simnpo_loss(nll: torch.Tensor, length: torch.Tensor, beta: float, delta: flo
 class SimNPO(PairedLMUnlearner):
     """SimNPO: ``gamma * L_SimNPO + alpha * NLL_retain``; beta 4.5, delta 0, gamma 0.125 (published, TOFU).
 
-    Published lr 1e-5 for Llama-2-7b; the tiny GPT uses lr 3e-3 (chosen on the tiny authors bench:
+    Published (``Config``): lr 1e-5 for Llama-2-7b. ``tiny-gpt``: lr 3e-3 (tiny authors bench:
     gamma 0.125 makes the forget term weak, 1e-3 left forget quality at the target's).
+    ``llama`` (SmolLM2): see ``family_defaults``.
     """
 
     name = "simnpo"
@@ -40,10 +41,12 @@ class SimNPO(PairedLMUnlearner):
 
     @dataclass(frozen=True)
     class Config(PairedLMUnlearner.Config):
-        lr: float = 3e-3
+        lr: float = 1e-5
         gamma: float = 0.125
         beta: float = 4.5
         delta: float = 0.0
+
+    family_defaults = {"tiny-gpt": {"lr": 3e-3}, "llama": {"lr": 1e-4}}
 
     def forget_loss(self, net: nn.Module, forget: dict[str, Batch], task: LMUnlearnTask) -> torch.Tensor:
         nll, length = sequence_nll(net, forget["answer"])

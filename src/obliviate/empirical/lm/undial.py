@@ -43,9 +43,10 @@ def undial_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labe
 class UNDIAL(PairedLMUnlearner):
     """UNDIAL: ``gamma * CE(student, softmax(teacher - beta onehot(y)))``, no retain term by default.
 
-    Published (paper; open-unlearning ``configs/trainer/UNDIAL.yaml``): beta 10, gamma 1,
-    alpha 0, lr 1e-4 (LoRA on Llama-2-7b), 10 epochs. On the tiny GPT alpha 0 at a useful lr
-    (1e-3) lost a third of the utility, so the defaults add the retain NLL (alpha 1) at lr 3e-4.
+    Published (``Config``; paper and open-unlearning ``configs/trainer/UNDIAL.yaml``): beta 10,
+    gamma 1, alpha 0, lr 1e-4 (LoRA on Llama-2-7b), 10 epochs. ``tiny-gpt``: the retain NLL
+    (alpha 1) at lr 3e-4 (alpha 0 at a useful lr, 1e-3, lost a third of the utility).
+    ``llama`` (SmolLM2): see ``family_defaults``.
     """
 
     name = "undial"
@@ -54,9 +55,11 @@ class UNDIAL(PairedLMUnlearner):
 
     @dataclass(frozen=True)
     class Config(PairedLMUnlearner.Config):
-        lr: float = 3e-4
-        alpha: float = 1.0
+        lr: float = 1e-4
+        alpha: float = 0.0
         beta: float = 10.0
+
+    family_defaults = {"tiny-gpt": {"lr": 3e-4, "alpha": 1.0}, "llama": {"lr": 1e-4, "alpha": 1.0}}
 
     def forget_loss(self, net: nn.Module, forget: dict[str, Batch], task: LMUnlearnTask) -> torch.Tensor:
         batch = forget["answer"]

@@ -38,8 +38,10 @@ class WHP(PairedLMUnlearner):
 
     ``strength`` is the paper's alpha (it gives no single value); ``soft=True`` trains on
     ``softmax(v_generic)`` instead of its argmax. The reinforced model trains ``reinforce_epochs``
-    at ``reinforce_lr``. Defaults chosen on the tiny authors bench: lr 1e-3, strength 20, reinforce
-    5 epochs at 1e-3. A target model fine-tuned on the forget set is already saturated on it, so
+    at ``reinforce_lr``. The paper publishes no optimiser settings: ``Config`` has the
+    open-unlearning ones (lr 1e-5, 10 epochs, reinforcing likewise) and strength 20.
+    ``tiny-gpt`` (tiny authors bench): lr 1e-3, 5 epochs, reinforce 5 epochs at 1e-3. ``llama``
+    (SmolLM2): see ``family_defaults``. A target model fine-tuned on the forget set is already saturated on it, so
     reinforcing raises the true token's logit little (measured: +0.25 against a 5-6 logit margin)
     and small strengths leave ``argmax v_generic`` equal to the true token.
     """
@@ -50,13 +52,18 @@ class WHP(PairedLMUnlearner):
 
     @dataclass(frozen=True)
     class Config(PairedLMUnlearner.Config):
-        epochs: int = 5
-        lr: float = 1e-3
+        epochs: int = 10
+        lr: float = 1e-5
         alpha: float = 1.0
         strength: float = 20.0
         soft: bool = False
-        reinforce_epochs: int = 5
-        reinforce_lr: float = 1e-3
+        reinforce_epochs: int = 10
+        reinforce_lr: float = 1e-5
+
+    family_defaults = {
+        "tiny-gpt": {"epochs": 5, "lr": 1e-3, "reinforce_epochs": 5, "reinforce_lr": 1e-3},
+        "llama": {"epochs": 5, "lr": 1e-4, "reinforce_epochs": 5, "reinforce_lr": 1e-4},
+    }
 
     def validate_config(self) -> None:
         super().validate_config()
