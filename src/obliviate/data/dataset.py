@@ -124,11 +124,9 @@ class Dataset:
         h.update(str(self.X.shape[1:]).encode())
         h.update(f"classes={self.num_classes}".encode())
         if self.owners is not None:
-            h.update(b"owners")
-            for owner in self.owners[order]:
-                raw = str(owner).encode("utf-8", "surrogatepass")
-                h.update(len(raw).to_bytes(8, "little"))  # length-prefixed: no two owner lists hash alike
-                h.update(raw)
+            names = [str(owner).encode("utf-8", "surrogatepass") for owner in self.owners[order].tolist()]
+            h.update(b"owners")  # each name length-prefixed, so no two owner lists hash alike
+            h.update(b"".join(len(raw).to_bytes(8, "little") + raw for raw in names))
         return h.hexdigest()
 
     @cached_property
