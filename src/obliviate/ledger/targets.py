@@ -128,6 +128,7 @@ class SisaTarget(Target):
             )
         self.backend, self.address = backend, address
         self.ensemble = SISAEnsemble.load(self.folder)
+        self._on_disk: tuple[tuple, tuple[str | None, dict[str, str]]] | None = None
 
     def describe(self) -> dict:
         return {"kind": self.kind, "path": str(self.folder.resolve()), "shards": len(self.ensemble.manifests())}
@@ -170,8 +171,24 @@ class SisaTarget(Target):
         return self.ensemble.model_sha256()
 
     def weights_on_disk(self) -> tuple[str | None, dict[str, str]]:
-        """Every current checkpoint re-read and hashed (:meth:`SISAEnsemble.weights_on_disk`)."""
-        return self.ensemble.weights_on_disk()
+        """Every current checkpoint re-read and hashed (:meth:`SISAEnsemble.weights_on_disk`).
+
+        Verifying many certificates against one target re-reads the folder only when a file in it
+        changed since the last read (its inode, size, mtime or ctime; any write changes the ctime)."""
+        key = self._files_stat()
+        if self._on_disk is None or self._on_disk[0] != key:
+            self._on_disk = (key, self.ensemble.weights_on_disk())
+        return self._on_disk[1]
+
+    def _files_stat(self) -> tuple:
+        out = []
+        for path in sorted(self.folder.rglob("*")):
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            out.append((str(path), st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+        return tuple(out)
 
     def ids_still_present(self, ids: list[int]) -> list[int]:
         present = {int(i) for i in self.ensemble.manifest_ids()}
