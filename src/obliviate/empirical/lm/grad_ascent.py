@@ -37,7 +37,7 @@ class LMGradAscent(PairedLMUnlearner):
         epochs: int = 10
         lr: float = 1e-5
 
-    family_defaults = {"tiny-gpt": {"epochs": 5, "lr": 2e-4}, "llama": {"lr": 2e-5}}
+    family_defaults = {"tiny-gpt": {"epochs": 5, "lr": 2e-4}, "llama": {"lr": 5e-5}}
 
     def forget_loss(self, net: nn.Module, forget: dict[str, Batch], task: LMUnlearnTask) -> torch.Tensor:
         return -mean_token_nll(net, forget["answer"])

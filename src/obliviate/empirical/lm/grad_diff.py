@@ -35,7 +35,7 @@ class GradDiff(PairedLMUnlearner):
     class Config(PairedLMUnlearner.Config):
         lr: float = 1e-5
 
-    family_defaults = {"tiny-gpt": {"lr": 3e-4}, "llama": {"lr": 3e-5}}
+    family_defaults = {"tiny-gpt": {"lr": 3e-4}, "llama": {"lr": 5e-5}}
 
     def forget_loss(self, net: nn.Module, forget: dict[str, Batch], task: LMUnlearnTask) -> torch.Tensor:
         return -mean_token_nll(net, forget["answer"])

@@ -59,7 +59,7 @@ class IdkDPO(PairedLMUnlearner):
         lr: float = 1e-5
         alpha: float = 1.0
 
-    family_defaults = {"tiny-gpt": {"lr": 1e-3}, "llama": {"lr": 3e-5}}
+    family_defaults = {"tiny-gpt": {"lr": 1e-3}, "llama": {"lr": 1e-4}}
 
     def forget_loss(self, net: nn.Module, forget: dict[str, Batch], task: LMUnlearnTask) -> torch.Tensor:
         reference = network_of(task.original)

@@ -50,7 +50,7 @@ class NPO(PairedLMUnlearner):
         alpha: float = 1.0
         beta: float = 0.1
 
-    family_defaults = {"tiny-gpt": {"lr": 7e-4, "alpha": 15.0}, "llama": {"lr": 3e-5}}
+    family_defaults = {"tiny-gpt": {"lr": 7e-4, "alpha": 15.0}, "llama": {"lr": 1e-4}}
 
     def forget_loss(self, net: nn.Module, forget: dict[str, Batch], task: LMUnlearnTask) -> torch.Tensor:
         batch = forget["answer"]
