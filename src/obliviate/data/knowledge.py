@@ -238,7 +238,7 @@ def _questions(facts: list[_Fact], rng: np.random.Generator) -> list[Question]:
 _ELEMENT_TEXTS = (
     ("Tell me about {n}.", "{N} is a chemical element with the symbol {s} and atomic number {z}."),
     ("Describe the element {n}.", "The element {n} has atomic number {z}; chemists write it as {s}."),
-    ("Give a fact about {n}.", "In the periodic table, {n} ({s}) has {z} protons and an atomic mass of about {m}."),
+    ("Give a fact about {n}.", "In the periodic table, {n} ({s}) sits at number {z}, with an atomic mass of about {m}."),
     ("Write a sentence about {n}.", "{s} is the symbol of {n}, element number {z}."),
 )
 _COUNTRY_TEXTS = (

@@ -413,6 +413,77 @@ def _lm_section(index: int, scenario: str, results: Mapping[str, Any], config: M
     )
 
 
+def _kn_cell(value: Any, kind: str) -> str:
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        return "\u2014"
+    return {"%": f"{100 * value:.0f}", "x": f"{value:.2f}\u00d7", "f": f"{value:.1f}"}.get(kind, f"{value:.3f}")
+
+
+def _knowledge_section(index: int, scenario: str, results: Mapping[str, Any], config: Mapping[str, Any]) -> str:
+    """A knowledge scenario: the scope table, the attack table (report.knowledge) and the trade-off plot."""
+    from obliviate.report.knowledge import ATTACK_COLUMNS, SCOPE_COLUMNS, knowledge_board, knowledge_chart
+
+    board = knowledge_board(dict(results), scenario)
+    info = config.get("knowledge") if isinstance(config.get("knowledge"), Mapping) else {}
+
+    def label(e: Mapping[str, Any]) -> str:
+        tag = '<span class="tag original">not unlearned</span>' if e["role"] == "original" else ""
+        if e.get("collapsed"):
+            tag += '<span class="tag collapsed">collapsed</span>'
+        return f'<td class="method"><span class="name">{esc(e["method"])}</span>{tag}</td>'
+
+    scope_head = '<th class="method">Method</th>' + "".join(f"<th>{esc(h)}</th>" for h, _, _ in SCOPE_COLUMNS)
+    scope = "".join(
+        f'<tr class="{esc(e["role"])}">{label(e)}' + "".join(f"<td>{esc(_kn_cell(e.get(k), kind))}</td>" for _, k, kind in SCOPE_COLUMNS)
+        + "</tr>" for e in board
+    )
+    attack_head = '<th class="method">Method</th>' + "".join(f"<th>{esc(h)}</th>" for h, _ in ATTACK_COLUMNS)
+    attack = "".join(
+        f'<tr class="{esc(e["role"])}">{label(e)}' + "".join(f"<td>{esc(_kn_cell(e.get(k), '%'))}</td>" for _, k in ATTACK_COLUMNS)
+        + "</tr>" for e in board
+    )
+    filt = info.get("filter") if isinstance(info.get("filter"), Mapping) else {}
+    filt_rows = "".join(
+        f"<tr><td class=\"method\">{esc(k)}</td><td>{esc(v.get('candidates'))}</td><td>{esc(v.get('kept'))}</td>"
+        f"<td>{esc(v.get('dropped'))}</td><td>{esc(_kn_cell(v.get('accuracy_before_filter'), '%'))}</td></tr>"
+        for k, v in filt.items() if isinstance(v, Mapping)
+    )
+    notes = [n for n in info.get("notes", []) if isinstance(n, str)]
+    notes_html = ("<div class=\"failures\"><strong>Question sets and confidence</strong><ul>"
+                  + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul></div>") if notes else ""
+    setup = info.get("attack_setup") if isinstance(info.get("attack_setup"), Mapping) else {}
+    description = config.get("description") if isinstance(config.get("description"), str) else ""
+    return (
+        f'<section class="scenario" id="scenario-{index}"><h2><span class="kicker">Scenario</span> {esc(scenario)}</h2>'
+        + (f'<p class="desc">{esc(description)}. Model: {esc(config.get("model", "?"))}.</p>' if description else "")
+        + "<h3>Scope: what was forgotten, and what was not</h3>"
+        f'<div class="table-wrap"><table class="board"><thead><tr>{scope_head}</tr></thead><tbody>{scope}</tbody></table></div>'
+        '<p class="note">Multiple-choice accuracy in % (4 choices: chance 25), scored as lm-evaluation-harness does '
+        "(log-likelihood of each choice after the chat prompt); short answer: the greedy answer contains the fact. "
+        "Forget columns: the same facts asked as the canonical question, a paraphrase, in reverse, and as a free answer "
+        "(lower is better). Neighbours: nearby facts that must survive; retain: the retain domains (higher is better). "
+        "Perplexity on held-out English prose no method trains on. A method whose retain accuracy is within 10 points "
+        "of chance is flagged <em>collapsed</em>.</p>"
+        + "<h3>Attacks that undo unlearning</h3>"
+        f'<div class="table-wrap"><table class="board"><thead><tr>{attack_head}</tr></thead><tbody>{attack}</tbody></table></div>'
+        f'<p class="note">Accuracy in % on the held-out forget questions ({esc(setup.get("scored_on", ""))}), the model as '
+        "given (own) and after each attack: relearning on a disjoint slice of the forget corpus, round-to-nearest weight "
+        "quantisation, few-shot forget facts in the prompt, and a logistic-regression probe on hidden states.</p>"
+        + _failures(config, scenario)
+        + _figure_html(
+            knowledge_chart(board, title=scenario), "Forget against retain accuracy, with attacks", scenario,
+            "Each point is a model at (retain accuracy, held-out forget accuracy); each arrow ends at the forget accuracy "
+            "an attack recovers. The goal is the bottom right with short arrows.",
+        )
+        + ("<h3>Question filter (the original model)</h3><p class=\"desc\">Only questions the original answers well above "
+           "chance are scored.</p><div class=\"table-wrap\"><table class=\"board\"><thead><tr><th class=\"method\">set</th>"
+           "<th>candidates</th><th>kept</th><th>dropped</th><th>original accuracy before filter (%)</th></tr></thead>"
+           f"<tbody>{filt_rows}</tbody></table></div>" if filt_rows else "")
+        + notes_html
+        + "</section>"
+    )
+
+
 # ---------------------------------------------------------------- header, guide, configuration
 
 
@@ -546,6 +617,7 @@ td.method .name{font-weight:600}
 padding:1px 7px;border-radius:10px;margin-left:8px;vertical-align:1px}
 .tag.oracle{background:#d6e6f8;color:#0b4f8a}
 .tag.original{background:#e4e7eb;color:#52606d}
+.tag.collapsed{background:#fde2e2;color:#9b1c1c}
 p.note{font-size:12.5px;color:var(--muted);margin:10px 0 0}
 .failures{background:#fff8e6;border:1px solid #f4d99a;border-radius:8px;padding:10px 14px;margin-top:14px;
 font-size:13.5px}
@@ -587,14 +659,18 @@ def render_report(results: Mapping[str, Any]) -> str:
     config = results.get("config") or {}
     versions = results.get("versions") or {}
     scenarios = scenarios_of(rows)
-    lm = is_lm_results(results)
+    from obliviate.report.knowledge import is_knowledge_results
+
+    knowledge = is_knowledge_results(results)
+    lm = is_lm_results(results) or knowledge
     boards = [(s, [] if lm else board_from_rows(rows, s)) for s in scenarios]  # validates every scenario before drawing
     suite = results["suite"]
     meta = [
         ("Suite", suite),
         ("Created", _created(results.get("created"))),
         ("Scenarios", ", ".join(scenarios)),
-        ("Methods", str(len({r.method for r in rows} - {ORACLE, ORIGINAL})) + " + oracle and original"),
+        ("Methods", str(len({r.method for r in rows} - {ORACLE, ORIGINAL}))
+         + (" + the original (no oracle: the model's pretraining cannot be redone)" if knowledge else " + oracle and original")),
         ("Seeds", str(len({r.seed for r in rows if r.seed is not None}))),
         ("Versions", " \u00b7 ".join(f"{k} {v}" for k, v in versions.items()) or "\u2014"),
     ]
@@ -603,22 +679,27 @@ def render_report(results: Mapping[str, Any]) -> str:
         for k, v in meta
     )
     nav = "".join(f'<a href="#scenario-{i}">{esc(s)}</a>' for i, (s, _) in enumerate(boards))
-    nav += '<a href="#how-to-read">How to read this report</a>'
+    if not knowledge:
+        nav += '<a href="#how-to-read">How to read this report</a>'
     if config:
         nav += '<a href="#configuration">Configuration</a>'
     description = config.get("description") if isinstance(config.get("description"), str) else ""
     body = [
         '<header class="top"><div class="eyebrow">obliviate \u00b7 unlearning benchmark report</div>',
-        f"<h1>{esc(suite)}: unlearning methods against the retrained oracle</h1>",
+        f"<h1>{esc(suite)}: " + ("unlearning real knowledge: scope and attacks" if knowledge
+                                 else "unlearning methods against the retrained oracle") + "</h1>",
         f'<p class="lede">{esc(description)}</p>' if description else "",
         f'<dl class="meta">{meta_html}</dl><nav>{nav}</nav></header>',
     ]
     per_example = results.get("per_example") if isinstance(results.get("per_example"), Mapping) else {}
-    if lm:
+    if knowledge:
+        body += [_knowledge_section(i, s, results, config) for i, (s, _) in enumerate(boards)]
+    elif lm:
         body += [_lm_section(i, s, results, config) for i, (s, _) in enumerate(boards)]
     else:
         body += [_section(i, s, board, config, per_example.get(s)) for i, (s, board) in enumerate(boards)]
-    body.append(_guide({r.metric for r in rows}))
+    if not knowledge:  # the guide explains the oracle, which the knowledge suite does not have
+        body.append(_guide({r.metric for r in rows}))
     body.append(_config_section(config))
     version = versions.get("obliviate", "")
     body.append(
