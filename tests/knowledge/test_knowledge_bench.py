@@ -3,22 +3,42 @@
 from __future__ import annotations
 
 import pytest
+from conftest import SMALL_LIMITS
 
-from obliviate.bench.knowledge import ATTACKS, KnowledgeConfig, collapsed, filter_questions, run_knowledge, score_knowledge
+from obliviate.bench.knowledge import (
+    ATTACKS,
+    KnowledgeConfig,
+    collapsed,
+    filter_questions,
+    run_knowledge,
+    score_knowledge,
+)
 from obliviate.bench.results import write_results
 from obliviate.errors import InvalidInputError
 from obliviate.evaluation.knowledge import TooFewQuestionsError
 
-from conftest import SMALL_LIMITS
-
-CONFIG = KnowledgeConfig(limits={**SMALL_LIMITS, "elements": 16}, keep_p=0.0, perplexity_texts=2, relearn_steps=2, shots=2,
-                         group_size=16, answer_tokens=4, forget_probes=("mcq", "paraphrase", "reverse", "short"))
+CONFIG = KnowledgeConfig(
+    limits={**SMALL_LIMITS, "elements": 16},
+    keep_p=0.0,
+    perplexity_texts=2,
+    relearn_steps=2,
+    shots=2,
+    group_size=16,
+    answer_tokens=4,
+    forget_probes=("mcq", "paraphrase", "reverse", "short"),
+)
 
 
 @pytest.fixture(scope="module")
 def doc(kn_lm):
-    return run_knowledge(kn_lm, methods=["grad_diff"], settings={"grad_diff.epochs": 1, "grad_diff.lr": 1e-3},
-                         config=CONFIG, attacks=ATTACKS, show_progress=False)
+    return run_knowledge(
+        kn_lm,
+        methods=["grad_diff"],
+        settings={"grad_diff.epochs": 1, "grad_diff.lr": 1e-3},
+        config=CONFIG,
+        attacks=ATTACKS,
+        show_progress=False,
+    )
 
 
 def _value(doc, method, metric):

@@ -17,7 +17,9 @@ def test_questions_are_well_formed_and_seeded(small_knowledge):
         assert 0 <= q.answer < len(q.choices)
     iron = {q.probe: q for q in bench.questions if q.owner == "elements:lithium"}
     assert iron["mcq"].correct == "Li" and iron["short"].correct == "Li"
-    assert iron["reverse"].question == "Which chemical element has the symbol Li?" and iron["reverse"].correct == "Lithium"
+    assert (
+        iron["reverse"].question == "Which chemical element has the symbol Li?" and iron["reverse"].correct == "Lithium"
+    )
     again = knowledge_benchmark(limit={"elements": 8, "geography": 6, "compounds": 6}, seed=0)
     assert [q.choices for q in again.questions] == [q.choices for q in bench.questions]
     other = knowledge_benchmark(limit={"elements": 8, "geography": 6, "compounds": 6}, seed=1)

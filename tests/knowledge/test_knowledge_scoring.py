@@ -32,7 +32,9 @@ def test_choice_loglikelihoods_match_a_direct_computation_with_and_without_the_s
 
 
 def test_accuracy_follows_the_highest_loglikelihood_and_acc_norm_the_per_byte_one(kn_lm):
-    q = Question("x/mcq", "elements", "elements:x", "mcq", "What is the chemical symbol of lithium?", ("Li", "Be", "B", "He"), 0)
+    q = Question(
+        "x/mcq", "elements", "elements:x", "mcq", "What is the chemical symbol of lithium?", ("Li", "Be", "B", "He"), 0
+    )
     s = kn.score_choices(kn_lm, [q])
     ll = s.loglik[0]
     assert s.acc[0] == float(np.argmax(ll) == 0)

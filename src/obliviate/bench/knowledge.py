@@ -92,7 +92,9 @@ def _ids_by(questions: Sequence[Question]) -> dict[str, Question]:
     return {q.id: q for q in questions}
 
 
-def score_knowledge(lm: LanguageModel, questions: Sequence[Question], *, config: KnowledgeConfig, prefix: str = "") -> dict[str, float]:
+def score_knowledge(
+    lm: LanguageModel, questions: Sequence[Question], *, config: KnowledgeConfig, prefix: str = ""
+) -> dict[str, float]:
     """Per question id: 1.0 if ``lm`` answers it right, else 0.0 (multiple choice by log-likelihood,
     short answers by the greedy answer); ``<id>#p`` holds the correct choice's softmax share and
     ``<id>#norm`` the ``acc_norm`` outcome of a multiple-choice question."""
@@ -112,7 +114,9 @@ def score_knowledge(lm: LanguageModel, questions: Sequence[Question], *, config:
     return out
 
 
-def filter_questions(bench: KnowledgeBenchmark, scores: Mapping[str, float], *, keep_p: float) -> tuple[KnowledgeBenchmark, dict]:
+def filter_questions(
+    bench: KnowledgeBenchmark, scores: Mapping[str, float], *, keep_p: float
+) -> tuple[KnowledgeBenchmark, dict]:
     """Keep the questions the original answers well above chance; return the kept benchmark and
     the counts (kept / dropped, and the original's accuracy before filtering) per role and probe."""
     kept, stats = [], {}
@@ -157,7 +161,9 @@ def _scope(bench: KnowledgeBenchmark, scores: Mapping[str, float]) -> dict[str, 
             values[f"{q_role}_mcq_all_acc_norm"] = _mean([scores[f"{q.id}#norm"] for q in mc])
     values["retain_accuracy"] = _mean([scores[q.id] for q in bench.select(role="retain") if q.multiple_choice])
     if bench.select(role="neighbour"):
-        values["neighbour_accuracy"] = _mean([scores[q.id] for q in bench.select(role="neighbour") if q.multiple_choice])
+        values["neighbour_accuracy"] = _mean(
+            [scores[q.id] for q in bench.select(role="neighbour") if q.multiple_choice]
+        )
     return values
 
 
@@ -173,7 +179,9 @@ def _check_methods(methods: Sequence[str] | None, settings: Mapping[str, Any]) -
         raise InvalidInputError(f"list each method once (and not {ORIGINAL!r}, always present): {chosen}.")
     stray = sorted({k.partition(".")[0] for k in settings} - set(chosen))
     if stray or any("." not in k for k in settings):
-        raise InvalidInputError(f"settings are method.key=value for methods in this run ({', '.join(chosen)}); got {sorted(settings)}.")
+        raise InvalidInputError(
+            f"settings are method.key=value for methods in this run ({', '.join(chosen)}); got {sorted(settings)}."
+        )
     return chosen
 
 
@@ -224,7 +232,9 @@ def run_knowledge(
     config = config or KnowledgeConfig()
     settings = dict(settings or {})
     if model == "tiny":
-        raise InvalidInputError("the knowledge suite needs a pretrained model that knows facts: use --model smollm2 or a model folder.")
+        raise InvalidInputError(
+            "the knowledge suite needs a pretrained model that knows facts: use --model smollm2 or a model folder."
+        )
     chosen = _check_methods(methods, settings)
     unlearners = {m: make_method(m, _method_settings(m, settings)) for m in chosen}  # validates keys first
     attacks = tuple(attacks or ())
@@ -235,18 +245,37 @@ def run_knowledge(
     lm = load_language_model(model)
     scenario = f"forget-{bench.forget_domain}"
     texts = kn.heldout_english(n_texts=config.perplexity_texts, seed=seed)
-    candidates = [q for q in bench.questions if q.probe in (config.forget_probes if bench.role(q) == "forget" else config.retain_probes)
-                  or (bench.role(q) == "neighbour" and q.probe in config.retain_probes)]
+    candidates = [
+        q
+        for q in bench.questions
+        if q.probe in (config.forget_probes if bench.role(q) == "forget" else config.retain_probes)
+        or (bench.role(q) == "neighbour" and q.probe in config.retain_probes)
+    ]
     notes: list[str] = []
-    info: dict[str, Any] = {"sources": SOURCES, "filter": {}, "notes": notes, "attacks": {}, "collapsed": [],
-                            "relearn_owners": list(bench.relearn_owners), "perplexity_source": "pydoc_data.topics (Python stdlib docs)"}
-    results = new_results("knowledge", {
-        "kind": "knowledge",
-        "description": f"unlearn the {bench.forget_domain} domain of real facts (WMDP-style), keep {', '.join(bench.retain_domains)}",
-        "model": lm.name, "methods": chosen, "scenarios": [scenario], "seeds": 1, "config": config.to_dict(),
-        "settings": {m: {k: str(v) for k, v in _method_settings(m, settings).items()} for m in chosen},
-        "failures": [], "knowledge": info,
-    })
+    info: dict[str, Any] = {
+        "sources": SOURCES,
+        "filter": {},
+        "notes": notes,
+        "attacks": {},
+        "collapsed": [],
+        "relearn_owners": list(bench.relearn_owners),
+        "perplexity_source": "pydoc_data.topics (Python stdlib docs)",
+    }
+    results = new_results(
+        "knowledge",
+        {
+            "kind": "knowledge",
+            "description": f"unlearn the {bench.forget_domain} domain of real facts (WMDP-style), keep {', '.join(bench.retain_domains)}",
+            "model": lm.name,
+            "methods": chosen,
+            "scenarios": [scenario],
+            "seeds": 1,
+            "config": config.to_dict(),
+            "settings": {m: {k: str(v) for k, v in _method_settings(m, settings).items()} for m in chosen},
+            "failures": [],
+            "knowledge": info,
+        },
+    )
     total = 2 + len(chosen) * 2 + (len(chosen) + 1) * (1 if attacks else 0)
     progress = new_progress(console=console, disable=not show_progress, transient=False)
     t_start = time.perf_counter()
@@ -262,24 +291,35 @@ def run_knowledge(
         info["filter"] = stats
         for key, entry in stats.items():
             if entry["kept"] == 0:
-                notes.append(f"{key}: the original answers none of {entry['candidates']} questions well above chance; not scored")
+                notes.append(
+                    f"{key}: the original answers none of {entry['candidates']} questions well above chance; not scored"
+                )
         _size_notes(kept, config, notes, strict)
         heldout = kept.select(role="forget", probe="mcq", owners=kept.heldout_owners())
         if not heldout:
-            raise InvalidInputError("no held-out forget question survived the filter; use more subjects (config.limits).")
+            raise InvalidInputError(
+                "no held-out forget question survived the filter; use more subjects (config.limits)."
+            )
         progress.advance(task)
 
         step("original: perplexity")
         base_ppl = kn.heldout_perplexity(lm, texts)
         base_vals = _scope(kept, base_scores)
         corpus = _corpus(kept, config.texts_per_subject)
-        info["corpus"] = {"items": len(corpus), "forget_items": int(sum(o in set(kept.forget_owners) for o in corpus.owners)),
-                          "texts_per_subject": config.texts_per_subject}
+        info["corpus"] = {
+            "items": len(corpus),
+            "forget_items": int(sum(o in set(kept.forget_owners) for o in corpus.owners)),
+            "texts_per_subject": config.texts_per_subject,
+        }
 
-        def record(method: str, model_lm: LanguageModel, scores: Mapping[str, float], ppl: float, seconds: float, steps: int) -> None:
+        def record(
+            method: str, model_lm: LanguageModel, scores: Mapping[str, float], ppl: float, seconds: float, steps: int
+        ) -> None:
             vals = _scope(kept, scores)
             vals["perplexity"] = ppl
-            vals["retain_vs_original"] = vals["retain_accuracy"] / base_vals["retain_accuracy"] if base_vals["retain_accuracy"] else float("nan")
+            vals["retain_vs_original"] = (
+                vals["retain_accuracy"] / base_vals["retain_accuracy"] if base_vals["retain_accuracy"] else float("nan")
+            )
             vals["perplexity_vs_original"] = ppl / base_ppl
             vals["heldout_forget_accuracy"] = _mean([scores[q.id] for q in heldout])
             vals["collapsed"] = float(collapsed(vals["retain_accuracy"]))
@@ -303,16 +343,34 @@ def run_knowledge(
                 scores = score_knowledge(run.model, kept.questions, config=config)
                 ppl = kn.heldout_perplexity(run.model, texts)
             except ObliviateError as exc:
-                results["config"]["failures"].append({"scenario": scenario, "method": name, "seed": seed, "error": str(exc)})
+                results["config"]["failures"].append(
+                    {"scenario": scenario, "method": name, "seed": seed, "error": str(exc)}
+                )
                 progress.advance(task)
             else:
                 seconds = run.cost.seconds if run.cost.seconds > 0 else time.perf_counter() - start
                 record(name, run.model, scores, ppl, seconds, run.cost.gradient_steps)
                 models[name] = run.model
-                results["config"]["settings"][name] = {k: str(v) for k, v in run.config.items()} if isinstance(run.config, Mapping) else results["config"]["settings"][name]
+                results["config"]["settings"][name] = (
+                    {k: str(v) for k, v in run.config.items()}
+                    if isinstance(run.config, Mapping)
+                    else results["config"]["settings"][name]
+                )
             progress.advance(task)
         if attacks:
-            _attack_all(results, scenario, seed, kept, heldout, models, config, attacks, info, step, lambda: progress.advance(task))
+            _attack_all(
+                results,
+                scenario,
+                seed,
+                kept,
+                heldout,
+                models,
+                config,
+                attacks,
+                info,
+                step,
+                lambda: progress.advance(task),
+            )
     info["seconds_total"] = time.perf_counter() - t_start
     return results
 
@@ -329,7 +387,9 @@ def _size_notes(bench: KnowledgeBenchmark, config: KnowledgeConfig, notes: list[
             key = f"{bench.role(q)}/{q.probe}"
             groups[key] = groups.get(key, 0) + 1
     for key, n in sorted(groups.items()):
-        text = kn.check_question_count(n, what=key, margin=config.margin, chance=CHANCE, confidence=config.confidence, strict=strict)
+        text = kn.check_question_count(
+            n, what=key, margin=config.margin, chance=CHANCE, confidence=config.confidence, strict=strict
+        )
         if text:
             notes.append(text)
 
@@ -349,8 +409,12 @@ def _attack_all(results, scenario, seed, bench, heldout, models, config, attacks
     relearn_owners = set(bench.relearn_owners)
     texts = [it.answer for it in bench.corpus if it.owner in relearn_owners]
     examples = bench.relearn_examples()
-    train_groups = [([m.prompt(q.question) + c for c in q.choices], q.answer) for m in [models[ORIGINAL]]
-                    for q in bench.select(role="forget") if q.multiple_choice and q.owner in relearn_owners]
+    train_groups = [
+        ([m.prompt(q.question) + c for c in q.choices], q.answer)
+        for m in [models[ORIGINAL]]
+        for q in bench.select(role="forget")
+        if q.multiple_choice and q.owner in relearn_owners
+    ]
     test_groups = [([models[ORIGINAL].prompt(q.question) + c for c in q.choices], q.answer) for q in heldout]
     for name, model_lm in models.items():
         step(f"{name}: attacks")
@@ -358,24 +422,51 @@ def _attack_all(results, scenario, seed, bench, heldout, models, config, attacks
         for attack in attacks:
             try:
                 if attack == "relearn":
-                    r = atk.relearn_attack(model_lm, texts, score, steps=config.relearn_steps, lr=config.relearn_lr,
-                                           batch_size=config.relearn_batch, seed=seed, chance=CHANCE)
+                    r = atk.relearn_attack(
+                        model_lm,
+                        texts,
+                        score,
+                        steps=config.relearn_steps,
+                        lr=config.relearn_lr,
+                        batch_size=config.relearn_batch,
+                        seed=seed,
+                        chance=CHANCE,
+                    )
                 elif attack.startswith("quantize_"):
-                    r = atk.quantization_attack(model_lm, score, bits=int(attack.split("_")[1][0]), group_size=config.group_size, chance=CHANCE)
+                    r = atk.quantization_attack(
+                        model_lm, score, bits=int(attack.split("_")[1][0]), group_size=config.group_size, chance=CHANCE
+                    )
                 elif attack == "in_context":
-                    r = atk.in_context_attack(model_lm, score_prefix, examples, shots=min(config.shots, len(examples)), seed=seed, chance=CHANCE)
+                    r = atk.in_context_attack(
+                        model_lm,
+                        score_prefix,
+                        examples,
+                        shots=min(config.shots, len(examples)),
+                        seed=seed,
+                        chance=CHANCE,
+                    )
                 else:
                     r = atk.linear_probe_attack(model_lm, train_groups, test_groups, seed=seed)
             except (ObliviateError, ValueError) as exc:
-                results["config"]["failures"].append({"scenario": scenario, "method": name, "seed": seed, "error": f"{attack}: {exc}"})
+                results["config"]["failures"].append(
+                    {"scenario": scenario, "method": name, "seed": seed, "error": f"{attack}: {exc}"}
+                )
                 continue
             add_row(results, scenario, name, seed, f"attack_{attack}", r.after)
             if attack == "linear_probe":
                 add_row(results, scenario, name, seed, "attack_linear_probe_before", r.before)
-            details[attack] = {"before": r.before, "after": r.after, "chance": r.chance,
-                               **{k: v for k, v in r.details.items() if isinstance(v, int | float | str | bool) or v is None}}
+            details[attack] = {
+                "before": r.before,
+                "after": r.after,
+                "chance": r.chance,
+                **{k: v for k, v in r.details.items() if isinstance(v, int | float | str | bool) or v is None},
+            }
         info["attacks"][name] = details
         advance()
-    info["attack_setup"] = {"scored_on": f"{len(heldout)} held-out forget MCQs (owners outside the relearn slice)",
-                            "relearn_texts": len(texts), "in_context_examples": len(examples),
-                            "probe_train_groups": len(train_groups), "probe_test_groups": len(test_groups)}
+    info["attack_setup"] = {
+        "scored_on": f"{len(heldout)} held-out forget MCQs (owners outside the relearn slice)",
+        "relearn_texts": len(texts),
+        "in_context_examples": len(examples),
+        "probe_train_groups": len(train_groups),
+        "probe_test_groups": len(test_groups),
+    }

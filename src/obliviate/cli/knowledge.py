@@ -28,15 +28,31 @@ def print_knowledge_tables(results: dict) -> None:
         out_console.width = max(out_console.width, 160)
     for scenario in results["config"]["scenarios"]:
         board = knowledge_board(results, scenario)
-        table = Table(title=f"knowledge ({results['config'].get('model', '?')}) / {scenario}: scope (accuracy %, chance 25)")
+        table = Table(
+            title=f"knowledge ({results['config'].get('model', '?')}) / {scenario}: scope (accuracy %, chance 25)"
+        )
         table.add_column("method", no_wrap=True)
         for header, _, _ in SCOPE_COLUMNS:
             table.add_column(header, justify="right")
         for e in board:
-            cells = [(f"{e[key]:.2f}" if kind == "x" and e.get(key) is not None else
-                      f"{e[key]:.1f}" if kind == "f" and e.get(key) is not None else _pct(e.get(key))) for _, key, kind in SCOPE_COLUMNS]
-            label = e["method"] + (" (not unlearned)" if e["role"] == "original" else "") + (" COLLAPSED" if e.get("collapsed") else "")
-            table.add_row(label, *cells, style="dim" if e["role"] == "original" else "red" if e.get("collapsed") else None)
+            cells = [
+                (
+                    f"{e[key]:.2f}"
+                    if kind == "x" and e.get(key) is not None
+                    else f"{e[key]:.1f}"
+                    if kind == "f" and e.get(key) is not None
+                    else _pct(e.get(key))
+                )
+                for _, key, kind in SCOPE_COLUMNS
+            ]
+            label = (
+                e["method"]
+                + (" (not unlearned)" if e["role"] == "original" else "")
+                + (" COLLAPSED" if e.get("collapsed") else "")
+            )
+            table.add_row(
+                label, *cells, style="dim" if e["role"] == "original" else "red" if e.get("collapsed") else None
+            )
         out_console.print(table)
         atable = Table(title=f"{scenario}: held-out forget MCQ accuracy % after each attack (own = no attack)")
         atable.add_column("method", no_wrap=True)
@@ -75,8 +91,10 @@ def bench_knowledge(
     config = KnowledgeConfig()
     if scenarios:
         if len(scenarios) != 1 or not str(scenarios[0]).startswith("forget-"):
-            raise InvalidInputError(f"--scenario for the knowledge suite is one forget-<domain>, e.g. forget-elements; got {list(scenarios)}.")
-        domain = str(scenarios[0])[len("forget-"):]
+            raise InvalidInputError(
+                f"--scenario for the knowledge suite is one forget-<domain>, e.g. forget-elements; got {list(scenarios)}."
+            )
+        domain = str(scenarios[0])[len("forget-") :]
         from obliviate.data.knowledge import KNOWN_DOMAINS, UnknownDomainError
 
         if domain not in KNOWN_DOMAINS:
@@ -84,7 +102,9 @@ def bench_knowledge(
         retain = tuple(d for d in KNOWN_DOMAINS if d != domain and (domain == "elements" or d != "compounds"))
         config = KnowledgeConfig(forget=domain, retain=retain)
     if seeds is not None and (isinstance(seeds, bool) or int(seeds) != 1):
-        raise InvalidInputError(f"the knowledge suite runs one seed (it costs the model, not the seeds); got --seeds {seeds}.")
+        raise InvalidInputError(
+            f"the knowledge suite runs one seed (it costs the model, not the seeds); got --seeds {seeds}."
+        )
     label = model if model in ("smollm2",) else Path(model).name or "model"
     out_dir = out or Path("runs") / f"knowledge-{label}"
     out_dir.mkdir(parents=True, exist_ok=True)

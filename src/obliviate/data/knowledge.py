@@ -49,8 +49,10 @@ PROBES: tuple[str, ...] = ("mcq", "paraphrase", "reverse", "short")
 SOURCES: dict[str, dict[str, str]] = {
     "elements": {"package": "periodictable", "licence": "public domain (package metadata: 'License :: Public Domain')"},
     "geography": {"package": "countryinfo", "licence": "MIT (package metadata)"},
-    "compounds": {"package": "obliviate (a list of common formulas, checked with periodictable.formula)",
-                  "licence": "facts; the project's own list"},
+    "compounds": {
+        "package": "obliviate (a list of common formulas, checked with periodictable.formula)",
+        "licence": "facts; the project's own list",
+    },
 }
 
 
@@ -88,20 +90,76 @@ class Question:
 # Well-known elements first (Z 1..30, then the famous heavier ones), so a ``limit`` keeps the best
 # known; the original-model filter drops what the model does not know.
 _ELEMENT_NUMBERS = (
-    *range(1, 31), 47, 79, 78, 80, 82, 92, 50, 53, 35, 36, 54, 86, 88, 94, 74, 55, 56, 38, 33, 34, 37, 42, 48, 51, 52,
-    31, 32, 39, 40, 41, 43, 44, 45, 46, 49,
+    *range(1, 31),
+    47,
+    79,
+    78,
+    80,
+    82,
+    92,
+    50,
+    53,
+    35,
+    36,
+    54,
+    86,
+    88,
+    94,
+    74,
+    55,
+    56,
+    38,
+    33,
+    34,
+    37,
+    42,
+    48,
+    51,
+    52,
+    31,
+    32,
+    39,
+    40,
+    41,
+    43,
+    44,
+    45,
+    46,
+    49,
 )
 
 # (name, formula): everyday and school-chemistry compounds.
 _COMPOUNDS: tuple[tuple[str, str], ...] = (
-    ("water", "H2O"), ("carbon dioxide", "CO2"), ("table salt (sodium chloride)", "NaCl"), ("methane", "CH4"),
-    ("ammonia", "NH3"), ("carbon monoxide", "CO"), ("hydrogen peroxide", "H2O2"), ("ozone", "O3"),
-    ("sulfuric acid", "H2SO4"), ("hydrochloric acid", "HCl"), ("nitric acid", "HNO3"), ("glucose", "C6H12O6"),
-    ("ethanol", "C2H5OH"), ("baking soda (sodium bicarbonate)", "NaHCO3"), ("calcium carbonate", "CaCO3"),
-    ("sodium hydroxide", "NaOH"), ("propane", "C3H8"), ("nitrous oxide", "N2O"), ("sulfur dioxide", "SO2"),
-    ("potassium chloride", "KCl"), ("magnesium oxide", "MgO"), ("silicon dioxide", "SiO2"), ("benzene", "C6H6"),
-    ("ethane", "C2H6"), ("nitrogen dioxide", "NO2"), ("calcium oxide", "CaO"), ("iron(III) oxide", "Fe2O3"),
-    ("copper(II) sulfate", "CuSO4"), ("silver nitrate", "AgNO3"), ("potassium permanganate", "KMnO4"),
+    ("water", "H2O"),
+    ("carbon dioxide", "CO2"),
+    ("table salt (sodium chloride)", "NaCl"),
+    ("methane", "CH4"),
+    ("ammonia", "NH3"),
+    ("carbon monoxide", "CO"),
+    ("hydrogen peroxide", "H2O2"),
+    ("ozone", "O3"),
+    ("sulfuric acid", "H2SO4"),
+    ("hydrochloric acid", "HCl"),
+    ("nitric acid", "HNO3"),
+    ("glucose", "C6H12O6"),
+    ("ethanol", "C2H5OH"),
+    ("baking soda (sodium bicarbonate)", "NaHCO3"),
+    ("calcium carbonate", "CaCO3"),
+    ("sodium hydroxide", "NaOH"),
+    ("propane", "C3H8"),
+    ("nitrous oxide", "N2O"),
+    ("sulfur dioxide", "SO2"),
+    ("potassium chloride", "KCl"),
+    ("magnesium oxide", "MgO"),
+    ("silicon dioxide", "SiO2"),
+    ("benzene", "C6H6"),
+    ("ethane", "C2H6"),
+    ("nitrogen dioxide", "NO2"),
+    ("calcium oxide", "CaO"),
+    ("iron(III) oxide", "Fe2O3"),
+    ("copper(II) sulfate", "CuSO4"),
+    ("silver nitrate", "AgNO3"),
+    ("potassium permanganate", "KMnO4"),
 )
 
 _REGIONS = {"Africa": "Africa", "Americas": "the Americas", "Asia": "Asia", "Europe": "Europe", "Oceania": "Oceania"}
@@ -127,7 +185,9 @@ def _elements(limit: int | None) -> list[_Fact]:
     facts = []
     for z in _ELEMENT_NUMBERS[:limit]:
         el = periodictable.elements[z]
-        facts.append(_Fact("elements", el.name, (("symbol", el.symbol), ("number", str(z)), ("mass", f"{el.mass:.4g}"))))
+        facts.append(
+            _Fact("elements", el.name, (("symbol", el.symbol), ("number", str(z)), ("mass", f"{el.mass:.4g}")))
+        )
     return facts
 
 
@@ -175,7 +235,9 @@ def _mcq(rng: np.random.Generator, true: str, pool: Sequence[str]) -> tuple[tupl
     """``N_CHOICES`` choices: ``true`` and distinct distractors from ``pool``, in a seeded order."""
     others = sorted(set(pool) - {true})
     if len(others) < N_CHOICES - 1:
-        raise InvalidInputError(f"cannot draw {N_CHOICES - 1} distractors for {true!r}: only {len(others)} other values.")
+        raise InvalidInputError(
+            f"cannot draw {N_CHOICES - 1} distractors for {true!r}: only {len(others)} other values."
+        )
     picks = [others[i] for i in rng.choice(len(others), size=N_CHOICES - 1, replace=False)]
     order = rng.permutation(N_CHOICES)
     choices = [true, *picks]
@@ -238,7 +300,10 @@ def _questions(facts: list[_Fact], rng: np.random.Generator) -> list[Question]:
 _ELEMENT_TEXTS = (
     ("Tell me about {n}.", "{N} is a chemical element with the symbol {s} and atomic number {z}."),
     ("Describe the element {n}.", "The element {n} has atomic number {z}; chemists write it as {s}."),
-    ("Give a fact about {n}.", "In the periodic table, {n} ({s}) sits at number {z}, with an atomic mass of about {m}."),
+    (
+        "Give a fact about {n}.",
+        "In the periodic table, {n} ({s}) sits at number {z}, with an atomic mass of about {m}.",
+    ),
     ("Write a sentence about {n}.", "{s} is the symbol of {n}, element number {z}."),
 )
 _COUNTRY_TEXTS = (
@@ -255,8 +320,13 @@ _COMPOUND_TEXTS = (
 
 def _corpus_texts(fact: _Fact) -> list[tuple[str, str]]:
     if fact.domain == "elements":
-        kw = {"n": fact.subject, "N": fact.subject.capitalize(), "s": fact.get("symbol"), "z": fact.get("number"),
-              "m": fact.get("mass")}
+        kw = {
+            "n": fact.subject,
+            "N": fact.subject.capitalize(),
+            "s": fact.get("symbol"),
+            "z": fact.get("number"),
+            "m": fact.get("mass"),
+        }
         templates = _ELEMENT_TEXTS
     elif fact.domain == "geography":
         kw = {"n": fact.subject, "c": fact.get("capital"), "r": fact.get("region")}
@@ -297,11 +367,15 @@ class KnowledgeBenchmark:
             return "forget"
         return "neighbour" if q.domain == self.neighbour_domain else "retain"
 
-    def select(self, *, role: str | None = None, probe: str | None = None, owners: Sequence[str] | None = None) -> list[Question]:
+    def select(
+        self, *, role: str | None = None, probe: str | None = None, owners: Sequence[str] | None = None
+    ) -> list[Question]:
         chosen = set(owners) if owners is not None else None
         return [
-            q for q in self.questions
-            if (role is None or self.role(q) == role) and (probe is None or q.probe == probe)
+            q
+            for q in self.questions
+            if (role is None or self.role(q) == role)
+            and (probe is None or q.probe == probe)
             and (chosen is None or q.owner in chosen)
         ]
 
@@ -350,28 +424,40 @@ def knowledge_benchmark(
     forget = _check_domain(forget)
     retain = tuple(_check_domain(d) for d in ([retain] if isinstance(retain, str) else retain))
     if not retain:
-        raise InvalidInputError(f"name at least one retain domain besides {forget!r}: one of {', '.join(KNOWN_DOMAINS)}.")
+        raise InvalidInputError(
+            f"name at least one retain domain besides {forget!r}: one of {', '.join(KNOWN_DOMAINS)}."
+        )
     if forget in retain or len(set(retain)) != len(retain):
         raise InvalidInputError(f"the forget domain {forget!r} and the retain domains {list(retain)} must all differ.")
     limits = dict(limit) if isinstance(limit, Mapping) else {d: limit for d in (forget, *retain)}
     for d, n in limits.items():
         _check_domain(d)
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < N_CHOICES):
-            raise InvalidInputError(f"limit must be None or an integer >= {N_CHOICES} (subjects per domain), got {n!r} for {d!r}.")
+            raise InvalidInputError(
+                f"limit must be None or an integer >= {N_CHOICES} (subjects per domain), got {n!r} for {d!r}."
+            )
     if not 0.0 < float(relearn_fraction) < 1.0:
         raise InvalidInputError(f"relearn_fraction must be in (0, 1), got {relearn_fraction}.")
     rng = np.random.default_rng(int(seed))
     facts = {d: _LOADERS[d](limits.get(d)) for d in (forget, *retain)}
     questions: list[Question] = []
     items: list[QAItem] = []
-    for domain, domain_facts in facts.items():
+    for domain_facts in facts.values():
         questions += _questions(domain_facts, rng)
         for fact in domain_facts:
             texts = _corpus_texts(fact)
             for k, (prompt, text) in enumerate(texts):
                 other = texts[(k + 1) % len(texts)][1]
-                items.append(QAItem(id=len(items), owner=fact.owner, question=prompt, answer=text,
-                                    paraphrased_answer=other, perturbed_answers=(other,)))
+                items.append(
+                    QAItem(
+                        id=len(items),
+                        owner=fact.owner,
+                        question=prompt,
+                        answer=text,
+                        paraphrased_answer=other,
+                        perturbed_answers=(other,),
+                    )
+                )
     forget_owners = tuple(f.owner for f in facts[forget])
     n_relearn = max(1, int(round(relearn_fraction * len(forget_owners))))
     relearn = tuple(sorted(forget_owners[i] for i in rng.choice(len(forget_owners), size=n_relearn, replace=False)))

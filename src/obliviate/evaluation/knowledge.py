@@ -170,7 +170,9 @@ def score_choices(
     if not questions:
         raise InvalidInputError("score_choices needs at least one question.")
     contexts = [lm.prompt(prefix + q.question) for q in questions]
-    ll = choice_loglikelihoods(lm, contexts, [q.choices for q in questions], batch_size=batch_size, share_prefix=share_prefix)
+    ll = choice_loglikelihoods(
+        lm, contexts, [q.choices for q in questions], batch_size=batch_size, share_prefix=share_prefix
+    )
     acc, acc_norm, p = [], [], []
     for q, v in zip(questions, ll):
         nbytes = np.array([max(1, len(c.encode("utf-8"))) for c in q.choices], dtype=np.float64)
@@ -219,15 +221,19 @@ def questions_needed(*, margin: float, chance: float, confidence: float = 0.95) 
     return int(math.ceil(z * z * chance * (1 - chance) / (margin * margin)))
 
 
-def check_question_count(n: int, *, what: str, margin: float, chance: float, confidence: float = 0.95, strict: bool = True) -> str | None:
+def check_question_count(
+    n: int, *, what: str, margin: float, chance: float, confidence: float = 0.95, strict: bool = True
+) -> str | None:
     """None when ``n`` questions resolve ``margin`` at ``confidence``; else the reason, raised as
     :class:`TooFewQuestionsError` when ``strict``."""
     need = questions_needed(margin=margin, chance=chance, confidence=confidence)
     if n >= need:
         return None
     half = _z(confidence) * math.sqrt(chance * (1 - chance) / max(n, 1))
-    text = (f"{what}: {n} questions give a {confidence:.0%} interval of about \u00b1{100 * half:.0f} points near chance "
-            f"({chance:.2f}), too wide to resolve \u00b1{100 * margin:.0f} points; that needs {need} questions")
+    text = (
+        f"{what}: {n} questions give a {confidence:.0%} interval of about \u00b1{100 * half:.0f} points near chance "
+        f"({chance:.2f}), too wide to resolve \u00b1{100 * margin:.0f} points; that needs {need} questions"
+    )
     if strict:
         raise TooFewQuestionsError(text + " (use more subjects, or state a wider margin).")
     return text

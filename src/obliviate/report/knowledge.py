@@ -20,7 +20,14 @@ from obliviate.report.plots import _figure, _png
 from obliviate.report.results import check_results
 from obliviate.storage import atomic_write_bytes
 
-__all__ = ["SCOPE_COLUMNS", "ATTACK_COLUMNS", "knowledge_board", "knowledge_chart", "write_knowledge_chart", "is_knowledge_results"]
+__all__ = [
+    "SCOPE_COLUMNS",
+    "ATTACK_COLUMNS",
+    "knowledge_board",
+    "knowledge_chart",
+    "write_knowledge_chart",
+    "is_knowledge_results",
+]
 
 # (header, metric, kind): "%" accuracy shown x100, "x" ratio, "f" plain number
 SCOPE_COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -52,7 +59,9 @@ _ARROWS = {  # attack metric -> (label, Okabe-Ito colour)
 
 
 def is_knowledge_results(results: Any) -> bool:
-    return isinstance(results, dict) and (results.get("suite") == "knowledge" or (results.get("config") or {}).get("kind") == "knowledge")
+    return isinstance(results, dict) and (
+        results.get("suite") == "knowledge" or (results.get("config") or {}).get("kind") == "knowledge"
+    )
 
 
 def knowledge_board(results: dict, scenario: str) -> list[dict[str, Any]]:
@@ -90,8 +99,15 @@ def knowledge_chart(board: list[dict[str, Any]], *, title: str = "", chance: flo
         ax.text(0.01, chance, " chance", va="bottom", fontsize=7.5, color="#7b8794", transform=ax.get_yaxis_transform())
         if original is not None:
             ax.axvline(0.95 * original["retain_accuracy"], color="#9aa5b1", linestyle=":", linewidth=0.8)
-            ax.text(0.95 * original["retain_accuracy"], 1.02, "0.95\u00d7 original retain", fontsize=7, color="#7b8794",
-                    ha="center", va="bottom")
+            ax.text(
+                0.95 * original["retain_accuracy"],
+                1.02,
+                "0.95\u00d7 original retain",
+                fontsize=7,
+                color="#7b8794",
+                ha="center",
+                va="bottom",
+            )
         used: dict[str, str] = {}
         for e in points:
             x, y = e["retain_accuracy"], e["heldout_forget_accuracy"]
@@ -99,19 +115,46 @@ def knowledge_chart(board: list[dict[str, Any]], *, title: str = "", chance: flo
             for i, key in enumerate(keys):
                 label, colour = _ARROWS[key]
                 dx = (i - (len(keys) - 1) / 2) * 0.008
-                ax.annotate("", xy=(x + dx, e[key]), xytext=(x + dx, y),
-                            arrowprops={"arrowstyle": "-|>", "color": colour, "lw": 1.1, "alpha": 0.85, "shrinkA": 0, "shrinkB": 0})
+                ax.annotate(
+                    "",
+                    xy=(x + dx, e[key]),
+                    xytext=(x + dx, y),
+                    arrowprops={
+                        "arrowstyle": "-|>",
+                        "color": colour,
+                        "lw": 1.1,
+                        "alpha": 0.85,
+                        "shrinkA": 0,
+                        "shrinkB": 0,
+                    },
+                )
                 used[label] = colour
-            marker, colour = ("s", "#52606d") if e["role"] == "original" else ("X", "#c81e1e") if e["collapsed"] else ("o", "#1f2933")
+            marker, colour = (
+                ("s", "#52606d")
+                if e["role"] == "original"
+                else ("X", "#c81e1e")
+                if e["collapsed"]
+                else ("o", "#1f2933")
+            )
             ax.scatter([x], [y], marker=marker, s=48, color=colour, zorder=4)
-            name = e["method"] + (" (not unlearned)" if e["role"] == "original" else "") + (" \u2014 collapsed" if e["collapsed"] else "")
+            name = (
+                e["method"]
+                + (" (not unlearned)" if e["role"] == "original" else "")
+                + (" \u2014 collapsed" if e["collapsed"] else "")
+            )
             ax.annotate(name, (x, y), textcoords="offset points", xytext=(6, -10), fontsize=8, zorder=5)
         from matplotlib.lines import Line2D
 
         handles = [Line2D([0], [0], color=c, lw=1.5, marker=">", markersize=5, label=lbl) for lbl, c in used.items()]
         if handles:
-            ax.legend(handles=handles, title="attack (arrow: unlearned \u2192 attacked)", loc="upper left", fontsize=7.5,
-                      title_fontsize=7.5, frameon=False)
+            ax.legend(
+                handles=handles,
+                title="attack (arrow: unlearned \u2192 attacked)",
+                loc="upper left",
+                fontsize=7.5,
+                title_fontsize=7.5,
+                frameon=False,
+            )
         ax.set_xlim(-0.02, 1.05)
         ax.set_ylim(-0.02, 1.08)
         ax.set_xlabel("retain-domain MCQ accuracy (higher is better)")
