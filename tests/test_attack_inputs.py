@@ -376,3 +376,16 @@ def test_python_dash_m_obliviate_is_the_console_script(tmp_path):
         timeout=300,
     )
     one_line_error(out, "epochs and batch_size must be >= 1")
+
+
+def test_ledger_model_target_refuses_a_symlinked_model_file(tmp_path):
+    """``apply --model`` on a link is refused when the target is built, before any request changes."""
+    from obliviate.ledger import ModelTarget
+
+    real = tmp_path / "real.safetensors"
+    real.write_bytes(b"not read")
+    link = tmp_path / "model.safetensors"
+    link.symlink_to(real)
+    with pytest.raises(InvalidInputError, match="symbolic link"):
+        ModelTarget(link)
+    assert real.read_bytes() == b"not read"

@@ -210,7 +210,10 @@ class ModelTarget(Target):
         from obliviate.storage import load_model, read_metadata
         from obliviate.unlearning import make_method
 
+        from obliviate.storage import check_regular_target
+
         self.path = Path(path)
+        check_regular_target(self.path, what="--model")  # a symlink or device is refused before any request changes
         if not self.path.is_file():
             raise InvalidInputError(
                 f"--model {self.path} does not exist; train one with `obliviate train --out {self.path}`."
