@@ -45,11 +45,14 @@ CHANCE = 1.0 / N_CHOICES
 COLLAPSE_MARGIN = 0.10  # retain accuracy within this of chance = the model collapsed
 
 SUITE_SETTINGS: dict[str, dict[str, Any]] = {
-    # The suite's own settings (on top of each method's model-family defaults). Every method sees
-    # the forget corpus ``epochs`` times; 2 passes keep the CPU suite inside its time limit.
+    # The suite's own settings, on top of each method's model-family defaults. Every method sees the
+    # forget corpus for 2 epochs (about 20 steps at batch 8) so the CPU suite fits its time limit;
+    # with that few steps the family lr of GradDiff and NPO (3e-5, set for 10-epoch runs) barely
+    # moves SmolLM2, so they take 1e-4 with a half-epoch warm-up. RMU, task vectors and WHP keep
+    # their family lr.
     "rmu": {"epochs": 2},
-    "npo": {"epochs": 2},
-    "grad_diff": {"epochs": 2},
+    "npo": {"epochs": 2, "lr": 1e-4, "warmup_epochs": 0.5},
+    "grad_diff": {"epochs": 2, "lr": 1e-4, "warmup_epochs": 0.5},
     "task_vector": {"epochs": 2},
     "whp": {"epochs": 2, "reinforce_epochs": 2},
 }
@@ -282,7 +285,15 @@ def run_knowledge(
     with progress:
         task = progress.add_task(f"knowledge / {lm.name}", total=total)
 
+        timings: dict[str, float] = {}
+        info["stage_seconds"] = timings
+        last = {"name": "", "t": time.perf_counter()}
+
         def step(text: str) -> None:
+            now = time.perf_counter()
+            if last["name"]:
+                timings[last["name"]] = round(timings.get(last["name"], 0.0) + now - last["t"], 1)
+            last["name"], last["t"] = text, now
             progress.update(task, description=text)
 
         step("original: scoring every candidate question")
@@ -371,6 +382,7 @@ def run_knowledge(
                 step,
                 lambda: progress.advance(task),
             )
+        step("done")
     info["seconds_total"] = time.perf_counter() - t_start
     return results
 
@@ -398,13 +410,20 @@ def _attack_all(results, scenario, seed, bench, heldout, models, config, attacks
     """Every attack on every model; rows ``attack_<name>`` (after) and details in config["knowledge"]["attacks"]."""
     from obliviate.evaluation import attacks as atk
 
-    def score(model_lm: LanguageModel) -> float:
-        s = kn.score_choices(model_lm, heldout, batch_size=config.batch_size)
-        return float(s.acc.mean())
+    memo: dict[tuple[int, str], tuple[Any, float]] = {}  # the models as given are scored once, not once per attack
 
     def score_prefix(model_lm: LanguageModel, prefix: str) -> float:
-        s = kn.score_choices(model_lm, heldout, prefix=prefix, batch_size=config.batch_size)
-        return float(s.acc.mean())
+        key = (id(model_lm.model), prefix)
+        hit = memo.get(key)
+        if hit is not None and hit[0] is model_lm.model:  # the module is held, so its id cannot be reused
+            return hit[1]
+        value = float(kn.score_choices(model_lm, heldout, prefix=prefix, batch_size=config.batch_size).acc.mean())
+        if any(model_lm is m for m in models.values()):
+            memo[key] = (model_lm.model, value)
+        return value
+
+    def score(model_lm: LanguageModel) -> float:
+        return score_prefix(model_lm, "")
 
     relearn_owners = set(bench.relearn_owners)
     texts = [it.answer for it in bench.corpus if it.owner in relearn_owners]
