@@ -24,6 +24,7 @@ against model utility) to benchmarks/plots/lm_authors_<model>_<split>.png.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -110,6 +111,10 @@ def main() -> None:
     parser.add_argument("--authors", type=int, default=None,
                         help="a smaller benchmark: this many authors (with --qa); default: the runner's for the model")
     parser.add_argument("--qa", type=int, default=4, help="QA pairs per author with --authors (default 4)")
+    parser.add_argument("--retain-eval", type=int, default=RETAIN_EVAL_ITEMS,
+                        help=f"retain items scored for model utility (default {RETAIN_EVAL_ITEMS}; TOFU: 400)")
+    parser.add_argument("--world-facts", type=int, default=None,
+                        help="score model utility on the first N world facts only (default: all)")
     parser.add_argument("--cache", default=None, help="model cache folder (default: $OBLIVIATE_CACHE)")
     parser.add_argument("--results", default=None,
                         help="markdown file the block goes into (default: benchmarks/RESULTS.md)")
@@ -123,6 +128,11 @@ def main() -> None:
     benchmark = None
     if args.authors is not None:
         benchmark = fictitious_authors(n_authors=args.authors, qa_per_author=args.qa, n_holdout=max(2, args.authors // 10))
+    if args.world_facts is not None:
+        if benchmark is None:
+            raise SystemExit("--world-facts needs --authors (a benchmark built here)")
+        facts = benchmark.utility
+        benchmark = dataclasses.replace(benchmark, utility=facts.subset(facts.ids[: args.world_facts], name=f"{facts.name}[:{args.world_facts}]"))
     start = time.perf_counter()
     try:
         results = run_authors(
@@ -133,6 +143,7 @@ def main() -> None:
             cache=args.cache or True,
             show_progress=True,
             benchmark=benchmark,
+            retain_eval_items=args.retain_eval,
         )
     except ObliviateError as exc:  # e.g. SmolLM2 not installed: say so in the block instead of old numbers
         note = f"### Language-model unlearning, fictitious authors, {args.model}\n\n`{' '.join(sys.argv)}`: not run here: {exc}\n"
@@ -152,6 +163,10 @@ def main() -> None:
         command += " --no-relearn"
     if args.authors is not None:
         command += f" --authors {args.authors} --qa {args.qa}"
+    if args.retain_eval != RETAIN_EVAL_ITEMS:
+        command += f" --retain-eval {args.retain_eval}"
+    if args.world_facts is not None:
+        command += f" --world-facts {args.world_facts}"
     config = results["config"]
     bench = config["benchmark"]
     lines = [
@@ -162,7 +177,7 @@ def main() -> None:
         f"holdout authors, {bench['utility_items']} world facts; target recipe {config['recipe']}). Every method runs "
         "with its default settings (`obliviate methods`). Forget quality: KS p-value of the forget truth ratios "
         "against the retain model's (TOFU); model utility: harmonic mean of Prob, ROUGE-L and truth ratio on "
-        f"{RETAIN_EVAL_ITEMS} retain items and the world facts; privleak: MUSE's `(A_u - A_r) / A_r * 100` with "
+        f"{config.get('retain_eval_items', RETAIN_EVAL_ITEMS)} retain items and the world facts; privleak: MUSE's `(A_u - A_r) / A_r * 100` with "
         "`A = 1 - AUC` of the Min-40% attack (forget vs holdout), as open-unlearning computes it (0 ideal, an "
         "un-unlearned target near -100, negative = under-unlearned); time / retrain: unlearning seconds over the retain "
         "model's training seconds.",

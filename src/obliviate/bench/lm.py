@@ -208,6 +208,7 @@ def run_authors(
     relearn: bool = True,
     cache: bool | str | Path = True,
     console: Console | None = None,
+    retain_eval_items: int = RETAIN_EVAL_ITEMS,
 ) -> dict[str, Any]:
     """Benchmark LM unlearning methods on the fictitious authors; returns the results document.
 
@@ -223,7 +224,8 @@ def run_authors(
     ``forget_rouge``, ``forget_truth_ratio``, retain/utility Prob, ROUGE and truth ratio,
     ``mia_auc_{loss,zlib,min_k,min_k_plus_plus}``, ``privleak``, ``perplexity``,
     ``degenerate_share``, ``relearn_steps``, ``seconds``, ``gradient_steps`` and ``time_fraction``
-    (seconds over the retain model's training seconds).
+    (seconds over the retain model's training seconds). Model utility's retain part is scored on a
+    seeded sample of ``retain_eval_items`` retain items (TOFU: 400; default 120).
     """
     from obliviate.unlearning import make_method, unlearn
 
@@ -236,6 +238,8 @@ def run_authors(
         if splits_note:
             console.print(f"[yellow]splits:[/] {splits_note}.")
     chosen, splits, seeds, settings = _check_options(methods, splits, seeds, settings, benchmark)
+    if isinstance(retain_eval_items, bool) or not isinstance(retain_eval_items, int) or retain_eval_items < 2:
+        raise InvalidInputError(f"retain_eval_items must be an integer >= 2, got {retain_eval_items!r}.")
     unlearners = {m: make_method(m, _settings_for(m, settings)) for m in chosen}  # validates names and keys first
     base = base_model(model, benchmark)
     recipe = recipe or recipe_for(base)
@@ -252,6 +256,7 @@ def run_authors(
             "seeds": seeds,
             "settings": {k: str(v) for k, v in settings.items()},
             "splits_note": splits_note,
+            "retain_eval_items": retain_eval_items,
             "model_family": model_family(base),
             "method_settings": {},
             "failures": [],
@@ -270,15 +275,15 @@ def run_authors(
             target_run = target_model(base, benchmark, recipe=recipe.with_seed(seed), cache=cache)
             progress.advance(task)
             for split in splits:
-                _run_split(results, benchmark, base, target_run, split, seed, recipe, unlearners, relearn, cache,
+                _run_split(results, benchmark, base, target_run, split, seed, recipe, unlearners, relearn, cache, retain_eval_items,
                            step, lambda: progress.advance(task), unlearn)
     return results
 
 
-def _run_split(results, bench, base, target_run, split, seed, recipe, unlearners, relearn, cache, step, advance, unlearn):
+def _run_split(results, bench, base, target_run, split, seed, recipe, unlearners, relearn, cache, n_eval, step, advance, unlearn):
     forget, retain = bench.forget(split), bench.retain(split)
     rng = np.random.default_rng(seed)
-    sample = np.sort(rng.choice(retain.ids, size=min(RETAIN_EVAL_ITEMS, len(retain)), replace=False))
+    sample = np.sort(rng.choice(retain.ids, size=min(n_eval, len(retain)), replace=False))
     retain_eval = retain.subset(sample, name=f"{retain.name}/eval")
     step(f"{split} seed {seed}: training the retain model")
     retain_run = retain_model(base, bench, split, recipe=recipe.with_seed(seed), cache=cache)
