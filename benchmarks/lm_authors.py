@@ -116,13 +116,15 @@ def main() -> None:
     parser.add_argument("--world-facts", type=int, default=None,
                         help="score model utility on the first N world facts only (default: all)")
     parser.add_argument("--cache", default=None, help="model cache folder (default: $OBLIVIATE_CACHE)")
+    parser.add_argument("--tag", default=None,
+                        help="name for the block, JSON and plots (default: the model's; e.g. to run methods in parallel)")
     parser.add_argument("--results", default=None,
                         help="markdown file the block goes into (default: benchmarks/RESULTS.md)")
     args = parser.parse_args()
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     methods = args.methods.split(",") if args.methods else lm_methods()
     splits = args.splits.split(",") if args.splits else None
-    tag = "tiny" if args.model == "tiny" else Path(args.model).name.replace("_", "-")
+    tag = args.tag or ("tiny" if args.model == "tiny" else Path(args.model).name.replace("_", "-"))
     out_file = {"path": Path(args.results)} if args.results else {}
 
     benchmark = None
