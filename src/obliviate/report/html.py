@@ -686,7 +686,7 @@ def render_report(results: Mapping[str, Any]) -> str:
     description = config.get("description") if isinstance(config.get("description"), str) else ""
     body = [
         '<header class="top"><div class="eyebrow">obliviate \u00b7 unlearning benchmark report</div>',
-        f"<h1>{esc(suite)}: " + ("unlearning real knowledge: scope and attacks" if knowledge
+        f"<h1>{esc(suite)}: " + ("what unlearning removed, what it kept, and what comes back" if knowledge
                                  else "unlearning methods against the retrained oracle") + "</h1>",
         f'<p class="lede">{esc(description)}</p>' if description else "",
         f'<dl class="meta">{meta_html}</dl><nav>{nav}</nav></header>',
@@ -700,6 +700,10 @@ def render_report(results: Mapping[str, Any]) -> str:
         body += [_section(i, s, board, config, per_example.get(s)) for i, (s, board) in enumerate(boards)]
     if not knowledge:  # the guide explains the oracle, which the knowledge suite does not have
         body.append(_guide({r.metric for r in rows}))
+    if knowledge:  # its filter, notes and attacks are in the scenario section; the rest stays here
+        extra = config.get("knowledge") if isinstance(config.get("knowledge"), Mapping) else {}
+        shown = ("sources", "perplexity_source", "corpus", "relearn_owners", "attack_setup", "stage_seconds", "seconds_total")
+        config = {**{k: v for k, v in config.items() if k != "knowledge"}, **{k: extra[k] for k in shown if k in extra}}
     body.append(_config_section(config))
     version = versions.get("obliviate", "")
     body.append(

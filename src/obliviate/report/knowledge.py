@@ -109,6 +109,7 @@ def knowledge_chart(board: list[dict[str, Any]], *, title: str = "", chance: flo
                 va="bottom",
             )
         used: dict[str, str] = {}
+        labels: dict[tuple[float, float], list[str]] = {}
         for e in points:
             x, y = e["retain_accuracy"], e["heldout_forget_accuracy"]
             keys = [k for k in _ARROWS if e.get(k) is not None]
@@ -137,20 +138,28 @@ def knowledge_chart(board: list[dict[str, Any]], *, title: str = "", chance: flo
                 else ("o", "#1f2933")
             )
             ax.scatter([x], [y], marker=marker, s=48, color=colour, zorder=4)
-            name = (
-                e["method"]
-                + (" (not unlearned)" if e["role"] == "original" else "")
-                + (" \u2014 collapsed" if e["collapsed"] else "")
+            name = e["method"] + (" (not unlearned)" if e["role"] == "original" else "")
+            name += " \u2014 collapsed" if e["collapsed"] else ""
+            labels.setdefault((round(x, 3), round(y, 3)), []).append(name)
+        for (x, y), names in labels.items():  # models at the same point share one label
+            ax.annotate(
+                ", ".join(names),
+                (x, y),
+                textcoords="offset points",
+                xytext=(-6 if x > 0.7 else 6, -11),
+                ha="right" if x > 0.7 else "left",
+                fontsize=8,
+                zorder=5,
             )
-            ax.annotate(name, (x, y), textcoords="offset points", xytext=(6, -10), fontsize=8, zorder=5)
         from matplotlib.lines import Line2D
 
         handles = [Line2D([0], [0], color=c, lw=1.5, marker=">", markersize=5, label=lbl) for lbl, c in used.items()]
         if handles:
             ax.legend(
                 handles=handles,
-                title="attack (arrow: unlearned \u2192 attacked)",
+                title="attack (arrow: as given \u2192 attacked)",
                 loc="upper left",
+                bbox_to_anchor=(1.01, 1.0),
                 fontsize=7.5,
                 title_fontsize=7.5,
                 frameon=False,
