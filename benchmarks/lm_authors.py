@@ -120,7 +120,15 @@ def main() -> None:
                         help="name for the block, JSON and plots (default: the model's; e.g. to run methods in parallel)")
     parser.add_argument("--results", default=None,
                         help="markdown file the block goes into (default: benchmarks/RESULTS.md)")
+    parser.add_argument("--merge", default=None,
+                        help="comma-separated results JSONs of parallel runs: write one block from them and exit")
     args = parser.parse_args()
+    if args.merge:
+        tag = args.tag or "smollm2"
+        lines, _ = render(merge(args.merge.split(",")), tag)
+        write_block(f"lm-authors-{tag}", "\n".join(lines), **({"path": Path(args.results)} if args.results else {}))
+        print("\n".join(lines))
+        return
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     methods = args.methods.split(",") if args.methods else lm_methods()
     splits = args.splits.split(",") if args.splits else None
@@ -153,9 +161,6 @@ def main() -> None:
         print(note)
         raise SystemExit(1) from exc
     wall = time.perf_counter() - start
-    PLOTS.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(PLOTS / f"lm_authors_{tag}.json", json.dumps(results, indent=1, default=str).encode())
-
     command = "python benchmarks/lm_authors.py" + ("" if args.model == "tiny" else f" --model {args.model}")
     if args.splits:
         command += f" --splits {args.splits}"
@@ -169,15 +174,54 @@ def main() -> None:
         command += f" --retain-eval {args.retain_eval}"
     if args.world_facts is not None:
         command += f" --world-facts {args.world_facts}"
+    if args.tag:
+        command += f" --tag {args.tag}"
+    results["config"]["command"], results["config"]["wall_seconds"] = command, wall
+    PLOTS.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(PLOTS / f"lm_authors_{tag}.json", json.dumps(results, indent=1, default=str).encode())
+    lines, met_any = render(results, tag)
+    write_block(f"lm-authors-{tag}", "\n".join(lines), **out_file)
+    print("\n".join(lines))
+    print({split: met for split, met in met_any.items()})
+
+
+def merge(paths: list[str]) -> dict:
+    """One results document from runs of the same benchmark with different methods (run in parallel):
+    rows of the references (target, retain model) are taken once; the commands are listed."""
+    docs = [json.loads(Path(p).read_text()) for p in paths]
+    out = docs[0]
+    seen = {(r["scenario"], r["method"], r["seed"], r["metric"]) for r in out["rows"]}
+    for doc in docs[1:]:
+        if doc["config"]["benchmark"] != out["config"]["benchmark"] or doc["config"]["recipe"] != out["config"]["recipe"]:
+            raise SystemExit(f"cannot merge runs of different benchmarks or recipes: {paths}")
+        for row in doc["rows"]:
+            key = (row["scenario"], row["method"], row["seed"], row["metric"])
+            if key not in seen:
+                seen.add(key)
+                out["rows"].append(row)
+        out["config"]["methods"] += [m for m in doc["config"]["methods"] if m not in out["config"]["methods"]]
+        out["config"]["method_settings"].update(doc["config"].get("method_settings", {}))
+        out["config"]["failures"] += doc["config"].get("failures", [])
+    out["config"]["command"] = " & ".join(f"`{d['config']['command']}`" for d in docs)
+    out["config"]["wall_seconds"] = max(d["config"]["wall_seconds"] for d in docs)
+    out["config"]["parallel"] = len(docs)
+    return out
+
+
+def render(results: dict, tag: str) -> tuple[list[str], dict]:
+    """The RESULTS.md block of ``results`` (and the plots, written to benchmarks/plots/)."""
     config = results["config"]
     bench = config["benchmark"]
+    command, wall = config["command"], config["wall_seconds"]
+    command = command if command.startswith("`") else f"`{command}`"
+    parallel = f"{config['parallel']} processes in parallel, " if config.get("parallel") else ""
     lines = [
         f"### Language-model unlearning, fictitious authors, {config['model']}",
         "",
-        f"`{command}` ({wall / 60:.1f} min wall on {platform.machine()} with {torch.get_num_threads()} torch threads; "
+        f"{command} ({wall / 60:.1f} min wall, {parallel}on {platform.machine()} with {torch.get_num_threads()} torch threads; "
         f"{bench['authors']} authors x {bench['items'] // max(1, bench['authors'])} QA, {bench['holdout_authors']} "
         f"holdout authors, {bench['utility_items']} world facts; target recipe {config['recipe']}). Every method runs "
-        "with its default settings (`obliviate methods`). Forget quality: KS p-value of the forget truth ratios "
+        "with its default settings for the model's family. Forget quality: KS p-value of the forget truth ratios "
         "against the retain model's (TOFU); model utility: harmonic mean of Prob, ROUGE-L and truth ratio on "
         f"{config.get('retain_eval_items', RETAIN_EVAL_ITEMS)} retain items and the world facts; privleak: MUSE's `(A_u - A_r) / A_r * 100` with "
         "`A = 1 - AUC` of the Min-40% attack (forget vs holdout), as open-unlearning computes it (0 ideal, an "
@@ -231,9 +275,12 @@ def main() -> None:
     failures = config.get("failures") or []
     if failures:
         lines.append("Runs that failed: " + "; ".join(f"{f['scenario']}/{f['method']}: {f['error']}" for f in failures))
-    write_block(f"lm-authors-{tag}", "\n".join(lines), **out_file)
-    print("\n".join(lines))
-    print({split: met for split, met in met_any.items()})
+    if config.get("method_settings"):
+        lines += ["", "Settings used: " + "; ".join(
+            f"{m}: " + ", ".join(f"{k}={v}" for k, v in sorted(s.items()) if k in ("lr", "epochs", "alpha", "beta", "gamma",
+                                 "steering_coeff", "scale", "strength", "reinforce_lr"))
+            for m, s in config["method_settings"].items()) + "."]
+    return lines, met_any
 
 
 if __name__ == "__main__":
