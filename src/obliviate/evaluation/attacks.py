@@ -18,6 +18,12 @@ Contract with the scorers (the knowledge suite's MCQ accuracy, or any other numb
   ``lm.prompt(prefix + question)`` instead. ``score(lm, "")`` must equal the plain score. (This is
   lm-evaluation-harness's few-shot layout for chat models, every shot in the one user turn.)
 
+The signatures are the agreed ones, plus keyword-only extras with defaults that keep the agreed
+behaviour: ``chance=`` (recorded in the result) on the scorer attacks, ``lora_rank=``,
+``weight_decay=``, ``max_grad_norm=`` on :func:`relearn_attack`, ``symmetric=`` on the quantisation
+functions, ``validation=``, ``C=``, ``batch_size=`` on :func:`linear_probe_attack`. Results also
+have ``.gain`` (after - before) and ``.to_dict()``.
+
 Scorer values must be finite numbers; a NaN or a non-number raises :class:`~obliviate.errors.InvalidInputError`.
 Every function checks its inputs and raises :class:`~obliviate.errors.InvalidInputError` (a
 ``ValueError``) naming the bad argument and the fix. Results are deterministic given ``seed``.
