@@ -107,3 +107,18 @@ def test_bad_input(kn_lm):
         run_knowledge(kn_lm, methods=["grad_diff"], config=CONFIG, attacks=["jailbreak"])
     with pytest.raises(TooFewQuestionsError, match="too wide"):
         run_knowledge(kn_lm, methods=[], config=CONFIG, attacks=(), strict=True, show_progress=False)
+
+
+def test_cli_entry_refuses_bad_scenarios_and_seeds(tmp_path):
+    from obliviate.cli.knowledge import bench_knowledge
+    from obliviate.data.knowledge import UnknownDomainError
+
+    common = {"model": "smollm2", "methods": None, "settings": {}, "out": tmp_path, "progress": False}
+    with pytest.raises(UnknownDomainError, match="known domains: elements, geography, compounds"):
+        bench_knowledge(seeds=None, scenarios=["forget-biology"], **common)
+    with pytest.raises(InvalidInputError, match="forget-<domain>"):
+        bench_knowledge(seeds=None, scenarios=["random-10pct"], **common)
+    with pytest.raises(InvalidInputError, match="one seed"):
+        bench_knowledge(seeds=3, scenarios=None, **common)
+    with pytest.raises(InvalidInputError, match="rmu.lr"):
+        bench_knowledge(seeds=None, scenarios=None, **{**common, "settings": {"lr": 1e-3}})
