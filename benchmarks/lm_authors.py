@@ -120,6 +120,9 @@ def main() -> None:
                         help="name for the block, JSON and plots (default: the model's; e.g. to run methods in parallel)")
     parser.add_argument("--results", default=None,
                         help="markdown file the block goes into (default: benchmarks/RESULTS.md)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default min(2, cores)); 1 is far faster on a machine other jobs keep busy "
+                        "(2 threads spin-wait on each other: a SmolLM2 forward pass measured 15x slower at load 10)")
     parser.add_argument("--merge", default=None,
                         help="comma-separated results JSONs of parallel runs: write one block from them and exit")
     args = parser.parse_args()
@@ -129,7 +132,7 @@ def main() -> None:
         write_block(f"lm-authors-{tag}", "\n".join(lines), **({"path": Path(args.results)} if args.results else {}))
         print("\n".join(lines))
         return
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    torch.set_num_threads(args.threads or max(1, min(2, os.cpu_count() or 1)))
     methods = args.methods.split(",") if args.methods else lm_methods()
     splits = args.splits.split(",") if args.splits else None
     tag = args.tag or ("tiny" if args.model == "tiny" else Path(args.model).name.replace("_", "-"))
@@ -176,6 +179,8 @@ def main() -> None:
         command += f" --world-facts {args.world_facts}"
     if args.tag:
         command += f" --tag {args.tag}"
+    if args.threads:
+        command += f" --threads {args.threads}"
     results["config"]["command"], results["config"]["wall_seconds"] = command, wall
     PLOTS.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(PLOTS / f"lm_authors_{tag}.json", json.dumps(results, indent=1, default=str).encode())
