@@ -35,11 +35,7 @@ def smollm2_cache(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def smol(smollm2_cache):
-    torch.set_num_threads(2)
-    try:
-        return smollm2(cache=smollm2_cache)
-    finally:
-        torch.set_num_threads(1)
+    return smollm2(cache=smollm2_cache)  # one torch thread (tests/conftest.py): 2 threads on a busy machine are far slower
 
 
 def _logprob(lm, question: str, answer: str) -> float:
@@ -88,11 +84,7 @@ def test_a_few_ascent_steps_lower_the_fact(smol):
     data = QADataset(items, name="facts")
     before = _logprob(smol, IRON, FE)
     settings = {"lr": 1e-4, "epochs": 3, "warmup_epochs": 0.0}
-    torch.set_num_threads(2)
-    try:
-        result = ob.unlearn(smol, [0], data, method="lm_grad_ascent", settings=settings, seed=0)
-    finally:
-        torch.set_num_threads(1)
+    result = ob.unlearn(smol, [0], data, method="lm_grad_ascent", settings=settings, seed=0)
     assert result.cost.gradient_steps == 3 and result.config["lr"] == 1e-4  # explicit settings beat the llama defaults
     after = _logprob(result.model, IRON, FE)
     assert after < before - 2.0, (before, after)
