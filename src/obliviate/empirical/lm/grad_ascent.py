@@ -25,7 +25,7 @@ class LMGradAscent(PairedLMUnlearner):
     Published (``Config``; open-unlearning TOFU, Llama-2-7b): AdamW lr 1e-5, 10 epochs, effective
     batch 32. ``tiny-gpt`` (measured on the tiny authors bench): lr 2e-4 for 5 epochs (the GPT
     trained from scratch at 3e-3 does not move at 1e-5 and collapses at 5e-4). ``llama``
-    (measured on SmolLM2, authors suite): see ``family_defaults``.
+    (SmolLM2; a starting value, not searched): see ``family_defaults``.
     """
 
     name = "lm_grad_ascent"
