@@ -255,7 +255,7 @@ def _apply_locked(
 ) -> ApplyOutcome:
     outcome = ApplyOutcome()
     with _apply_lock(ledger.folder):
-        key = load_or_create_key(ledger.folder)
+        key = load_or_create_key(ledger)  # the pinned key (created and pinned on first use)
         export_certificates(ledger)
         for batch_id, requests in ledger.pending_batches().items():
             outcome.batches.append(
