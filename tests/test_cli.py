@@ -185,3 +185,16 @@ def test_train_refuses_a_symlinked_out_before_training(run_cli, tmp_path):
     out = run_cli("train", "--epochs", "1", "--out", str(link))
     assert out.returncode == 2 and "symbolic link" in out.stderr and "trained" not in out.stdout
     assert link.is_symlink() and real.read_bytes() == b"keep"
+
+
+def test_bench_dispatches_the_knowledge_suite(run_cli, tmp_path):
+    """``--suite knowledge`` reaches the knowledge runner (its own input check answers before any model loads)."""
+    out = run_cli("bench", "--suite", "knowledge", "--scenario", "forget-bogus", "--out", str(tmp_path))
+    assert out.returncode == 2
+    assert "known domains: elements" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_model_flag_is_refused_for_classifier_suites(run_cli, tmp_path):
+    out = run_cli("bench", "--suite", "digits", "--model", "smollm2", "--out", str(tmp_path))
+    assert out.returncode == 2
+    assert "language-model suites (authors, knowledge)" in out.stderr

@@ -17,7 +17,13 @@ from obliviate.errors import InvalidInputError
 
 @app.command()
 def bench(
-    suite: Annotated[str, typer.Option(help="Benchmark suite: digits (default, bundled) or synthetic.")] = "digits",
+    suite: Annotated[
+        str,
+        typer.Option(
+            help="Benchmark suite: digits (default, bundled), synthetic, certified, d2d, digits-dp; language models: "
+            "authors (fictitious authors, TOFU-style) or knowledge (real facts SmolLM2 knows, with scope and attacks)."
+        ),
+    ] = "digits",
     methods: Annotated[str | None, typer.Option(help="Comma-separated methods (default: every classifier method).")] = None,
     seeds: Annotated[int | None, typer.Option(help="Seeds per scenario: models trained, unlearned and retrained.")] = None,
     scenario: Annotated[list[str] | None, typer.Option(help="Only these scenarios (repeatable).")] = None,
@@ -26,7 +32,11 @@ def bench(
     relearn: Annotated[bool, typer.Option(help="Measure relearn time (fine-tuning steps to regain the forget set).")] = True,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
     model: Annotated[
-        str | None, typer.Option(help="Language-model suites only: tiny (default), smollm2, or a local HF model folder.")
+        str | None,
+        typer.Option(
+            help="Language-model suites only: tiny, smollm2 or a local HF model folder "
+            "(default: tiny for authors, smollm2 for knowledge)."
+        ),
     ] = None,
     engine: Annotated[
         str,
@@ -47,11 +57,13 @@ def bench(
     models per method and scenario through stacked training, scored by the challenge's metric and
     U-LiRA, with the oracle's split-half score as the reference.
     """
-    if suite == "authors":  # the language-model suite has its own runner, metrics and leaderboard
+    if suite in LM_SUITES:  # the language-model suites have their own runners, metrics and leaderboards
+        from obliviate.cli.knowledge import bench_knowledge
         from obliviate.cli.lm import bench_lm
 
-        bench_lm(
-            model=model or "tiny",
+        run_lm = bench_lm if suite == "authors" else bench_knowledge
+        run_lm(
+            model=model or LM_SUITES[suite],
             methods=[m.strip() for m in methods.split(",") if m.strip()] if methods else None,
             seeds=seeds,
             scenarios=scenario,
@@ -61,7 +73,9 @@ def bench(
         )
         return
     if model is not None:
-        raise InvalidInputError(f"--model is for language-model suites (--suite authors); suite {suite!r} has its recipe.")
+        raise InvalidInputError(
+            f"--model is for the language-model suites ({', '.join(LM_SUITES)}); suite {suite!r} has its recipe."
+        )
     from obliviate.bench import get_suite, run_suite, write_results
     from obliviate.report import write_report
 
@@ -97,6 +111,7 @@ def bench(
 
 
 ENGINES = ("auto", "loop", "stack")
+LM_SUITES = {"authors": "tiny", "knowledge": "smollm2"}  # language-model suite -> its default --model
 STACK_ABOVE = 32  # --engine auto: more seeds than this run as stacks
 
 
