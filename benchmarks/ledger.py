@@ -91,7 +91,7 @@ def run(folder: Path, n: int) -> dict[str, float]:
 
     def fresh(name: str) -> Ledger:
         shutil.rmtree(folder / name, ignore_errors=True)
-        return Ledger(folder / name)
+        return Ledger(folder / name, create=True)
 
     with fresh("add-each") as book:
         todo = requests(n, 0)

@@ -51,5 +51,5 @@ def model_file(tmp_path, owned_data, micro_recipe):
 
 @pytest.fixture
 def ledger(tmp_path):
-    with Ledger(tmp_path / "ledger") as book:
+    with Ledger(tmp_path / "ledger", create=True) as book:
         yield book

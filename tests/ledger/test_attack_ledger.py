@@ -344,3 +344,21 @@ def test_binary_import_file_and_huge_deadline_are_one_line_errors(cli, tmp_path)
         assert out.returncode == 2 and "Traceback" not in out.stderr, (days, out)
     assert not (tmp_path / "ledger").exists()
     assert cli("request", "add", "--owner", "alice", "--deadline-days", "36600").returncode == 0
+
+
+@pytest.mark.parametrize("request_id", ["[/]", "[bold]x[/bold", "req-\x1b[2Jx"])
+def test_error_lines_quote_user_text_literally(tmp_path, monkeypatch, capsys, request_id):
+    """The CLI's one-line error (``cli.common.fail``) prints rich markup and escape sequences as inert text."""
+    import sys
+
+    from obliviate.cli import main
+    from obliviate.ledger import Ledger
+
+    Ledger(tmp_path / "ledger", create=True).close()
+    monkeypatch.setattr(sys, "argv", ["obliviate", "request", "show", request_id, "--ledger", str(tmp_path / "ledger")])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert "\x1b" not in err and "Traceback" not in err
+    assert request_id.replace("\x1b", "\\x1b") in err

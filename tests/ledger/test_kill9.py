@@ -69,6 +69,9 @@ def _fork_apply(ledger_folder, sisa_folder, data) -> int:
     if pid == 0:  # the child: never return into pytest
         code = 1
         try:
+            import torch
+
+            torch.set_num_threads(1)  # the parent's OpenMP pool does not survive fork: a child using it can deadlock
             with Ledger(ledger_folder) as book:
                 apply(book, SisaTarget(sisa_folder), data)
             code = 0
@@ -157,7 +160,7 @@ def test_kill_9_at_random_points_of_apply_leaves_ledger_and_checkpoints_consiste
     filed: dict[str, set[int]] = {}
 
     def file_request(round_: int) -> None:
-        with Ledger(ledger_folder) as book:
+        with Ledger(ledger_folder, create=True) as book:
             if round_ in OWNER_ROUNDS:
                 stored, _ = book.add(ob.ForgetRequest(owners=OWNER_ROUNDS[round_]))
                 filed[stored.request_id] = owned[OWNER_ROUNDS[round_]]

@@ -24,7 +24,17 @@ err_console = Console(stderr=True)
 
 def fail(message: str) -> None:
     """Print one line to stderr and exit with code 2."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True, markup=True)
+    from rich.markup import escape
+
+    from obliviate.ledger.files import safe_for_terminal
+
+    # the message may quote user text (an owner, a note, a path): escaped for rich and the terminal
+    err_console.print(
+        "[bold red]error:[/] " + escape(safe_for_terminal(str(message))),
+        highlight=False,
+        soft_wrap=True,
+        emoji=False,
+    )
     sys.exit(2)
 
 

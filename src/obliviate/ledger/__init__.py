@@ -1,7 +1,7 @@
 """Honouring deletion requests: a durable ledger, batch application, signed certificates.
 
     from obliviate.ledger import Ledger, SisaTarget, apply, verify_certificate
-    ledger = Ledger("obliviate-ledger")
+    ledger = Ledger("obliviate-ledger", create=True)
     ledger.add(ob.ForgetRequest(owners="alice"))
     outcome = apply(ledger, SisaTarget("sisa/"), data)
     verify_certificate(outcome.applied[0][1], SisaTarget("sisa/"), ledger=ledger).ok
@@ -27,7 +27,10 @@ from obliviate.ledger.store import (
     CorruptLedgerError,
     InvalidTransitionError,
     Ledger,
+    LedgerDiskFullError,
+    LedgerNotFoundError,
     LedgerRequest,
+    LedgerUnavailableError,
     Transition,
     UnknownRequestError,
     content_key,
@@ -51,7 +54,10 @@ __all__ = [
     "Deletion",
     "InvalidTransitionError",
     "Ledger",
+    "LedgerDiskFullError",
+    "LedgerNotFoundError",
     "LedgerRequest",
+    "LedgerUnavailableError",
     "ModelTarget",
     "SisaTarget",
     "Target",
