@@ -188,7 +188,7 @@ def _check_data(target: Target, data: Dataset) -> None:
     if expected and expected != data.fingerprint:
         raise InvalidInputError(
             f"the {target.kind} target was trained on data with fingerprint {expected[:16]}..., not the given data "
-            f"({data.fingerprint[:16]}...); pass the exact training data (same ids, features and labels)."
+            f"({data.fingerprint[:16]}...); pass the exact training data (same ids, features, labels and owners)."
         )
 
 
