@@ -163,6 +163,30 @@ def test_a_certificate_re_signed_by_another_key_fails_even_without_the_public_ke
     assert genuine.ok and book.get(rid).status == VERIFIED
 
 
+def test_a_certificate_passing_under_a_pubkey_the_ledger_never_pinned_does_not_mark_the_request(
+    book, sisa_folder, owned_data, tmp_path
+):
+    """--pubkey is the verifier's own trust: the checks may pass, but only the ledger's certificate marks it."""
+    from cryptography.hazmat.primitives import serialization
+
+    rid, path = _apply_one(book, sisa_folder, owned_data, owned_data.ids[14:16])
+    attacker = Ed25519PrivateKey.generate()
+    cert = json.loads(path.read_text())
+    body = {k: v for k, v in cert.items() if k not in ("signature", "signer")}
+    body["evidence"] = {**body["evidence"], "forget_accuracy": 0.0}  # a claim the ledger never made
+    forged = tmp_path / "forged.json"
+    forged.write_text(json.dumps(sign_certificate(body, attacker)))
+    pub = tmp_path / "attacker.pub"
+    pub.write_bytes(
+        attacker.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    result = verify_certificate(forged, SisaTarget(sisa_folder), ledger=book, pubkey=pub)
+    assert result.ok and not result.issued_by_ledger  # every check passes under the key given...
+    assert not result.marked_verified and book.get(rid).status == APPLIED  # ...but the ledger is unchanged
+    genuine = verify_certificate(path, SisaTarget(sisa_folder), ledger=book, pubkey=public_key_path(book.folder))
+    assert genuine.ok and genuine.marked_verified and book.get(rid).status == VERIFIED
+
+
 def test_with_no_pubkey_and_no_ledger_the_embedded_key_is_not_trusted(book, sisa_folder, owned_data, tmp_path):
     _, path = _apply_one(book, sisa_folder, owned_data, owned_data.ids[20:22])
     for certificate in (path, _forge(path, tmp_path)):

@@ -469,6 +469,11 @@ def verify_cmd(
             _print(
                 "  [bold green]verified[/]"
                 + ("; request marked verified in the ledger" if result.marked_verified else "")
+                + (
+                    "; the ledger is unchanged: this is not the certificate it issued for the request"
+                    if book is not None and not result.issued_by_ledger
+                    else ""
+                )
             )
     failed = [r for r in results if not r.ok]
     if failed:

@@ -17,7 +17,10 @@ Checks, each reported pass/fail:
 
 A certificate whose fields are wrongly typed fails a **format** check (nothing else is checked);
 a file that is not a certificate at all is an :class:`InvalidCertificateError`.
-When every check passes and the request is in the ledger as applied, it is marked verified.
+When every check passes and the request is in the ledger as applied, it is marked verified, but only
+by the certificate the ledger itself issued for that request (the one stored in the ledger, compared
+whole), so a certificate re-signed under a ``pubkey`` the ledger never pinned can pass its checks but
+never changes the ledger.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from obliviate.errors import InvalidInputError, ObliviateError
-from obliviate.ledger.certificate import certificate_problems, check_signature, read_certificate
+from obliviate.ledger.certificate import canonical_json, certificate_problems, check_signature, read_certificate
 from obliviate.ledger.keys import UntrustedKeyError, load_public_key, trusted_signer
 from obliviate.ledger.store import APPLIED, VERIFIED, Ledger, UnknownRequestError
 from obliviate.ledger.targets import Target
@@ -53,6 +56,8 @@ class Verification:
     checks: list[Check] = field(default_factory=list)
     model_checked: bool = False
     marked_verified: bool = False
+    #: the certificate is the one the ledger issued for its request (only such a one marks the request)
+    issued_by_ledger: bool = False
 
     @property
     def ok(self) -> bool:
@@ -163,6 +168,8 @@ def verify_certificate(
     result = Verification(certificate=cert_path, request_id=request_id if isinstance(request_id, str) else "?")
     ok, detail = _signature(cert, ledger, trusted)
     result.checks.append(Check("signature", ok, detail))
+    if ledger is not None and isinstance(request_id, str):
+        result.issued_by_ledger = _issued_by(ledger, request_id, cert, pinned_trust=trusted is None)
     problems = certificate_problems(cert)
     if problems:
         result.checks.append(Check("format", False, "; ".join(problems)))
@@ -203,10 +210,24 @@ def verify_certificate(
     return result
 
 
+def _issued_by(ledger: Ledger, request_id: str, cert: dict, *, pinned_trust: bool) -> bool:
+    """Whether ``cert`` is the certificate ``ledger`` issued for ``request_id``: equal, as canonical JSON, to
+    the one stored when it was applied. A request applied before the ledger stored certificates has none
+    stored; its certificate counts when it was checked under the ledger's pinned keys (not a ``pubkey``)."""
+    stored = ledger.certificate(request_id)
+    if stored is None:
+        return pinned_trust
+    try:
+        return canonical_json(json.loads(stored)) == canonical_json(cert)
+    except (ValueError, TypeError, ObliviateError):
+        return False
+
+
 def mark_verified(ledger: Ledger, results: list[Verification]) -> list[str]:
     """Mark, in ONE transaction, the applied requests whose certificates passed every check against
-    a model; returns their ids (requests already verified count as marked, unknown ones are skipped)."""
-    passed = [r for r in results if r.ok and r.model_checked]
+    a model and are the ones the ledger issued; returns their ids (requests already verified count as
+    marked, unknown ones and certificates the ledger did not issue are skipped)."""
+    passed = [r for r in results if r.ok and r.model_checked and r.issued_by_ledger]
     statuses = {}
     for r in passed:
         try:
