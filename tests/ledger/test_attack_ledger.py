@@ -89,6 +89,66 @@ def test_an_empty_or_foreign_ledger_file_is_refused_and_never_recreated(tmp_path
         Ledger(other, create=True)
 
 
+def test_a_deleted_ledger_database_is_not_silently_replaced_where_a_ledger_left_its_log_or_certificates(
+    tmp_path, cli, sisa_folder, owned_data
+):
+    """Deleting ledger.sqlite (or restoring without it) must not let the next `request add` start over there."""
+    folder = tmp_path / "ledger"
+    with Ledger(folder, create=True) as book:
+        book.add(ob.ForgetRequest(owners="writer-003"))
+        apply(book, SisaTarget(sisa_folder), owned_data)
+    (folder / "ledger.sqlite").unlink()
+    for args in (("request", "add", "--owner", "bob"), ("ledger", "init")):
+        out = cli(*args)
+        assert out.returncode == 2 and "missing" in out.stderr and "certificates" in out.stderr, (args, out)
+    assert not (folder / "ledger.sqlite").exists()
+
+    stale = tmp_path / "stale"  # a crash left the log; the database was then lost
+    with Ledger(stale, create=True) as book:
+        book._db.execute("PRAGMA wal_autocheckpoint=0")
+        book.add(ob.ForgetRequest(owners="alice"))
+        wal = (stale / "ledger.sqlite-wal").read_bytes()
+    (stale / "ledger.sqlite").unlink()
+    (stale / "ledger.sqlite-wal").write_bytes(wal)
+    with pytest.raises(CorruptLedgerError, match="write-ahead log"):
+        Ledger(stale, create=True)
+    assert not (stale / "ledger.sqlite").exists()
+
+
+def test_a_ledger_whose_creation_lost_pages_is_never_put_in_place(tmp_path, monkeypatch):
+    """On a full disk a database's last pages can be lost without an error (WAL checkpoint at close);
+    creation reads the new file back and puts it in place only when whole."""
+    store = importlib.import_module("obliviate.ledger.store")
+    real_connect = sqlite3.connect
+
+    class LosesPages:
+        def __init__(self, path, *args, **kwargs):
+            self._path, self._db = path, real_connect(path, *args, **kwargs)
+
+        def execute(self, *args):
+            return self._db.execute(*args)
+
+        def close(self):
+            self._db.close()
+            for part in (f"{self._path}-wal", str(self._path)):  # what the full disk kept: the first two pages
+                if os.path.exists(part):
+                    os.truncate(part, 0 if part.endswith("-wal") else min(os.path.getsize(part), 8192))
+
+    def connect(path, *args, **kwargs):
+        if str(path).endswith(".new"):
+            return LosesPages(path, *args, **kwargs)
+        return real_connect(path, *args, **kwargs)
+
+    monkeypatch.setattr(store.sqlite3, "connect", connect)
+    folder = tmp_path / "ledger"
+    with pytest.raises((CorruptLedgerError, LedgerDiskFullError)):
+        Ledger(folder, create=True)
+    monkeypatch.setattr(store.sqlite3, "connect", real_connect)
+    assert not (folder / "ledger.sqlite").exists() and not list(folder.glob(".ledger.sqlite.*"))
+    with Ledger(folder, create=True) as book:  # nothing half-made stands in the way
+        assert book.created and book.add(ob.ForgetRequest(owners="alice"))[1]
+
+
 # ---------------------------------------------------------------- case 5: path traversal through a request id
 def test_a_request_id_is_never_a_path(tmp_path, sisa_folder, owned_data):
     for evil in ("../../X", "/etc/passwd", "a/b", "..", "x\x1b[2J"):
@@ -269,6 +329,26 @@ def test_a_full_disk_is_reported_as_disk_full_and_changes_nothing(tmp_path):
         assert [r.request_id for r in book.requests()] == [first.request_id]  # rolled back whole
     with Ledger(folder) as book:  # and the ledger is fine afterwards
         assert book.add(ob.ForgetRequest(owners="bob"))[1]
+
+
+def test_an_io_error_on_a_full_disk_is_disk_full_not_damaged(tmp_path, monkeypatch):
+    """On a really full disk SQLite fails to grow -shm/-wal with an I/O error (SQLITE_IOERR_SHMSIZE), not
+    SQLITE_FULL: with (almost) no free space left, that is a full disk, not a damaged ledger."""
+    store = importlib.import_module("obliviate.ledger.store")
+    folder = tmp_path / "ledger"
+    Ledger(folder, create=True).close()
+    error = sqlite3.OperationalError("disk I/O error")
+    error.sqlite_errorcode, error.sqlite_errorname = 4874, "SQLITE_IOERR_SHMSIZE"
+    real = os.statvfs(folder)
+
+    class Full:
+        f_bavail, f_frsize = 0, real.f_frsize
+
+    monkeypatch.setattr(store.os, "statvfs", lambda path: Full())
+    typed = store._sqlite_error(error, folder / "ledger.sqlite")
+    assert isinstance(typed, LedgerDiskFullError) and "Disk full" in str(typed) and "backup" not in str(typed)
+    monkeypatch.setattr(store.os, "statvfs", lambda path: real)  # the same error with space left: damaged
+    assert isinstance(store._sqlite_error(error, folder / "ledger.sqlite"), CorruptLedgerError)
 
 
 def test_a_full_disk_while_writing_certificates_is_disk_full_and_the_rerun_writes_them(

@@ -19,9 +19,12 @@ Creation is explicit: ``Ledger(folder, create=True)`` (``obliviate ledger init``
 ``request add``/``import``) makes the database, atomically (built under a temporary name and
 hard-linked into place), so ``ledger.sqlite`` is either absent or a whole ledger. ``Ledger(folder)``
 opens an existing ledger only: a missing one is :class:`LedgerNotFoundError`; a file that is empty
-or not a ledger is :class:`CorruptLedgerError`, never silently replaced. The folder is made mode
+or not a ledger is :class:`CorruptLedgerError`, never silently replaced, and so is a missing database in
+a folder that still holds a ledger's write-ahead log or certificates (the database was lost: restore
+it). The new database is read back before it is put in place. The folder is made mode
 0700 and the database (with its -wal and -shm files) 0600, whatever the umask. A full disk is
-:class:`LedgerDiskFullError` (the transaction rolled back), not "damaged".
+:class:`LedgerDiskFullError` (the transaction rolled back), not "damaged", also when SQLite reports it
+as an I/O error (less than 1 MiB free).
 """
 
 from __future__ import annotations
@@ -191,8 +194,34 @@ def _sqlite_error(exc: sqlite3.Error, path: Path) -> ObliviateError:
             f"cannot open or write the ledger {path} ({exc}); check that it and its folder are yours and writable."
         )
     if primary == _SQLITE_IOERR:
+        if _disk_nearly_full(Path(path).parent):  # SQLite reports a full disk as an I/O error at times (-shm, -wal)
+            return LedgerDiskFullError(path, str(exc))
         return CorruptLedgerError(path, f"the disk reported an I/O error: {exc}; check the disk before restoring")
     return CorruptLedgerError(path, str(exc))
+
+
+#: Below this many free bytes, an I/O error on the ledger is taken for a full disk.
+DISK_FULL_BYTES = 1 << 20
+
+
+def _disk_nearly_full(folder: Path) -> bool:
+    """Whether the file system holding ``folder`` has less than :data:`DISK_FULL_BYTES` free for us."""
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < DISK_FULL_BYTES
+
+
+def _remains_of_a_ledger(folder: Path) -> str | None:
+    """What in ``folder`` shows a ledger was there (its write-ahead log, or issued certificates), or None."""
+    wal = folder / f"{DB_NAME}-wal"
+    if wal.exists() or wal.is_symlink():
+        return f"its write-ahead log {wal.name}"
+    certificates = folder / "certificates"
+    if certificates.is_dir() and any(certificates.glob("*.json")):
+        return "the certificates it issued (certificates/)"
+    return None
 
 
 def _tighten(path: Path, mode: int) -> None:
@@ -304,6 +333,22 @@ def _row_to_request(row: sqlite3.Row) -> LedgerRequest:
     )
 
 
+def _staged_problem(staged: Path) -> str | None:
+    """Why the freshly built database file ``staged`` is not a whole, empty ledger (None when it is)."""
+    try:
+        db = sqlite3.connect(staged.resolve().as_uri() + "?mode=ro", uri=True)
+        try:
+            check = db.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                return f"integrity check: {check}"
+            row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            return None if row is not None and row[0] == SCHEMA_VERSION else "no schema version"
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        return str(exc)
+
+
 def _schema_statements() -> list[str]:
     return [statement for statement in _SCHEMA.split(";") if statement.strip()]
 
@@ -327,6 +372,13 @@ class Ledger:
                 raise LedgerNotFoundError(
                     f"no ledger at {self.folder} (no {DB_NAME} there); check --ledger / $OBLIVIATE_LEDGER, or create "
                     "one with `obliviate ledger init` (the first `obliviate request add` also creates it)."
+                )
+            remains = _remains_of_a_ledger(self.folder)
+            if remains is not None:  # the database was lost: a new one would hide every request filed there
+                raise CorruptLedgerError(
+                    self.path,
+                    f"{DB_NAME} is missing, but the folder holds {remains}; a new ledger here would drop every "
+                    "request filed before (and replay a stale log into it). To start afresh instead, use a new folder",
                 )
             self.created = self._create()
         if not self.path.is_file():
@@ -381,9 +433,12 @@ class Ledger:
             finally:
                 os.close(fd)
             try:
+                # a rollback journal while staging: COMMIT puts every page in the file itself (with WAL, the
+                # pages would reach it only at close, whose checkpoint fails silently on a full disk); opening it
+                # switches it to WAL
                 db = sqlite3.connect(staged, isolation_level=None)
                 try:
-                    db.execute("PRAGMA journal_mode=WAL")
+                    db.execute("PRAGMA journal_mode=DELETE")
                     db.execute("PRAGMA synchronous=FULL")
                     db.execute("BEGIN IMMEDIATE")
                     for statement in _schema_statements():
@@ -396,7 +451,12 @@ class Ledger:
                     )
                     db.execute("COMMIT")
                 finally:
-                    db.close()  # checkpoints the WAL into the file and removes it
+                    db.close()
+                problem = _staged_problem(staged)
+                if problem is not None:
+                    if _disk_nearly_full(self.folder):
+                        raise LedgerDiskFullError(self.path, "creating the ledger; nothing was created")
+                    raise CorruptLedgerError(staged, f"the new ledger did not read back whole: {problem}")
                 try:
                     os.link(staged, self.path)  # fails if another process created the ledger first: use that one
                     created = True
