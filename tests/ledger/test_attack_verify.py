@@ -198,6 +198,18 @@ def test_with_no_pubkey_and_no_ledger_the_embedded_key_is_not_trusted(book, sisa
         verify_certificate(path, None, pubkey=book.folder / "keys" / "missing.pub")
 
 
+def test_a_damaged_private_key_says_to_restore_or_rotate_it_not_that_it_is_rebuilt(book, sisa_folder, owned_data):
+    _apply_one(book, sisa_folder, owned_data, owned_data.ids[36:38])
+    private_key_path(book.folder).write_bytes(b"")  # truncated by a careless copy
+    request, _ = book.add(ob.ForgetRequest(ids=owned_data.ids[38:40]))
+    with pytest.raises(ObliviateError) as info:
+        apply(book, SisaTarget(sisa_folder), owned_data)
+    message = str(info.value)
+    assert "signing key" in message and "restore it from a backup" in message.lower() and "key rotate" in message
+    assert "rebuilt when deleted" not in message  # deleting it would not rebuild it: the pin refuses a new key
+    assert book.get(request.request_id).status == RECEIVED and private_key_path(book.folder).read_bytes() == b""
+
+
 def test_a_lost_private_key_is_an_error_that_says_how_to_restore_it_never_a_new_key(
     book, sisa_folder, owned_data, tmp_path
 ):

@@ -54,6 +54,7 @@ __all__ = [
     "ROTATED_EVENT",
     "PinnedKey",
     "SigningKeyError",
+    "DamagedKeyError",
     "UntrustedKeyError",
     "load_or_create_key",
     "load_public_key",
@@ -75,6 +76,23 @@ ROTATED_EVENT = "signing key rotated"
 
 class SigningKeyError(InvalidInputError):
     """The ledger's private key is missing, damaged or not the pinned one."""
+
+
+class DamagedKeyError(CorruptCheckpointError):
+    """The private key file exists but cannot be read as an Ed25519 key (never replaced silently)."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        self.path = path
+        folder = Path(str(path)).parent.parent
+        OSError.__init__(
+            self,
+            f"The ledger's signing key {path} is damaged ({reason}); nothing was signed. Restore it from a backup "
+            f"of {Path(str(path)).parent}, or, if it is lost for good, rotate explicitly with "
+            f"`obliviate key rotate --ledger {folder}` (audited; certificates signed before the rotation still verify).",
+        )
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class UntrustedKeyError(InvalidInputError):
@@ -135,13 +153,13 @@ def _read_private(path: Path) -> Ed25519PrivateKey:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise CorruptCheckpointError(path, f"unreadable private key ({exc.strerror or exc})") from exc
+        raise DamagedKeyError(path, f"unreadable ({exc.strerror or exc})") from exc
     try:
         key = serialization.load_pem_private_key(raw, password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        raise CorruptCheckpointError(path, f"not a PEM private key: {exc}") from exc
+        raise DamagedKeyError(path, f"not a PEM private key: {exc}") from exc
     if not isinstance(key, Ed25519PrivateKey):
-        raise CorruptCheckpointError(path, f"holds a {type(key).__name__}, not an Ed25519 key")
+        raise DamagedKeyError(path, f"holds a {type(key).__name__}, not an Ed25519 key")
     if path.stat().st_mode & 0o077:
         os.chmod(path, 0o600)  # keep the secret to its owner even if someone loosened it
     return key
