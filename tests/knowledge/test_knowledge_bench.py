@@ -122,3 +122,20 @@ def test_cli_entry_refuses_bad_scenarios_and_seeds(tmp_path):
         bench_knowledge(seeds=3, scenarios=None, **common)
     with pytest.raises(InvalidInputError, match="rmu.lr"):
         bench_knowledge(seeds=None, scenarios=None, **{**common, "settings": {"lr": 1e-3}})
+
+
+def test_obliviate_report_redraws_a_knowledge_results_file(doc, tmp_path, monkeypatch, capsys):
+    """``obliviate report results.json`` on the knowledge suite prints its scope tables (no classifier leaderboard)."""
+    import sys
+
+    from obliviate.cli import main
+
+    json_path, _ = write_results(doc, tmp_path)
+    monkeypatch.setattr(sys, "argv", ["obliviate", "report", str(json_path)])
+    try:
+        main()
+    except SystemExit as exc:  # typer's standalone mode exits 0 on success
+        assert not exc.code
+    out = capsys.readouterr().out
+    assert "scope" in out and "report.html" in out
+    assert (tmp_path / "report.html").is_file()

@@ -296,6 +296,16 @@ def report(
 
     doc = read_results(results)
     path = write_report(doc, out or results.parent)
-    for name in doc["config"].get("scenarios", {}):
-        _print_leaderboard(doc, name)
+    if doc.get("suite") == "knowledge":  # scope and attack tables, not the classifier leaderboard
+        from obliviate.cli.knowledge import print_knowledge_tables
+
+        print_knowledge_tables(doc)
+    elif doc.get("kind") == "lm" or doc.get("suite") == "authors":
+        from obliviate.cli.lm import print_lm_leaderboard
+
+        for name in doc["config"].get("scenarios", {}):
+            print_lm_leaderboard(doc, name)
+    else:
+        for name in doc["config"].get("scenarios", {}):
+            _print_leaderboard(doc, name)
     out_console.print(f"wrote [bold]{path}[/]")
