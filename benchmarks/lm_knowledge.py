@@ -151,14 +151,18 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/knowledge-smollm2"))
     parser.add_argument("--md", type=Path, default=Path("/tmp/results_lm_knowledge.md"))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--subjects", default="", help="subjects per domain, e.g. elements=32,geography=20,compounds=20 (default: the suite's)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    limits = {k: int(v) for k, v in (pair.split("=") for pair in args.subjects.split(",") if pair)}
     start = time.perf_counter()
     results = run_knowledge(
         args.model,
         methods=[m for m in args.methods.split(",") if m],
         settings=_parse_set(args.set),
-        config=KnowledgeConfig(),
+        config=KnowledgeConfig(limits=limits) if limits else KnowledgeConfig(),
         attacks=() if args.no_attacks else ATTACKS,
     )
     seconds = time.perf_counter() - start
