@@ -85,3 +85,11 @@ def test_cli_entry_writes_results_and_plot(monkeypatch, small_authors, tmp_path)
     assert doc["suite"] == "authors" and doc["config"]["settings"] == {"npo.epochs": "1"}
     assert {r["method"] for r in doc["rows"]} == {ORIGINAL, ORACLE, "npo"}
     assert (tmp_path / "tofu_forget10.png").is_file() and (tmp_path / "results.csv").is_file()
+
+
+def test_report_page_has_the_lm_leaderboard_and_says_the_privleak_convention(results, tmp_path):
+    from obliviate.report import write_report
+
+    page = write_report(results, tmp_path).read_text()
+    assert "Forget quality against model utility" in page and "grad_diff" in page
+    assert "What the columns mean" in page and "A = 1 - AUC" in page

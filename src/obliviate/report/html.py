@@ -385,10 +385,15 @@ def _lm_cell(value: Any, kind: str) -> str:
 
 def _lm_section(index: int, scenario: str, results: Mapping[str, Any], config: Mapping[str, Any]) -> str:
     """An LM scenario: report.lm's leaderboard (against the retain model) and TOFU's trade-off plot."""
-    from obliviate.report.lm import LM_COLUMNS, lm_leaderboard, tofu_chart
+    from obliviate.report.lm import LM_COLUMN_NOTES, LM_COLUMNS, lm_leaderboard, tofu_chart
 
     board = lm_leaderboard(dict(results), scenario)
-    head = '<th class="method">Method</th>' + "".join(f"<th>{esc(h)}</th>" for h, _, _ in LM_COLUMNS)
+    head = '<th class="method">Method</th>' + "".join(
+        f'<th title="{esc(LM_COLUMN_NOTES.get(key, ""))}">{esc(h)}</th>' for h, key, _ in LM_COLUMNS
+    )
+    notes = "".join(
+        f"<li><b>{esc(h)}</b>: {esc(LM_COLUMN_NOTES[key])}</li>" for h, key, _ in LM_COLUMNS if key in LM_COLUMN_NOTES
+    )
     body = []
     for e in board:
         tag = {"oracle": '<span class="tag oracle">retain model</span>',
@@ -402,6 +407,7 @@ def _lm_section(index: int, scenario: str, results: Mapping[str, Any], config: M
         + (f'<p class="desc">Forget {esc(description)}.</p>' if description else "")
         + f'<div class="table-wrap"><table class="board"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}'
         "</tbody></table></div>"
+        + (f'<details class="desc"><summary>What the columns mean</summary><ul>{notes}</ul></details>' if notes else "")
         + _failures(config, scenario)
         + _figure_html(
             tofu_chart(board, title=scenario), "Forget quality against model utility", scenario,
