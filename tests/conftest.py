@@ -9,6 +9,8 @@ and torch uses one thread.
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -99,3 +101,22 @@ def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
 def same_weights():
     """``same_weights(a, b)``: the two modules' state dicts have the same keys and bit-equal tensors."""
     return _same_weights
+
+
+@pytest.fixture
+def run_cli(monkeypatch, capsys):
+    """Run the CLI's entry point in-process: returns (exit code, stdout, stderr)."""
+    from obliviate.cli import main
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        monkeypatch.setattr(sys, "argv", ["obliviate", *args])
+        capsys.readouterr()
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code or 0
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out, err)
+
+    return run

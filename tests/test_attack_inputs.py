@@ -24,25 +24,6 @@ from obliviate.data import from_arrays, from_npz
 from obliviate.errors import InvalidInputError
 
 
-@pytest.fixture
-def run_cli(monkeypatch, capsys):
-    """Run the CLI's entry point in-process: returns (exit code, stdout, stderr)."""
-    from obliviate.cli import main
-
-    def run(*args: str) -> subprocess.CompletedProcess:
-        monkeypatch.setattr(sys, "argv", ["obliviate", *args])
-        capsys.readouterr()
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code or 0
-        out, err = capsys.readouterr()
-        return subprocess.CompletedProcess(args, code, out, err)
-
-    return run
-
-
 def one_line_error(result: subprocess.CompletedProcess, fragment: str) -> None:
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert "Traceback" not in result.stderr

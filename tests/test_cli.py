@@ -9,25 +9,6 @@ import pytest
 import torch
 
 
-@pytest.fixture
-def run_cli(monkeypatch, capsys):
-    """Run the CLI's entry point in-process: returns (exit code, stdout, stderr)."""
-    from obliviate.cli import main
-
-    def run(*args: str) -> subprocess.CompletedProcess:
-        monkeypatch.setattr(sys, "argv", ["obliviate", *args])
-        capsys.readouterr()
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code or 0
-        out, err = capsys.readouterr()
-        return subprocess.CompletedProcess(args, code, out, err)
-
-    return run
-
-
 def test_console_script_error_is_one_line_without_traceback(tmp_path):
     out = subprocess.run(
         [sys.executable, "-c", "from obliviate.cli import main; main()", "bench", "--methods", "nope", "--out", str(tmp_path)],

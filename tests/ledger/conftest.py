@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 
 import pytest
 
@@ -53,3 +54,28 @@ def model_file(tmp_path, owned_data, micro_recipe):
 def ledger(tmp_path):
     with Ledger(tmp_path / "ledger", create=True) as book:
         yield book
+
+
+@pytest.fixture
+def cli(monkeypatch, tmp_path):
+    """Run ``obliviate ARGS`` (ledger in ``<tmp>/ledger``) with typer's runner: (exit code, stdout, stderr).
+
+    A typed error becomes exit code 2 and its message on stderr, as ``obliviate.cli.main`` prints it.
+    """
+    from typer.testing import CliRunner
+
+    from obliviate.cli import app
+    from obliviate.errors import ObliviateError
+
+    monkeypatch.setenv("COLUMNS", "200")  # rich tables unwrapped, so the assertions see whole cells
+    monkeypatch.setenv("OBLIVIATE_LEDGER", str(tmp_path / "ledger"))
+
+    def invoke(*args: str) -> subprocess.CompletedProcess:
+        result = CliRunner().invoke(app, [str(a) for a in args])
+        if isinstance(result.exception, ObliviateError):
+            return subprocess.CompletedProcess(args, 2, result.stdout, str(result.exception))
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
+
+    return invoke

@@ -16,7 +16,6 @@ import json
 import os
 import sqlite3
 import stat
-import subprocess
 
 import numpy as np
 import pytest
@@ -28,28 +27,6 @@ from obliviate.errors import InvalidInputError
 from obliviate.exact import SISAEnsemble
 from obliviate.ledger import FAILED, RECEIVED, CorruptLedgerError, Ledger, SisaTarget, apply
 from obliviate.ledger.store import LedgerDiskFullError, LedgerNotFoundError
-
-
-@pytest.fixture
-def cli(monkeypatch, tmp_path):
-    """``obliviate ARGS`` through typer's runner, ledger in ``<tmp>/ledger``: (exit code, stdout, stderr)."""
-    from typer.testing import CliRunner
-
-    from obliviate.cli import app
-    from obliviate.errors import ObliviateError
-
-    monkeypatch.setenv("COLUMNS", "200")
-    monkeypatch.setenv("OBLIVIATE_LEDGER", str(tmp_path / "ledger"))
-
-    def invoke(*args: object) -> subprocess.CompletedProcess:
-        result = CliRunner().invoke(app, [str(a) for a in args])
-        if isinstance(result.exception, ObliviateError):
-            return subprocess.CompletedProcess(args, 2, result.stdout, str(result.exception))
-        if result.exception is not None and not isinstance(result.exception, SystemExit):
-            raise result.exception
-        return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
-
-    return invoke
 
 
 @pytest.fixture
