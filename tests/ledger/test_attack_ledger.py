@@ -280,6 +280,7 @@ def test_ledger_database_and_certificates_are_private_whatever_the_umask(tmp_pat
             }
             modes["certificates"] = stat.S_IMODE((folder / "certificates").stat().st_mode)
             modes["certificate"] = stat.S_IMODE(path.stat().st_mode)
+            modes["apply.lock"] = stat.S_IMODE((folder / "apply.lock").stat().st_mode)
     finally:
         os.umask(old)
     assert modes == {
@@ -289,6 +290,7 @@ def test_ledger_database_and_certificates_are_private_whatever_the_umask(tmp_pat
         "ledger.sqlite-shm": 0o600,
         "certificates": 0o700,
         "certificate": 0o600,
+        "apply.lock": 0o600,
     }
 
 

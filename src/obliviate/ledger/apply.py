@@ -127,7 +127,9 @@ class ApplyOutcome:
 
 @contextmanager
 def _apply_lock(folder: Path) -> Iterator[None]:
-    with open(folder / "apply.lock", "w") as fh:
+    fd = os.open(folder / "apply.lock", os.O_WRONLY | os.O_CREAT, 0o600)  # private whatever the umask
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
