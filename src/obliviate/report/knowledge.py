@@ -141,12 +141,15 @@ def knowledge_chart(board: list[dict[str, Any]], *, title: str = "", chance: flo
             name = e["method"] + (" (not unlearned)" if e["role"] == "original" else "")
             name += " \u2014 collapsed" if e["collapsed"] else ""
             labels.setdefault((round(x, 3), round(y, 3)), []).append(name)
-        for (x, y), names in labels.items():  # models at the same point share one label
+        band: dict[int, int] = {}  # labels at about the same height are stacked, so they never overprint
+        for (x, y), names in sorted(labels.items(), key=lambda kv: (-kv[0][1], -kv[0][0])):
+            row = band.get(round(y * 20), 0)  # models at the same point share one label
+            band[round(y * 20)] = row + 1
             ax.annotate(
                 ", ".join(names),
                 (x, y),
                 textcoords="offset points",
-                xytext=(-6 if x > 0.7 else 6, -11),
+                xytext=(-6 if x > 0.7 else 6, -11 - 10 * row),
                 ha="right" if x > 0.7 else "left",
                 fontsize=8,
                 zorder=5,
