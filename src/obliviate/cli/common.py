@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +38,23 @@ def fail(message: str) -> None:
         emoji=False,
     )
     sys.exit(2)
+
+
+def check_bench_settings(settings: Mapping[str, object], *, example: str) -> None:
+    """Bench settings name their method (``method.key``); a bare key is a one-line error."""
+    for key in settings:
+        if "." not in key:
+            raise InvalidInputError(
+                f"bench settings name their method: write {key!r} as method.{key}, e.g. {example}.{key}."
+            )
+
+
+def writable_folder(folder: Path) -> Path:
+    """``folder``, created; an unwritable one is a one-line error before any work starts."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if not os.access(folder, os.W_OK):
+        raise InvalidInputError(f"--out {folder} is not writable; choose another folder.")
+    return folder
 
 
 def parse_settings(pairs: list[str] | None) -> dict[str, str]:

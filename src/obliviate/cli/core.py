@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +10,17 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from obliviate.cli.common import app, check_out_file, err_console, load_data, out_console, parse_settings, read_ids
+from obliviate.cli.common import (
+    app,
+    check_bench_settings,
+    check_out_file,
+    err_console,
+    load_data,
+    out_console,
+    parse_settings,
+    read_ids,
+    writable_folder,
+)
 from obliviate.errors import InvalidInputError
 
 
@@ -84,13 +93,8 @@ def bench(
     chosen = get_suite(suite)
     method_list = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
     settings = parse_settings(set_)
-    for key in settings:
-        if "." not in key:
-            raise InvalidInputError(f"bench settings name their method: write {key!r} as method.{key}, e.g. scrub.{key}.")
-    out_dir = out or Path("runs") / chosen.name
-    out_dir.mkdir(parents=True, exist_ok=True)  # fail on a bad --out now, not after the run
-    if not os.access(out_dir, os.W_OK):
-        raise InvalidInputError(f"--out {out_dir} is not writable; choose another folder.")
+    check_bench_settings(settings, example="scrub")
+    out_dir = writable_folder(out or Path("runs") / chosen.name)  # fail on a bad --out now, not after the run
     options = {"methods": method_list, "scenarios": scenario, "settings": settings, "relearn": relearn,
                "show_progress": progress, "backend": backend, "address": address}
     if _stacked(engine, chosen, seeds):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 import numpy as np
 from rich.table import Table
 
-from obliviate.cli.common import err_console, out_console
+from obliviate.cli.common import check_bench_settings, err_console, out_console, writable_folder
 from obliviate.errors import InvalidInputError
 
 __all__ = ["bench_knowledge", "print_knowledge_tables"]
@@ -85,9 +84,7 @@ def bench_knowledge(
     from obliviate.report.knowledge import write_knowledge_chart
 
     model = model or "smollm2"
-    for key in settings:
-        if "." not in key:
-            raise InvalidInputError(f"bench settings name their method: write {key!r} as method.{key}, e.g. rmu.{key}.")
+    check_bench_settings(settings, example="rmu")
     config = KnowledgeConfig()
     if scenarios:
         if len(scenarios) != 1 or not str(scenarios[0]).startswith("forget-"):
@@ -106,10 +103,7 @@ def bench_knowledge(
             f"the knowledge suite runs one seed (it costs the model, not the seeds); got --seeds {seeds}."
         )
     label = model if model in ("smollm2",) else Path(model).name or "model"
-    out_dir = out or Path("runs") / f"knowledge-{label}"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if not os.access(out_dir, os.W_OK):
-        raise InvalidInputError(f"--out {out_dir} is not writable; choose another folder.")
+    out_dir = writable_folder(out or Path("runs") / f"knowledge-{label}")
     results = run_knowledge(model, methods=methods, settings=settings, config=config, show_progress=progress)
     json_path, csv_path = write_results(results, out_dir)
     chart = write_knowledge_chart(results, out_dir)

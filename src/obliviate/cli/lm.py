@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -10,8 +9,7 @@ from typing import Any
 import numpy as np
 from rich.table import Table
 
-from obliviate.cli.common import err_console, out_console
-from obliviate.errors import InvalidInputError
+from obliviate.cli.common import check_bench_settings, err_console, out_console, writable_folder
 
 __all__ = ["bench_lm"]
 
@@ -65,14 +63,9 @@ def bench_lm(
     from obliviate.bench.results import write_results
     from obliviate.report.lm import write_tofu_charts
 
-    for key in settings:
-        if "." not in key:
-            raise InvalidInputError(f"bench settings name their method: write {key!r} as method.{key}, e.g. npo.{key}.")
+    check_bench_settings(settings, example="npo")
     label = model if model in ("tiny", "smollm2") else Path(model).name or "model"
-    out_dir = out or Path("runs") / f"authors-{label}"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if not os.access(out_dir, os.W_OK):
-        raise InvalidInputError(f"--out {out_dir} is not writable; choose another folder.")
+    out_dir = writable_folder(out or Path("runs") / f"authors-{label}")
     results = run_authors(
         model,
         methods=methods,
