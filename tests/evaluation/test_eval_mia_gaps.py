@@ -23,16 +23,37 @@ def test_mia_efficacy_on_separable_confidences():
     assert mia_efficacy(retain, test, half) == pytest.approx(0.75)
 
 
-def test_mia_efficacy_is_seeded_and_balanced():
-    rng = np.random.default_rng(1)
-    retain = rng.beta(8, 1, 400)  # overlapping: the fitted boundary depends on the subsample
-    test, forget = rng.beta(5, 2, 60), rng.beta(6, 2, 200)
-    a = mia_efficacy(retain, test, forget, seed=3)
-    assert a == mia_efficacy(retain, test, forget, seed=3)
-    assert 0.0 <= a <= 1.0
-    assert len({mia_efficacy(retain, test, forget, seed=s) for s in range(6)}) > 1  # a seeded subsample of retain
-    # The larger side is cut to the smaller's size either way round.
-    assert 0.0 <= mia_efficacy(test, retain, forget) <= 1.0
+def test_mia_efficacy_balances_with_the_first_len_test_retain_examples(monkeypatch):
+    """Unlearn-Sparse main_forget.py: shadow_train = Subset(retain, range(len(test))); no randomness."""
+    from sklearn.svm import SVC
+
+    import obliviate.evaluation.mia as mia
+
+    fitted = []
+    real_fit = SVC.fit
+
+    def spy(self, X, y, *args, **kwargs):
+        fitted.append((np.asarray(X)[:, 0].copy(), np.asarray(y).copy()))
+        return real_fit(self, X, y, *args, **kwargs)
+
+    monkeypatch.setattr(mia.SVC, "fit", spy)
+    # Retain in data order: three confident examples first, then seven unsure ones like the test set.
+    retain = np.array([0.95, 0.96, 0.97] + [0.2] * 7)
+    test = np.array([0.2, 0.21, 0.22])
+    forget = np.array([0.2, 0.96])
+    # By hand: members are exactly retain[:3] = 0.95..0.97, non-members 0.2..0.22, a clean split, so the
+    # unsure forget example is called a non-member and the confident one a member: efficacy 1/2.
+    # A random 3 of the 10 retain examples would usually include 0.2s as members and blur the split.
+    assert mia_efficacy(retain, test, forget) == pytest.approx(0.5)
+    X, y = fitted[-1]
+    assert X[y == 1].tolist() == [0.95, 0.96, 0.97] and X[y == 0].tolist() == [0.2, 0.21, 0.22]
+    # No randomness: a seed (accepted for old callers) changes nothing, and neither does calling again.
+    assert {mia_efficacy(retain, test, forget, seed=s) for s in range(4)} == {0.5}
+    assert all(np.array_equal(f[0], fitted[0][0]) for f in fitted)
+    # A retain set shorter than the test set is used whole (the reference would raise IndexError).
+    mia_efficacy(retain[:2], test, forget)
+    X, y = fitted[-1]
+    assert X[y == 1].tolist() == [0.95, 0.96] and X[y == 0].tolist() == [0.2, 0.21, 0.22]
 
 
 def test_mia_efficacy_fits_retain_as_members_and_test_as_non_members_in_equal_numbers(monkeypatch):

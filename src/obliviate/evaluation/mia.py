@@ -13,10 +13,7 @@ from sklearn.svm import SVC
 from obliviate.errors import InvalidInputError
 from obliviate.evaluation.arrays import float_array
 
-__all__ = ["mia_efficacy", "loss_attack_auc", "MIA_STREAM"]
-
-#: Seed stream of the balanced subsampling in :func:`mia_efficacy` (unique to it).
-MIA_STREAM = 9101
+__all__ = ["mia_efficacy", "loss_attack_auc"]
 
 
 def _probabilities(value: Any, name: str) -> np.ndarray:
@@ -29,7 +26,7 @@ def _probabilities(value: Any, name: str) -> np.ndarray:
     return arr
 
 
-def mia_efficacy(conf_retain: Any, conf_test: Any, conf_forget: Any, *, seed: int = 0) -> float:
+def mia_efficacy(conf_retain: Any, conf_test: Any, conf_forget: Any, *, seed: int | None = None) -> float:
     """Share of forget examples a confidence-based attack calls non-members, in ``[0, 1]``.
 
     Jia et al. NeurIPS 2023 ("Model sparsity can simplify machine unlearning"), Sec. 5 and
@@ -42,20 +39,18 @@ def mia_efficacy(conf_retain: Any, conf_test: Any, conf_forget: Any, *, seed: in
     ``= 1 - mean(predict(p_y of the forget examples))``. Higher means more forgotten. Papers
     report it x100 (percent); this function returns the fraction.
 
-    Balance: the larger of the retain and test samples is subsampled, without replacement and
-    seeded by ``(seed, MIA_STREAM)``, to the size of the smaller. (The reference keeps the
-    first ``len(test)`` retain examples when the retain set is larger, and uses both sets
-    whole otherwise; a seeded random subset avoids depending on the row order.)
+    Balance, exactly as the reference (``shadow_train = Subset(retain_dataset,
+    list(range(test_len)))``): the attack trains on the FIRST ``len(conf_test)`` entries of
+    ``conf_retain`` in the order given (callers pass the retain set in data order) and on every
+    test entry. Nothing is random. Where the retain set is shorter than the test set (the
+    reference would stop with an IndexError) the whole retain set is used. ``seed`` is accepted
+    for callers written against the earlier, seeded balancing and has no effect.
     """
+    del seed  # no randomness: kept only so existing callers' keyword still binds
     retain = _probabilities(conf_retain, "conf_retain")
     test = _probabilities(conf_test, "conf_test")
     forget = _probabilities(conf_forget, "conf_forget")
-    rng = np.random.default_rng([int(seed), MIA_STREAM])
-    size = min(retain.size, test.size)
-    if retain.size > size:
-        retain = retain[np.sort(rng.choice(retain.size, size=size, replace=False))]
-    if test.size > size:
-        test = test[np.sort(rng.choice(test.size, size=size, replace=False))]
+    retain = retain[: test.size]
     X = np.concatenate([retain, test]).reshape(-1, 1)
     y = np.concatenate([np.ones(retain.size), np.zeros(test.size)])
     clf = SVC(C=3, gamma="auto", kernel="rbf")
