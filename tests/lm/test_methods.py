@@ -38,7 +38,7 @@ SETTINGS = {
     "npo": ({"lr": 3e-4, "epochs": 20, "alpha": 1.0}, True),
     "simnpo": ({"lr": 3e-3}, True),
     "idk_dpo": ({"lr": 1e-3, "epochs": 20}, True),
-    "rmu": ({"lr": 1e-2, "epochs": 30, "alpha": 100.0, "steering_coeff": 20.0}, True),
+    "rmu": ({"lr": 1e-2, "epochs": 30, "alpha": 100.0, "steering_coeff": 20.0, "tokens": "answer"}, True),
     "task_vector": ({"lr": 3e-3, "epochs": 5, "scale": 1.25}, False),
     "whp": ({"lr": 3e-3, "reinforce_lr": 3e-3, "reinforce_epochs": 10, "strength": 50.0, "epochs": 10}, True),
     "undial": ({"lr": 1e-3, "alpha": 1.0}, False),
@@ -163,3 +163,53 @@ def test_registry_lists_lm_methods_with_defaults():
         make_method("npo", {"beta": 0})
     with pytest.raises(InvalidInputError, match="rmu.layer"):
         make_method("rmu", {"layer": 9}).trainable(tiny_lm(["a b"], layers=4).model)
+
+
+def _prompt_distance(lm, data, layer: int, control: torch.Tensor) -> float:
+    """Mean distance of layer ``layer``'s output to ``control`` over the prompt tokens of ``data``'s questions."""
+    from obliviate.empirical.lm.rmu import _layer_output, decoder_layers
+
+    batch = encode_qa(lm, data.questions, data.answers)
+    with torch.no_grad():
+        hidden = _layer_output(lm.model, decoder_layers(lm.model)[layer], batch)
+    prompt = (batch["labels"] == -100) & (batch["attention_mask"] == 1)
+    return float((hidden - control).norm(dim=-1)[prompt].mean())
+
+
+def test_rmu_all_tokens_steers_prompt_tokens_answer_only_does_not(memorised, qa_data):
+    """WMDP's RMU (tokens='all') steers every token of the forget documents, so the activations of the
+    question (prompt) tokens move towards the control vector; open-unlearning's (tokens='answer')
+    covers only answer tokens and leaves the prompt tokens about where they were."""
+    request = ForgetRequest(owners=["author0"])
+    forget, _ = request.split(qa_data)
+    base = {"lr": 1e-2, "epochs": 30, "alpha": 1.0, "steering_coeff": 20.0}  # alpha 100: the shared words pin both
+    moved = {}
+    for tokens in ("all", "answer"):
+        method = make_method("rmu", {**base, "tokens": tokens})
+        result = ob.unlearn(memorised, request, qa_data, method=method, seed=0)
+        control = method.control_vector
+        layer = 2  # layer=-1 on the 4-layer model
+        before = _prompt_distance(memorised, forget, layer, control)
+        after = _prompt_distance(result.model, forget, layer, control)
+        moved[tokens] = (before - after) / before
+    assert moved["all"] > 0.45, moved  # measured 0.62
+    assert moved["answer"] < 0.3 and moved["all"] > 2 * moved["answer"], moved  # measured 0.21
+
+
+def test_rmu_adaptive_coefficient_scales_with_activation_norm(memorised, qa_data):
+    """Adaptive RMU (Dang et al. 2024): c = beta * the mean token norm of the frozen layer's output."""
+    from obliviate.empirical.lm.rmu import activation_norm
+
+    method = make_method("rmu", {"lr": 1e-3, "epochs": 1, "norm_scale": 3.0})
+    ob.unlearn(memorised, ForgetRequest(owners=["author0"]), qa_data, method=method, seed=0)
+    assert method.measured_norm > 0
+    assert math.isclose(method.steering, 3.0 * method.measured_norm, rel_tol=1e-6)
+    assert math.isclose(float(method.control_vector.norm()), method.steering, rel_tol=1e-5)
+    forget, _ = ForgetRequest(owners=["author0"]).split(qa_data)
+    doc = [f"{it.question}\n{it.answer}" for it in forget.items]
+    from obliviate.empirical.lm.base import encode_documents
+
+    norm = activation_norm(memorised.model, 2, encode_documents(memorised, doc[:8]))
+    assert math.isclose(method.measured_norm, norm, rel_tol=1e-4)
+    with pytest.raises(InvalidInputError, match="rmu.tokens"):
+        ob.unlearn(memorised, [0], qa_data, method="rmu", settings={"tokens": "prompt"}, seed=0)

@@ -41,7 +41,13 @@ __all__ = [
     "check_family",
     "MODEL_FAMILIES",
     "unlearn_language_model",
+    "encode_documents",
+    "DOCUMENT",
 ]
+
+DOCUMENT = "document"
+"""The batch variant holding each item as one plain-text document (``question\\nanswer``, no chat
+template, every real token counted): the corpus layout of WMDP's RMU (plain documents)."""
 
 DEFAULT_IDK_ANSWERS: tuple[str, ...] = (
     "I don't know.",
@@ -92,19 +98,27 @@ class LMUnlearnTask(UnlearnTask):
         answers: Sequence[str] = ("answer",),
     ) -> Iterator[dict[str, Batch]]:
         """One seeded pass over a QA set: per step ``{variant: encode_qa batch}`` for each answer
-        variant (``"answer"``, ``"paraphrased_answer"``, ``"idk"``), all on the same items, in the
-        same order; records the items read."""
+        variant (``"answer"``, ``"paraphrased_answer"``, ``"idk"``, or :data:`DOCUMENT`: the item as
+        one plain-text document, :func:`encode_documents`), all on the same items, in the same order;
+        records the items read."""
         data = self.forget if which == "forget" else self.retain if which == "retain" else which
         items = qa_items(data)
         if not items:
             raise InvalidInputError(f"the {which if isinstance(which, str) else 'given'} set has no items.")
-        texts = {v: answers_of(items, v, idk_answers=self.idk_answers, generator=generator) for v in answers}
+        texts = {
+            v: answers_of(items, "answer" if v == DOCUMENT else v, idk_answers=self.idk_answers, generator=generator)
+            for v in answers
+        }
         for idx in minibatches(len(items), batch_size, generator=generator, shuffle=shuffle):
             chosen = [items[i] for i in idx.tolist()]
             self._touched.update(int(item.id) for item in chosen)
             questions = [item.question for item in chosen]
             out = {}
             for v in answers:
+                if v == DOCUMENT:
+                    docs = [f"{q}\n{texts[v][i]}" for q, i in zip(questions, idx.tolist())]
+                    out[v] = encode_documents(self.original, docs, max_length=self.max_length)
+                    continue
                 out[v] = encode_qa(self.original, questions, [texts[v][i] for i in idx.tolist()], max_length=self.max_length)
             yield out
 
@@ -112,6 +126,30 @@ class LMUnlearnTask(UnlearnTask):
         """Endless seeded passes (a fresh shuffle each pass)."""
         while True:
             yield from self.batches(which, batch_size, generator=generator, answers=answers)
+
+
+def encode_documents(lm: Any, texts: Sequence[str], *, max_length: int | None = None) -> Batch:
+    """Plain texts as one right-padded batch (the tokenizer's own special tokens, no chat template):
+    ``input_ids``, ``attention_mask`` and ``labels`` (the ids, -100 on padding). A text longer than
+    ``max_length`` (default ``lm.max_length``) keeps its start, as WMDP's tokenizer call truncates."""
+    texts = list(texts)
+    if not texts:
+        raise InvalidInputError("encode_documents needs at least one text.")
+    limit = int(max_length if max_length is not None else getattr(lm, "max_length", 0) or 0)
+    if limit < 2:
+        raise InvalidInputError(f"max_length must be at least 2 tokens, got {limit}; set it on the LanguageModel.")
+    tok = lm.tokenizer
+    rows = [list(tok(t)["input_ids"])[:limit] for t in texts]
+    if any(not r for r in rows):
+        raise InvalidInputError("a document has no tokens; give non-empty texts.")
+    pad = next((int(v) for v in (tok.pad_token_id, tok.eos_token_id) if v is not None), 0)
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+        mask[i, : len(r)] = 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": ids.masked_fill(mask == 0, IGNORE_INDEX)}
 
 
 # ---------------------------------------------------------------- shared losses
@@ -324,10 +362,12 @@ class PairedLMUnlearner(LMUnlearner):
     """``gamma * forget_loss + alpha * retain_loss`` on paired forget/retain batches.
 
     Subclasses implement :meth:`forget_loss`; ``forget_answers`` names the answer variants the
-    forget batches carry (IdkDPO also needs ``"idk"``); ``trainable`` picks the updated weights.
+    forget batches carry (IdkDPO also needs ``"idk"``; RMU over whole documents reads :data:`DOCUMENT`),
+    ``retain_answer`` the retain batches' variant; ``trainable`` picks the updated weights.
     """
 
-    forget_answers: ClassVar[tuple[str, ...]] = ("answer",)
+    forget_answers: tuple[str, ...] = ("answer",)
+    retain_answer: str = "answer"
     stream: ClassVar[int] = 500
 
     @dataclass(frozen=True)
@@ -356,15 +396,18 @@ class PairedLMUnlearner(LMUnlearner):
         for p in net.parameters():
             p.requires_grad_(id(p) in chosen)
         forget_gen, retain_gen = task.generator(self.stream), task.generator(self.stream + 1)
-        retain = task.cycle("retain", c.batch_size, generator=retain_gen) if alpha > 0 else None
+        f_answers, r_answer = tuple(self.forget_answers), str(self.retain_answer)
+        retain = (
+            task.cycle("retain", c.batch_size, generator=retain_gen, answers=(r_answer,)) if alpha > 0 else None
+        )
 
         def steps() -> Iterator[tuple[torch.Tensor, int]]:
             for _ in range(c.epochs):
-                for forget in task.batches("forget", c.batch_size, generator=forget_gen, answers=self.forget_answers):
-                    n = len(forget["answer"]["input_ids"])
+                for forget in task.batches("forget", c.batch_size, generator=forget_gen, answers=f_answers):
+                    n = len(forget[f_answers[0]]["input_ids"])
                     loss = gamma * self.forget_loss(net, forget, task)
                     if retain is not None:
-                        r = next(retain)["answer"]
+                        r = next(retain)[r_answer]
                         loss = loss + alpha * self.retain_loss(net, r, task)
                         n += len(r["input_ids"])
                     yield loss, n

@@ -8,7 +8,20 @@ L_retain``, updating only the MLP down-projections of layers ``l-2 .. l``. Refer
 centerforaisafety/wmdp ``rmu/unlearn.py`` (argparse defaults c 20, alpha 100, lr 5e-5, layer 7,
 layers 5,6,7; the released Zephyr-7B run behind the paper's headline used c 6.5, alpha 1200) and
 open-unlearning ``rmu.py`` (squared error averaged over the hidden size, summed over the answer
-tokens and divided by their count, then averaged over the batch) -- implemented here.
+tokens and divided by their count, then averaged over the batch).
+
+Which tokens the losses cover (``tokens``): WMDP's ``run_rmu`` calls ``mse_loss`` on the layer's
+output for the whole tokenised batch, so every token of its long plain-text forget/retain documents
+counts (``"all"``, the published default; here padding is left out, where WMDP's padded positions
+count too); open-unlearning's RMU covers only the answer tokens of QA items (``"answer"``). With
+``"all"`` every item is read as one plain document ``question\nanswer`` without the chat template
+(:data:`~obliviate.empirical.lm.base.DOCUMENT`), as WMDP's corpora are.
+
+Adaptive RMU (Dang et al., "On Effects of Steering Latent Representation for Large Language Model
+Unlearning", AAAI 2025, arXiv 2408.06223): the steering coefficient scales with the layer's
+activation norm, ``c = beta * mean_t ||h_l^frozen(x_t)||`` over the first forget batch, because a
+fixed c that is small against ``||h_l||`` barely moves the activations (``norm_scale`` = beta; 0
+keeps the fixed ``steering_coeff``).
 """
 
 from __future__ import annotations
@@ -19,12 +32,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from obliviate.empirical.lm.base import Batch, LMConfig, LMUnlearnTask, PairedLMUnlearner
+from obliviate.empirical.lm.base import DOCUMENT, Batch, LMConfig, LMUnlearnTask, PairedLMUnlearner
 from obliviate.errors import InvalidInputError, UnsupportedModelError
 from obliviate.lm.batches import network_of
 from obliviate.unlearning.registry import register
 
-__all__ = ["RMU", "decoder_layers", "activation_loss", "resolve_layer"]
+__all__ = ["RMU", "decoder_layers", "activation_loss", "resolve_layer", "activation_norm", "RMU_TOKENS"]
+
+RMU_TOKENS = ("all", "answer")
 
 
 def decoder_layers(net: nn.Module) -> nn.ModuleList:
@@ -61,6 +76,19 @@ def activation_loss(hidden: torch.Tensor, target: torch.Tensor, mask: torch.Tens
     squared = (hidden.float() - target.float()).square().mean(dim=-1)
     per_sequence = (squared * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1)
     return per_sequence.mean()
+
+
+def token_mask(batch: Batch, tokens: str) -> torch.Tensor:
+    """The positions a loss covers: every real token (``"all"``) or the answer tokens (``"answer"``)."""
+    return (batch["attention_mask"] != 0) if tokens == "all" else (batch["labels"] != -100)
+
+
+def activation_norm(net: nn.Module, layer: int, batch: Batch, tokens: str = "all") -> float:
+    """``mean_t ||h_l(x_t)||``: the mean L2 norm of layer ``layer``'s output over the covered tokens."""
+    with torch.no_grad():
+        hidden = _layer_output(net, decoder_layers(net)[layer], batch).float()
+    mask = token_mask(batch, tokens).float()
+    return float((hidden.norm(dim=-1) * mask).sum() / mask.sum().clamp_min(1))
 
 
 def _layer_output(net: nn.Module, block: nn.Module, batch: Batch) -> torch.Tensor:
@@ -103,14 +131,28 @@ class RMU(PairedLMUnlearner):
         alpha: float = 1200.0
         steering_coeff: float = 6.5
         layer: int = -1
+        tokens: str = "all"
+        norm_scale: float = 0.0
 
     family_defaults = {
-        "tiny-gpt": {"lr": 1e-2, "alpha": 100.0, "steering_coeff": 20.0},
+        "tiny-gpt": {"lr": 1e-2, "alpha": 100.0, "steering_coeff": 20.0, "tokens": "answer"},
         "llama": {"lr": 1e-3},
     }
 
+    @property
+    def forget_answers(self) -> tuple[str, ...]:  # type: ignore[override]
+        return (DOCUMENT,) if self.config.tokens == "all" else ("answer",)
+
+    @property
+    def retain_answer(self) -> str:  # type: ignore[override]
+        return DOCUMENT if self.config.tokens == "all" else "answer"
+
     def validate_config(self) -> None:
         super().validate_config()
+        if self.config.tokens not in RMU_TOKENS:
+            raise InvalidInputError(f"rmu.tokens must be 'all' (WMDP) or 'answer' (open-unlearning), got {self.config.tokens!r}.")
+        if self.config.norm_scale < 0:
+            raise InvalidInputError(f"rmu.norm_scale must be >= 0 (0: the fixed steering_coeff), got {self.config.norm_scale}.")
         if self.config.steering_coeff <= 0:
             raise InvalidInputError(f"rmu.steering_coeff must be > 0, got {self.config.steering_coeff}.")
         if self.config.layer < -1:
@@ -131,7 +173,15 @@ class RMU(PairedLMUnlearner):
         frozen_block = decoder_layers(frozen)[l]
         width = int(net.config.hidden_size)
         u = torch.rand(1, 1, width, generator=task.generator(self.stream + 7))
-        self._control = u / u.norm() * self.config.steering_coeff
+        coeff = self.config.steering_coeff
+        self.measured_norm = None
+        if self.config.norm_scale > 0:  # adaptive RMU: c = beta * mean token norm on the first forget batch
+            gen = task.generator(self.stream)
+            first = next(task.batches("forget", self.config.batch_size, generator=gen, answers=self.forget_answers))
+            self.measured_norm = activation_norm(frozen, l, first[self.forget_answers[0]], self.config.tokens)
+            coeff = self.config.norm_scale * self.measured_norm
+        self.steering = float(coeff)
+        self._control = self.control_vector = u / u.norm() * coeff  # control_vector: kept after the run
         self._block, self._frozen = layers[l], (frozen, frozen_block)
         try:
             return super().run(model, task)
@@ -139,13 +189,13 @@ class RMU(PairedLMUnlearner):
             del self._control, self._block, self._frozen
 
     def forget_loss(self, net: nn.Module, forget: dict[str, Batch], task: LMUnlearnTask) -> torch.Tensor:
-        batch = forget["answer"]
+        batch = forget[self.forget_answers[0]]
         hidden = _layer_output(net, self._block, batch)
-        return activation_loss(hidden, self._control.expand_as(hidden), batch["labels"] != -100)
+        return activation_loss(hidden, self._control.expand_as(hidden), token_mask(batch, self.config.tokens))
 
     def retain_loss(self, net: nn.Module, retain: Batch, task: LMUnlearnTask) -> torch.Tensor:
         frozen, frozen_block = self._frozen
         with torch.no_grad():
             reference = _layer_output(frozen, frozen_block, retain)
-        return activation_loss(_layer_output(net, self._block, retain), reference, retain["labels"] != -100)
+        return activation_loss(_layer_output(net, self._block, retain), reference, token_mask(retain, self.config.tokens))
 
