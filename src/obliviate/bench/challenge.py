@@ -2,10 +2,14 @@
 
 The NeurIPS 2023 challenge scored each method by an empirical epsilon per forget example over
 512 unlearned and 512 retrained models (Triantafillou et al. 2024, Sec. 3). Trained one by one
-that is out of reach for most; here a task trains a chunk of seeds' originals and retrained
-models with :func:`~obliviate.training.train_many` (one vmapped program), unlearns the whole
-stack with :func:`~obliviate.unlearning.unlearn_many`, and evaluates every model from stacked
-logits. Tasks run locally or as Ray tasks (:func:`obliviate.parallel.run_tasks`).
+that is out of reach for most; here a task trains a chunk of seeds' retrained models with
+:func:`~obliviate.training.train_many` (one vmapped program), unlearns a stack of originals
+with :func:`~obliviate.unlearning.unlearn_many`, and evaluates every model from stacked logits.
+Under the challenge protocol (the default; :mod:`obliviate.bench.runner`) the stack of originals
+is the scenario's ONE original repeated, each copy unlearned with its own seed, as the
+challenge's ``main.py`` runs the unlearning N times from one checkpoint; under ``per-seed`` it is
+one original per seed, trained with ``train_many``. Tasks run locally or as Ray tasks
+(:func:`obliviate.parallel.run_tasks`).
 
 Per-seed metrics at this scale:
 
@@ -27,7 +31,16 @@ import numpy as np
 from rich.console import Console
 
 from obliviate.bench.results import ORACLE, ORIGINAL
-from obliviate.bench.runner import ChunkResult, SeedJob, _job_fields, check_run, run_scenarios
+from obliviate.bench.runner import (
+    ChunkResult,
+    SeedJob,
+    _job_fields,
+    check_protocol,
+    check_run,
+    protocol_config,
+    run_scenarios,
+    scenario_original,
+)
 from obliviate.bench.suites import Suite
 from obliviate.errors import InvalidInputError
 from obliviate.evaluation import (
@@ -62,8 +75,12 @@ def run_challenge(
     console: Console | None = None,
     backend: str = "local",
     address: str | None = None,
+    protocol: str = "challenge",
 ) -> dict[str, Any]:
     """Benchmark ``methods`` on ``suite`` over ``seeds`` seeds with stacked models; the results document.
+
+    ``protocol``: ``"challenge"`` (default: one original per scenario, unlearned with each seed)
+    or ``"per-seed"`` (one original per seed); the results' config records which.
 
     Same rows as :func:`~obliviate.bench.run_suite` (the expensive per-seed metrics on the
     first ``full_seeds`` seeds only). ``methods`` default to the suite's methods that run
@@ -77,18 +94,26 @@ def run_challenge(
     for name, value in (("full_seeds", full_seeds), ("seeds_per_task", seeds_per_task)):
         if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "full_seeds" else 1):
             raise InvalidInputError(f"{name} must be a {'non-negative' if name == 'full_seeds' else 'positive'} integer, got {value!r}.")
+    check_protocol(protocol)
     methods, n_seeds, chosen, unlearners = check_run(suite, methods, seeds, scenarios, settings, backend, address)
     settings = dict(settings or {})
     full = frozenset(range(min(full_seeds, n_seeds)))
 
     def jobs(scenario, train, test, forget_ids) -> list[SeedJob]:
         common = _job_fields(suite, scenario, train, test, forget_ids, methods, settings, relearn)
+        original = scenario_original(suite.recipe, train, protocol)
         return [
-            SeedJob(**common, seeds=tuple(range(start, min(start + seeds_per_task, n_seeds))), full_seeds=full)
+            SeedJob(
+                **common,
+                seeds=tuple(range(start, min(start + seeds_per_task, n_seeds))),
+                full_seeds=full,
+                original=original,
+            )
             for start in range(0, n_seeds, seeds_per_task)
         ]
 
     config = {
+        **protocol_config(protocol),
         "engine": "stack",
         "backend": backend,
         "seeds_per_task": seeds_per_task,
@@ -127,7 +152,7 @@ def _mia(logits: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray], i: 
 
 def run_stack_chunk(job: SeedJob) -> ChunkResult:
     """The stacked engine's task: ``job.seeds`` trained, retrained and unlearned as stacks, then evaluated."""
-    from obliviate.training import train_many
+    from obliviate.training import ModelStack, train_many
     from obliviate.unlearning import unlearn_many
 
     request = job.request
@@ -136,7 +161,10 @@ def run_stack_chunk(job: SeedJob) -> ChunkResult:
     labels = {k: d.y for k, d in sets.items()}
     m = len(job.seeds)
 
-    originals = train_many(job.recipe, job.train, job.seeds)
+    if job.original is None:  # per-seed protocol: seed s's own original
+        originals = train_many(job.recipe, job.train, job.seeds)
+    else:  # challenge protocol: the one original, a copy per unlearning seed
+        originals = ModelStack.from_models([job.original] * m, seeds=job.seeds, recipe=job.recipe.with_seed(0))
     start = time.perf_counter()
     retrained = train_many(job.recipe, retain, job.seeds)
     oracle_seconds = (time.perf_counter() - start) / m

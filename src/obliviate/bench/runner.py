@@ -1,10 +1,20 @@
-"""Run a suite: for each scenario and seed, train the original, retrain the oracle, apply every
-method, evaluate against the oracle, and score the NeurIPS 2023 metric and U-LiRA over the seeds.
+"""Run a suite: for each scenario and seed, retrain the oracle, apply every method to the
+original, evaluate against the oracle, and score the NeurIPS 2023 metric and U-LiRA over the seeds.
 
-Seed s trains the original with ``recipe.with_seed(s)``, retrains the oracle with the same
-recipe, and runs each method with ``seed=s``: N seeds give the N unlearned and N retrained
-models the challenge's empirical epsilon compares (Triantafillou et al. 2024, Sec. 3). The
-forget set is fixed per scenario, so every model is scored on the same examples.
+Two protocols give the N unlearned and N retrained models the challenge's empirical epsilon
+compares (Triantafillou et al. 2024, Sec. 3; google-deepmind/unlearning_evaluation ``main.py``):
+
+- ``"challenge"`` (the default, as the challenge ran it): ONE original per scenario, trained
+  with ``recipe.with_seed(ORIGINAL_SEED)``; seed s runs each method on that original with
+  ``seed=s`` (the unlearning's own randomness) and retrains the oracle with
+  ``recipe.with_seed(s)``. A deterministic method (the untouched original, SSD) then has no
+  spread on the unlearned side, and the metric's range rule caps its examples' epsilon.
+- ``"per-seed"``: seed s trains its own original with ``recipe.with_seed(s)`` and unlearns it
+  with ``seed=s``, so the unlearned side also carries the training seed's variance (obliviate's
+  earlier bench; kept for comparison).
+
+The results' config records ``protocol`` (and ``original_seed`` under the challenge protocol).
+The forget set is fixed per scenario, so every model is scored on the same examples.
 
 Seeds are independent, so they run as tasks through :func:`obliviate.parallel.run_tasks`: one
 seed per task here (the loop engine), a chunk of seeds per task in the stacked engine
@@ -23,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 from rich.console import Console
+from torch import nn
 
 from obliviate.bench.results import ORACLE, ORIGINAL, add_row, new_results
 from obliviate.bench.scoring import score_scenario
@@ -37,7 +48,23 @@ from obliviate.training.recipe import Recipe
 from obliviate.training.trainer import train as train_model
 from obliviate.unlearning import Cost, make_method, unlearn
 
-__all__ = ["run_suite", "SeedJob", "ChunkResult", "run_seed_chunk", "check_run", "run_scenarios"]
+__all__ = [
+    "run_suite",
+    "SeedJob",
+    "ChunkResult",
+    "run_seed_chunk",
+    "check_run",
+    "run_scenarios",
+    "PROTOCOLS",
+    "ORIGINAL_SEED",
+    "check_protocol",
+]
+
+#: The bench's protocols for the NeurIPS score (see the module docstring); the first is the default.
+PROTOCOLS: tuple[str, ...] = ("challenge", "per-seed")
+#: The training seed of the one original per scenario under the challenge protocol: outside the
+#: seeds 0..N-1 that retrain the oracles, so the original shares neither init nor order with any.
+ORIGINAL_SEED = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -54,10 +81,41 @@ class SeedJob:
     seeds: tuple[int, ...]
     relearn: bool = True
     full_seeds: frozenset[int] = frozenset()  # stacked engine: the seeds that get the expensive metrics
+    original: nn.Module | None = None  # challenge protocol: the scenario's one original; None: per seed
 
     @property
     def request(self) -> ForgetRequest:
         return ForgetRequest(ids=self.forget_ids, note=self.note)
+
+    def original_for(self, seed: int) -> nn.Module:
+        """The model seed ``seed`` unlearns: the scenario's one original, or (per-seed) its own."""
+        return self.original if self.original is not None else train_model(self.recipe.with_seed(seed), self.train)
+
+
+def check_protocol(protocol: str) -> str:
+    """``protocol`` if it is one of :data:`PROTOCOLS`; an error naming the choices otherwise."""
+    if protocol not in PROTOCOLS:
+        raise InvalidInputError(
+            f"unknown protocol {protocol!r}: use 'challenge' (one original per scenario, N unlearning seeds, as the "
+            "NeurIPS 2023 challenge ran it) or 'per-seed' (one original per seed)."
+        )
+    return protocol
+
+
+def scenario_original(recipe: Recipe, train: Dataset, protocol: str) -> nn.Module | None:
+    """The challenge protocol's one original of a scenario (``recipe`` at :data:`ORIGINAL_SEED`); None per seed."""
+    return train_model(recipe.with_seed(ORIGINAL_SEED), train) if protocol == "challenge" else None
+
+
+def protocol_config(protocol: str) -> dict[str, Any]:
+    """What the results' config records about the protocol (the report names it beside the NeurIPS score)."""
+    if protocol == "challenge":
+        return {
+            "protocol": protocol,
+            "original_seed": ORIGINAL_SEED,
+            "protocol_note": "one original per scenario; N unlearning runs with seeds 0..N-1; N retrained models",
+        }
+    return {"protocol": protocol, "protocol_note": "one original per seed; seed s unlearns its own original"}
 
 
 @dataclass
@@ -108,7 +166,7 @@ def run_seed_chunk(job: SeedJob) -> ChunkResult:
 
     for seed in job.seeds:
         recipe = job.recipe.with_seed(seed)
-        original = train_model(recipe, job.train)
+        original = job.original_for(seed)
         oracle_run = unlearn(original, request, job.train, method=ORACLE, recipe=recipe, seed=seed)
         oracle, oracle_seconds = oracle_run.model, oracle_run.cost.seconds
         record(ORIGINAL, seed, original, Cost(), oracle, original, oracle_seconds)
@@ -173,19 +231,24 @@ def run_suite(
     console: Console | None = None,
     backend: str = "local",
     address: str | None = None,
+    protocol: str = "challenge",
 ) -> dict[str, Any]:
     """Benchmark ``methods`` on ``suite`` seed by seed; returns the results document (see ``bench.results``).
 
-    ``backend="ray"`` runs each seed as a Ray task (a local Ray, or the cluster at ``address``).
+    ``protocol``: ``"challenge"`` (default; one original per scenario) or ``"per-seed"`` (one per
+    seed), see the module docstring. ``backend="ray"`` runs each seed as a Ray task (a local Ray,
+    or the cluster at ``address``).
     """
+    check_protocol(protocol)
     methods, n_seeds, chosen, unlearners = check_run(suite, methods, seeds, scenarios, settings, backend, address)
     settings = dict(settings or {})
 
     def jobs(scenario, train, test, forget_ids) -> list[SeedJob]:
         common = _job_fields(suite, scenario, train, test, forget_ids, methods, settings, relearn)
-        return [SeedJob(**common, seeds=(seed,)) for seed in range(n_seeds)]
+        original = scenario_original(suite.recipe, train, protocol)
+        return [SeedJob(**common, seeds=(seed,), original=original) for seed in range(n_seeds)]
 
-    config = {"engine": "loop", "backend": backend}
+    config = {"engine": "loop", "backend": backend, **protocol_config(protocol)}
     return run_scenarios(
         suite, chosen, unlearners, n_seeds, jobs, run_seed_chunk, config,
         backend=backend, address=address, show_progress=show_progress, console=console,
