@@ -12,7 +12,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from obliviate import data, errors, evaluation
+from obliviate import certified, data, errors, evaluation  # certified registers its solvers and DP-SGD
 from obliviate.data import Dataset
 from obliviate.evaluation import evaluate
 from obliviate.request import ForgetRequest

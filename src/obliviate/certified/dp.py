@@ -24,20 +24,20 @@ with Opacus directly in secure mode.
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from obliviate.data.dataset import Dataset
 from obliviate.errors import InvalidInputError, UnsupportedModelError
 from obliviate.storage import spec_of
+from obliviate.training.backends import register_private_trainer
 from obliviate.training.loop import make_optimizer, make_scheduler, seeded_generator
+from obliviate.training.privacy import ACCOUNTANTS, DP
 from obliviate.training.trainer import run_epochs
 
 __all__ = [
@@ -50,65 +50,8 @@ __all__ = [
     "attach_privacy",
 ]
 
-ACCOUNTANTS = ("prv", "rdp", "gdp")
 _SAMPLER_STREAM = 1  # the non-private trainer's shuffling stream: same seed, same role
 _NOISE_STREAM = 2
-
-
-def _number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise InvalidInputError(f"DP.{name} must be a number, got {value!r}.")
-    return float(value)
-
-
-@dataclass(frozen=True)
-class DP:
-    """A differential-privacy target for DP-SGD training: (``epsilon``, ``delta``)-DP.
-
-    ``epsilon`` > 0 (finite: the non-private model is ``privacy=None``), ``delta`` in (0, 1) and
-    below 1/n at training time (1e-5 is the usual choice for thousands of examples),
-    ``max_grad_norm`` the per-example clipping norm C, ``accountant`` one of ``prv`` (default, the
-    tightest), ``rdp`` or ``gdp``.
-    """
-
-    epsilon: float
-    delta: float = 1e-5
-    max_grad_norm: float = 1.0
-    accountant: str = "prv"
-
-    def __post_init__(self) -> None:
-        for name in ("epsilon", "delta", "max_grad_norm"):
-            object.__setattr__(self, name, _number(name, getattr(self, name)))
-        if not (math.isfinite(self.epsilon) and self.epsilon > 0):
-            raise InvalidInputError(
-                f"DP.epsilon must be a finite number > 0, got {self.epsilon}; for a non-private model leave privacy=None."
-            )
-        if not 0 < self.delta < 1:
-            raise InvalidInputError(f"DP.delta must lie in (0, 1), got {self.delta}; 1e-5 or below 1/n is usual.")
-        if not (math.isfinite(self.max_grad_norm) and self.max_grad_norm > 0):
-            raise InvalidInputError(f"DP.max_grad_norm must be a finite number > 0, got {self.max_grad_norm}.")
-        if self.accountant not in ACCOUNTANTS:
-            raise InvalidInputError(f"DP.accountant must be one of {ACCOUNTANTS}, got {self.accountant!r}.")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def coerce(cls, value: Any) -> DP:
-        """A ``DP`` from a ``DP`` or its dict (as a saved recipe holds it)."""
-        if isinstance(value, DP):
-            return value
-        if isinstance(value, Mapping):
-            names = {f.name for f in fields(cls)}
-            unknown = set(value) - names
-            if unknown:
-                raise InvalidInputError(f"unknown DP fields {sorted(unknown)}; valid fields: {sorted(names)}.")
-            if "epsilon" not in value:
-                raise InvalidInputError("a DP privacy setting needs epsilon, e.g. {'epsilon': 1.0, 'delta': 1e-5}.")
-            return cls(**dict(value))
-        raise InvalidInputError(
-            f"privacy must be an obliviate DP(epsilon=..., delta=...) or its dict, got {type(value).__name__}."
-        )
 
 
 @dataclass(frozen=True)
@@ -277,3 +220,13 @@ def train_private(
             if hasattr(p, attr):
                 delattr(p, attr)
     return plain.eval(), record
+
+
+def _train_and_attach(model: nn.Module, data: Dataset, *, recipe: Any, show_progress: bool = False) -> nn.Module:
+    """The trainer's entry for ``Recipe(privacy=DP(...))``: DP-SGD, then the record stored in the model spec."""
+    model, record = train_private(model, data, recipe=recipe, show_progress=show_progress)
+    return attach_privacy(model, record)
+
+
+register_private_trainer(_train_and_attach)
+

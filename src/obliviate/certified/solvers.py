@@ -6,7 +6,8 @@ Guo et al. 2020) and ``Recipe(model="d2d_logreg", ...)`` with
 :func:`~obliviate.certified.descent_to_delete.train_descent_to_delete` (Neel et al. 2021). The
 options are those functions' keyword arguments; the seed is the recipe's. Going through
 ``obliviate.train`` means the oracle, the ``retrain`` method and ``obliviate bench`` treat these
-models like every other recipe: the oracle is the same solver on the retained data.
+models like every other recipe: the oracle is the same solver on the retained data. Each solver is
+registered with the trainer (:mod:`obliviate.training.backends`), which never imports this module.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from obliviate.certified.descent_to_delete import train_descent_to_delete
 from obliviate.certified.logistic import fit_certified
 from obliviate.data.dataset import Dataset
 from obliviate.errors import InvalidInputError
+from obliviate.training.backends import register_solver
 from obliviate.training.recipe import Recipe
 
 __all__ = ["SOLVERS", "solve"]
@@ -38,3 +40,7 @@ def solve(recipe: Recipe, data: Dataset) -> nn.Module:
         raise InvalidInputError(
             f"bad model_options for {recipe.model!r}: {exc}; they are the keyword arguments of {fit.__name__}."
         ) from exc
+
+
+for _name in SOLVERS:
+    register_solver(_name, solve)

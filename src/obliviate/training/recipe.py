@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from obliviate.errors import InvalidInputError, UnknownModelError
+from obliviate.training.privacy import DP
 
 __all__ = ["Recipe", "OPTIMIZERS", "SCHEDULES", "MAX_EPOCHS", "MAX_BATCH_SIZE", "MAX_SEED"]
 
@@ -46,7 +47,7 @@ class Recipe:
     ``model_options`` are passed to the model builder (e.g. ``{"hidden": (64,)}`` for the
     MLP); ``schedule`` is ``constant``, ``cosine`` (annealed to 0 over all steps) or ``step``
     (x0.1 at 50% and 75% of the steps). ``privacy``, when set to an
-    :class:`obliviate.certified.dp.DP` (or its dict), makes :func:`~obliviate.train` run DP-SGD
+    :class:`obliviate.training.privacy.DP` (or its dict), makes :func:`~obliviate.train` run DP-SGD
     with Opacus to that (epsilon, delta); it enters the fingerprint only when set, so recipes
     without it keep their fingerprints.
     """
@@ -68,8 +69,6 @@ class Recipe:
 
         object.__setattr__(self, "model_options", _freeze(self.model_options or ()))
         if self.privacy is not None:
-            from obliviate.certified.dp import DP
-
             object.__setattr__(self, "privacy", DP.coerce(self.privacy))
         if self.model not in KNOWN_MODELS:
             raise UnknownModelError(self.model, KNOWN_MODELS)

@@ -16,9 +16,10 @@ from torch import nn
 
 from obliviate.data.dataset import Dataset
 from obliviate.errors import InvalidInputError
-from obliviate.models import SOLVER_MODELS, build_model
+from obliviate.models import build_model
 from obliviate.progress import progress_bar
 from obliviate.storage import attach_spec
+from obliviate.training.backends import private_trainer, solver
 from obliviate.training.loop import (
     check_finite,
     make_optimizer,
@@ -99,6 +100,8 @@ def train(recipe: Recipe, data: Dataset, *, show_progress: bool = False) -> nn.M
 
     With ``recipe.privacy`` set, training is DP-SGD (:func:`obliviate.certified.dp.train_private`)
     and the model carries its spent privacy, read with :func:`obliviate.certified.dp.privacy_of`.
+    Solver models and DP-SGD are registered by :mod:`obliviate.certified` in
+    :mod:`obliviate.training.backends`; this module does not import them.
     """
     if not isinstance(recipe, Recipe):
         raise InvalidInputError(f"recipe must be an obliviate.Recipe, got {type(recipe).__name__}.")
@@ -106,17 +109,13 @@ def train(recipe: Recipe, data: Dataset, *, show_progress: bool = False) -> nn.M
         raise InvalidInputError(f"data must be an obliviate Dataset, got {type(data).__name__}; use ob.data.from_arrays.")
     if len(data) == 0:
         raise InvalidInputError("cannot train on an empty dataset.")
-    if recipe.model in SOLVER_MODELS:  # convex models with a certified solver of their own
-        from obliviate.certified.solvers import solve
-
-        model = solve(recipe, data)
+    fit_solver = solver(recipe.model)
+    if fit_solver is not None:  # convex models with a certified solver of their own
+        model = fit_solver(recipe, data)
         return attach_spec(model, recipe=recipe, input_shape=data.input_shape, num_classes=data.num_classes).eval()
     model = build_model(recipe.model, data.input_shape, data.num_classes, seed=recipe.seed, options=recipe.options)
     attach_spec(model, recipe=recipe, input_shape=data.input_shape, num_classes=data.num_classes)
     with seeded_global_rng(recipe.seed):  # any module using the global RNG (dropout) stays seeded
         if recipe.privacy is not None:
-            from obliviate.certified.dp import attach_privacy, train_private
-
-            model, record = train_private(model, data, recipe=recipe, show_progress=show_progress)
-            return attach_privacy(model, record)
+            return private_trainer()(model, data, recipe=recipe, show_progress=show_progress)
         return fit(model, data, recipe=recipe, show_progress=show_progress)
