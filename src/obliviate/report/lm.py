@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from obliviate.bench.results import ORACLE, ORIGINAL
+from obliviate.results import ORACLE, ORIGINAL
 from obliviate.report.plots import _figure, _png, display_name
 from obliviate.report.results import check_results
 from obliviate.storage import atomic_write_bytes
