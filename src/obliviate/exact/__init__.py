@@ -2,5 +2,24 @@
 
 from obliviate.exact.retrain import Retrain
 from obliviate.exact.sisa import SISA, DeletionReport, SISAEnsemble, SISAModule, SISAUnlearner
+from obliviate.exact.summation import (
+    AlreadyDeletedError,
+    GaussianNaiveBayes,
+    MultinomialNaiveBayes,
+    QKMeans,
+    RidgeRegression,
+)
 
-__all__ = ["Retrain", "SISA", "SISAEnsemble", "SISAModule", "SISAUnlearner", "DeletionReport"]
+__all__ = [
+    "Retrain",
+    "SISA",
+    "SISAEnsemble",
+    "SISAModule",
+    "SISAUnlearner",
+    "DeletionReport",
+    "AlreadyDeletedError",
+    "GaussianNaiveBayes",
+    "MultinomialNaiveBayes",
+    "QKMeans",
+    "RidgeRegression",
+]
