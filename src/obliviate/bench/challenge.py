@@ -17,7 +17,8 @@ Per-seed metrics at this scale:
   stack's wall time divided by its number of models), and the forget-set confidences the
   NeurIPS score and U-LiRA are computed from;
 - the first ``full_seeds`` seeds only (10 by default): MIA-Efficacy (an SVC fit per model),
-  relearn time (fine-tuning runs per model) and Avg. Gap (it needs MIA-Efficacy). The results'
+  relearn time (:func:`~obliviate.evaluation.relearn.relearn_epochs`, a fine-tuning run per model)
+  and Avg. Gap (it needs MIA-Efficacy). The results'
   config records ``full_metric_seeds`` and the report says so.
 """
 
@@ -51,9 +52,9 @@ from obliviate.evaluation import (
     loss_attack_auc,
     mia_efficacy,
     per_example_loss,
-    relearn_time,
     true_class_probability,
 )
+from obliviate.evaluation.relearn import LOSS_MARGIN, relearn_epochs
 
 __all__ = ["run_challenge", "run_stack_chunk", "FULL_SEEDS", "SEEDS_PER_TASK"]
 
@@ -182,7 +183,10 @@ def run_stack_chunk(job: SeedJob) -> ChunkResult:
     full = [i for i, s in enumerate(job.seeds) if s in job.full_seeds]
     oracle_full = {i: {**_cheap_metrics(logits[ORACLE], labels, i), "mia_efficacy": _mia(logits[ORACLE], labels, i, job.seeds[i])}
                    for i in full}
-    original_forget_acc = [accuracy_of_logits(logits[ORIGINAL]["forget"][i], labels["forget"]) for i in range(m)]
+    # relearn target: the original's forget loss + 1e-5 (SCRUB's readout; obliviate.evaluation.relearn)
+    target_loss = [
+        float(per_example_loss(logits[ORIGINAL]["forget"][i], labels["forget"]).mean()) + LOSS_MARGIN for i in range(m)
+    ]
     for name, (stack, seconds) in stacks.items():
         for i, seed in enumerate(job.seeds):
             metrics = dict(oracle_full[i]) if name == ORACLE and i in oracle_full else _cheap_metrics(logits[name], labels, i)
@@ -190,8 +194,8 @@ def run_stack_chunk(job: SeedJob) -> ChunkResult:
                 if name != ORACLE:
                     metrics = {**metrics, "mia_efficacy": _mia(logits[name], labels, i, seed)}
                 if job.relearn:
-                    metrics["relearn_steps"] = float(
-                        relearn_time(stack.model(i), forget, target_accuracy=original_forget_acc[i], seed=seed)
+                    metrics["relearn_epochs"] = float(
+                        relearn_epochs(stack.model(i), forget, job.train, target_loss=target_loss[i], seed=seed)
                     )
                 metrics["avg_gap"] = avg_gap(metrics, oracle_full[i])
             metrics = {**metrics, "seconds": seconds}
