@@ -42,6 +42,7 @@ __all__ = [
     "UnlearnResult",
     "Unlearner",
     "available_methods",
+    "certified",
     "data",
     "errors",
     "evaluate",

@@ -11,6 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 __all__ = [
+    "PrivateModelError",
+    "AlreadyRemovedError",
+    "NotACausalLMError",
     "ObliviateError",
     "InvalidInputError",
     "UnknownIdsError",
@@ -195,4 +198,32 @@ class UnsupportedModelError(ObliviateError, ValueError):
         super().__init__(
             f"Method {method!r} cannot unlearn a {got}: its guarantee needs one of {', '.join(supported)}. "
             "Train one of those (see obliviate.certified) or pick an empirical method."
+        )
+
+
+class NotACausalLMError(InvalidInputError):
+    """A folder that holds no Hugging Face causal language model."""
+
+
+class AlreadyRemovedError(ObliviateError, ValueError):
+    """A removal request names examples the certified model has already removed."""
+
+    def __init__(self, ids: Iterable[int]) -> None:
+        self.ids = sorted(int(i) for i in ids)
+        shown = ", ".join(str(i) for i in self.ids[:10]) + (" ..." if len(self.ids) > 10 else "")
+        super().__init__(
+            f"{len(self.ids)} id(s) were already removed from this certified model: [{shown}]. "
+            "A point can be removed once; drop these ids from the request (model.removed_ids lists them)."
+        )
+
+
+class PrivateModelError(UnsupportedModelError):
+    """A model that Opacus cannot train privately (BatchNorm and other cross-example layers)."""
+
+    def __init__(self, model: str, problems: list[str]) -> None:
+        Exception.__init__(
+            self,
+            f"Model {model!r} cannot be trained with DP-SGD: {'; '.join(problems)}. Layers that mix examples "
+            "(BatchNorm) leak across the batch; use a model with GroupNorm/LayerNorm (e.g. model='mlp' or 'cnn'), "
+            "or convert yours with opacus.validators.ModuleValidator.fix(model).",
         )

@@ -33,7 +33,10 @@ import torch
 from torch import nn
 
 from obliviate.data.dataset import Dataset
-from obliviate.errors import InvalidInputError, UnsupportedModelError
+from obliviate.errors import (
+    InvalidInputError,
+    PrivateModelError,
+)
 from obliviate.storage import spec_of
 from obliviate.training.backends import register_private_trainer
 from obliviate.training.loop import make_optimizer, make_scheduler, seeded_generator
@@ -108,18 +111,6 @@ def privacy_of(model: nn.Module) -> PrivacyRecord | None:
     if spec is None or _PRIVACY_KEY not in spec:
         return None
     return PrivacyRecord.from_dict(spec[_PRIVACY_KEY])
-
-
-class PrivateModelError(UnsupportedModelError):
-    """A model that Opacus cannot train privately (BatchNorm and other cross-example layers)."""
-
-    def __init__(self, model: str, problems: list[str]) -> None:
-        Exception.__init__(
-            self,
-            f"Model {model!r} cannot be trained with DP-SGD: {'; '.join(problems)}. Layers that mix examples "
-            "(BatchNorm) leak across the batch; use a model with GroupNorm/LayerNorm (e.g. model='mlp' or 'cnn'), "
-            "or convert yours with opacus.validators.ModuleValidator.fix(model).",
-        )
 
 
 def _check_supported(model: nn.Module, name: str) -> None:

@@ -41,10 +41,10 @@ from torch import nn
 
 from obliviate.data.dataset import Dataset, _as_id_array
 from obliviate.errors import (
+    AlreadyRemovedError,
     BudgetExhaustedError,
     ForgetAllError,
     InvalidInputError,
-    ObliviateError,
     UnknownIdsError,
 )
 
@@ -65,18 +65,6 @@ __all__ = [
 GAMMA = 0.25  # Lipschitz constant of l'' for the logistic loss used by Guo et al. (Corollary 1)
 POLICIES = ("retrain", "refuse")
 _GTOL = 1e-10  # relative gradient tolerance of the solver (times lambda n)
-
-
-class AlreadyRemovedError(ObliviateError, ValueError):
-    """A removal request names examples the certified model has already removed."""
-
-    def __init__(self, ids: Iterable[int]) -> None:
-        self.ids = sorted(int(i) for i in ids)
-        shown = ", ".join(str(i) for i in self.ids[:10]) + (" ..." if len(self.ids) > 10 else "")
-        super().__init__(
-            f"{len(self.ids)} id(s) were already removed from this certified model: [{shown}]. "
-            "A point can be removed once; drop these ids from the request (model.removed_ids lists them)."
-        )
 
 
 # ---------------------------------------------------------------------------- the math

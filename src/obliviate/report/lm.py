@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from obliviate.results import ORACLE, ORIGINAL
 from obliviate.report.plots import _figure, _png, display_name
 from obliviate.report.results import check_results
+from obliviate.results import ORACLE, ORIGINAL
 from obliviate.storage import atomic_write_bytes
 
 __all__ = ["LM_COLUMNS", "LM_COLUMN_NOTES", "lm_leaderboard", "tofu_chart", "write_tofu_charts"]
