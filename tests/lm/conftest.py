@@ -10,7 +10,7 @@ before changing it.
   than on the holdout authors'.
 - ``tiny_retain_lm``: the same recipe on the retain authors of forget10 (plus world facts): the oracle.
 - ``lm_cache``: the folder both are cached in; ``run_authors(tiny_lm, benchmark=small_authors,
-  recipe=TINY_TEST_RECIPE, cache=lm_cache)`` finds them there instead of training again.
+  recipe=tiny_test_recipe, cache=lm_cache)`` finds them there instead of training again.
 """
 
 from __future__ import annotations
@@ -22,6 +22,12 @@ from obliviate.lm.training import FinetuneRecipe, retain_model, target_model
 from obliviate.models.lm import tiny_gpt
 
 TINY_TEST_RECIPE = FinetuneRecipe(epochs=25, lr=5e-3, batch_size=8, weight_decay=0.0, warmup=0.05, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_test_recipe():
+    """The fine-tuning recipe the tiny target and retain models are cached under (``TINY_TEST_RECIPE``)."""
+    return TINY_TEST_RECIPE
 
 
 @pytest.fixture(scope="session")

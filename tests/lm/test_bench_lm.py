@@ -14,12 +14,10 @@ from obliviate.report.lm import lm_leaderboard, tofu_chart
 
 
 @pytest.fixture(scope="module")
-def results(tiny_lm, small_authors, lm_cache, trained_tiny_lm, tiny_retain_lm):
-    from conftest import TINY_TEST_RECIPE
-
+def results(tiny_lm, small_authors, lm_cache, trained_tiny_lm, tiny_retain_lm, tiny_test_recipe):
     # the target and retain models come from the session cache the two model fixtures filled
     return run_authors(
-        tiny_lm, methods=["grad_diff"], splits=["forget10"], benchmark=small_authors, recipe=TINY_TEST_RECIPE,
+        tiny_lm, methods=["grad_diff"], splits=["forget10"], benchmark=small_authors, recipe=tiny_test_recipe,
         show_progress=False, relearn=False, cache=lm_cache,
     )
 
