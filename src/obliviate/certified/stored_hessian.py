@@ -94,7 +94,7 @@ class StoredHessianLogisticRegression(CertifiedLogisticRegression):
         X, _ = self._arrays(mask)
         W = self.weight.detach().numpy().copy()
         s = _curvature(X, W)
-        M = np.einsum("ik,id,ie->kde", s, X, X, optimize=True)
+        M = np.stack([(X * s[:, k : k + 1]).T @ X for k in range(s.shape[1])])
         state = {
             "anchor": W,
             "anchor_residual": self.residual.numpy().copy(),
