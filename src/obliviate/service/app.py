@@ -36,7 +36,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Path as PathParam, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Path as PathParam
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
@@ -446,7 +447,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
             elif t.to_status in (APPLIED, "failed"):
                 b["finished_at"] = t.at.isoformat()
                 b["applied" if t.to_status == APPLIED else "failed"] += 1
-        for rid, body in book.certificates().items():
+        for body in book.certificates().values():
             cert = json.loads(body)
             b = found.get(cert.get("batch_id"))
             if b is not None and "method" not in b:

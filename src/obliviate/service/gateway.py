@@ -69,10 +69,6 @@ class RateLimiter:
             return (1.0 - tokens) / self.rate
 
 
-class _TooLarge(Exception):
-    pass
-
-
 async def _send_json(send, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
     body = json.dumps({"detail": detail}).encode()
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
@@ -162,24 +158,28 @@ class Gateway:
                     {"Retry-After": str(max(1, int(wait + 0.999)))},
                 )
                 return
-            seen = 0
-
-            async def limited_receive():
-                nonlocal seen
+            body, more = b"", True  # read whole (it is at most max_body) before any endpoint sees it
+            while more:
                 message = await receive()
-                if message["type"] == "http.request":
-                    seen += len(message.get("body", b""))
-                    if seen > self.max_body:
-                        raise _TooLarge
-                return message
-
-            try:
-                await self.app(scope, limited_receive, audited_send)
-            except _TooLarge:
-                if status_box["status"] == 0:
+                if message["type"] != "http.request":
+                    return  # the client went away: nothing to answer
+                body += message.get("body", b"")
+                more = message.get("more_body", False)
+                if len(body) > self.max_body:
                     await _send_json(
                         audited_send, 413, f"the request body is over {self.max_body} bytes; send a smaller one."
                     )
+                    return
+            replayed = False
+
+            async def replay():
+                nonlocal replayed
+                if not replayed:
+                    replayed = True
+                    return {"type": "http.request", "body": body, "more_body": False}
+                return await receive()
+
+            await self.app(scope, replay, audited_send)
         finally:
             if not (path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)):
                 self.audit(

@@ -22,7 +22,10 @@ class FileRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    ids: Annotated[list[int] | None, Field(max_length=MAX_IDS, description="Example ids to delete.")] = None
+    ids: Annotated[
+        list[Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]] | None,
+        Field(max_length=MAX_IDS, description="Example ids to delete (int64)."),
+    ] = None
     owners: Annotated[
         list[Annotated[str, StringConstraints(min_length=1, max_length=MAX_OWNER_CHARS)]] | None,
         Field(max_length=MAX_OWNERS, description="Data subjects whose examples to delete."),

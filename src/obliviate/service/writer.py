@@ -11,7 +11,8 @@ filings per second grow.
 
 The ledger already has the bulk call this needs (``add_many``, one transaction for many). If one
 filing in a group is refused by the ledger (an idempotency key reused for other content), the whole
-transaction rolls back and the group is filed again one by one, so only that filing gets the error.
+transaction rolls back and the group is filed again in halves (bisection), so only that filing gets the
+error.
 
 Audit rows of the service's calls are written by the same thread, also in groups, to the service's
 own file (:mod:`obliviate.service.tokens`).
@@ -128,22 +129,24 @@ class GroupCommitter:
                     item.future.set_exception(RuntimeError("the server is shutting down; file the request again."))
 
     def _commit(self, ledger, filings: list[Filing]) -> None:
-        self.groups += 1
-        self.largest_group = max(self.largest_group, len(filings))
         try:
             stored = ledger.add_many([f.request for f in filings], keys=[f.key for f in filings])
         except ObliviateError as exc:
             if len(filings) == 1:
                 filings[0].future.set_exception(exc)
                 return
-            self.groups -= 1  # one bad filing rolled the group back: file each alone, so only it fails
-            for filing in filings:
-                self._commit(ledger, [filing])
+            # one bad filing rolled the group back: file each half again (bisection), so only it fails
+            # and a group with one bad filing costs about 2 log2(n) transactions, not n
+            half = len(filings) // 2
+            self._commit(ledger, filings[:half])
+            self._commit(ledger, filings[half:])
             return
         except BaseException as exc:  # noqa: BLE001 - reported to every waiting caller
             for f in filings:
                 f.future.set_exception(exc)
             return
+        self.groups += 1
+        self.largest_group = max(self.largest_group, len(filings))
         self.filed += sum(1 for _, created in stored if created)
         for filing, result in zip(filings, stored):
             filing.future.set_result(result)
