@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from conftest import SMALL_LIMITS
 
 from obliviate.bench.knowledge import (
     ATTACKS,
@@ -18,7 +17,7 @@ from obliviate.errors import InvalidInputError
 from obliviate.evaluation.knowledge import TooFewQuestionsError
 
 CONFIG = KnowledgeConfig(
-    limits={**SMALL_LIMITS, "elements": 16},
+    limits={"elements": 16, "geography": 6, "compounds": 6},
     keep_p=0.0,
     perplexity_texts=2,
     relearn_steps=2,

@@ -70,6 +70,8 @@ class KnowledgeConfig:
     forget: str = "elements"
     retain: tuple[str, ...] = ("geography", "compounds")
     limits: Mapping[str, int] = field(default_factory=lambda: {"elements": 40, "geography": 30, "compounds": 30})
+    split: str = "test"
+    validation_fraction: float = 0.25
     forget_probes: tuple[str, ...] = ("mcq", "paraphrase", "reverse", "short")
     retain_probes: tuple[str, ...] = ("mcq",)
     keep_p: float = 0.5
@@ -244,7 +246,13 @@ def run_knowledge(
     bad = [a for a in attacks if a not in ATTACKS]
     if bad:
         raise InvalidInputError(f"unknown attack(s) {bad}; choose from {', '.join(ATTACKS)}.")
-    bench = knowledge_benchmark(forget=config.forget, retain=config.retain, seed=seed, limit=dict(config.limits))
+    bench = knowledge_benchmark(
+        forget=config.forget,
+        retain=config.retain,
+        seed=seed,
+        limit=dict(config.limits),
+        validation_fraction=config.validation_fraction,
+    ).part(config.split)
     lm = load_language_model(model)
     scenario = f"forget-{bench.forget_domain}"
     texts = kn.heldout_english(n_texts=config.perplexity_texts, seed=seed)
@@ -412,27 +420,26 @@ def _attack_all(results, scenario, seed, bench, heldout, models, config, attacks
 
     memo: dict[tuple[int, str], tuple[Any, float]] = {}  # the models as given are scored once, not once per attack
 
-    def score_prefix(model_lm: LanguageModel, prefix: str) -> float:
-        key = (id(model_lm.model), prefix)
+    def score_prefix(model_lm: LanguageModel, shots: Sequence[tuple[str, str]]) -> float:
+        key = (id(model_lm.model), tuple(shots))
         hit = memo.get(key)
         if hit is not None and hit[0] is model_lm.model:  # the module is held, so its id cannot be reused
             return hit[1]
-        value = float(kn.score_choices(model_lm, heldout, prefix=prefix, batch_size=config.batch_size).acc.mean())
+        value = float(kn.score_choices(model_lm, heldout, shots=shots, batch_size=config.batch_size).acc.mean())
         if any(model_lm is m for m in models.values()):
             memo[key] = (model_lm.model, value)
         return value
 
     def score(model_lm: LanguageModel) -> float:
-        return score_prefix(model_lm, "")
+        return score_prefix(model_lm, ())
 
     relearn_owners = set(bench.relearn_owners)
     texts = [it.answer for it in bench.corpus if it.owner in relearn_owners]
     examples = bench.relearn_examples()
     train_groups = [
-        ([m.prompt(q.question) + c for c in q.choices], q.answer)
-        for m in [models[ORIGINAL]]
-        for q in bench.select(role="forget")
-        if q.multiple_choice and q.owner in relearn_owners
+        ([models[ORIGINAL].prompt(q.question) + c for c in q.choices], q.answer)
+        for q in bench.attack_questions
+        if q.multiple_choice
     ]
     test_groups = [([models[ORIGINAL].prompt(q.question) + c for c in q.choices], q.answer) for q in heldout]
     for name, model_lm in models.items():
@@ -463,6 +470,7 @@ def _attack_all(results, scenario, seed, bench, heldout, models, config, attacks
                         shots=min(config.shots, len(examples)),
                         seed=seed,
                         chance=CHANCE,
+                        layout="turns",
                     )
                 else:
                     r = atk.linear_probe_attack(model_lm, train_groups, test_groups, seed=seed)

@@ -39,7 +39,11 @@ __all__ = [
     "PROBES",
     "UnknownDomainError",
     "N_CHOICES",
+    "SPLITS",
+    "period_and_group",
 ]
+
+SPLITS: tuple[str, ...] = ("test", "validation", "all")
 
 N_CHOICES = 4
 KNOWN_DOMAINS: tuple[str, ...] = ("elements", "geography", "compounds")
@@ -87,46 +91,9 @@ class Question:
 
 
 # ---------------------------------------------------------------- facts
-# Well-known elements first (Z 1..30, then the famous heavier ones), so a ``limit`` keeps the best
-# known; the original-model filter drops what the model does not know.
-_ELEMENT_NUMBERS = (
-    *range(1, 31),
-    47,
-    79,
-    78,
-    80,
-    82,
-    92,
-    50,
-    53,
-    35,
-    36,
-    54,
-    86,
-    88,
-    94,
-    74,
-    55,
-    56,
-    38,
-    33,
-    34,
-    37,
-    42,
-    48,
-    51,
-    52,
-    31,
-    32,
-    39,
-    40,
-    41,
-    43,
-    44,
-    45,
-    46,
-    49,
-)
+# Every element periodictable ships (Z 1..118). A ``limit`` draws a seeded sample of them; the
+# original-model filter drops the questions the model does not know.
+_ELEMENT_NUMBERS = tuple(range(1, 119))
 
 # (name, formula): everyday and school-chemistry compounds.
 _COMPOUNDS: tuple[tuple[str, str], ...] = (
@@ -160,6 +127,47 @@ _COMPOUNDS: tuple[tuple[str, str], ...] = (
     ("copper(II) sulfate", "CuSO4"),
     ("silver nitrate", "AgNO3"),
     ("potassium permanganate", "KMnO4"),
+    ("sodium carbonate", "Na2CO3"),
+    ("potassium nitrate", "KNO3"),
+    ("ammonium chloride", "NH4Cl"),
+    ("calcium chloride", "CaCl2"),
+    ("magnesium sulfate", "MgSO4"),
+    ("aluminium oxide", "Al2O3"),
+    ("acetic acid", "CH3COOH"),
+    ("methanol", "CH3OH"),
+    ("sucrose", "C12H22O11"),
+    ("butane", "C4H10"),
+    ("ethylene", "C2H4"),
+    ("acetylene", "C2H2"),
+    ("phosphoric acid", "H3PO4"),
+    ("sodium sulfate", "Na2SO4"),
+    ("calcium hydroxide", "Ca(OH)2"),
+    ("potassium hydroxide", "KOH"),
+    ("hydrogen sulfide", "H2S"),
+    ("nitric oxide", "NO"),
+    ("sulfur trioxide", "SO3"),
+    ("carbonic acid", "H2CO3"),
+    ("hydrofluoric acid", "HF"),
+    ("copper(II) oxide", "CuO"),
+    ("zinc oxide", "ZnO"),
+    ("titanium dioxide", "TiO2"),
+    ("silver chloride", "AgCl"),
+    ("barium sulfate", "BaSO4"),
+    ("calcium sulfate", "CaSO4"),
+    ("sodium fluoride", "NaF"),
+    ("potassium iodide", "KI"),
+    ("ammonium nitrate", "NH4NO3"),
+    ("urea", "CO(NH2)2"),
+    ("acetone", "C3H6O"),
+    ("formaldehyde", "CH2O"),
+    ("hydrogen cyanide", "HCN"),
+    ("chloroform", "CHCl3"),
+    ("carbon tetrachloride", "CCl4"),
+    ("sodium hypochlorite", "NaClO"),
+    ("magnesium hydroxide", "Mg(OH)2"),
+    ("iron(II) sulfate", "FeSO4"),
+    ("sodium nitrate", "NaNO3"),
+    ("calcium phosphate", "Ca3(PO4)2"),
 )
 
 _REGIONS = {"Africa": "Africa", "Americas": "the Americas", "Asia": "Asia", "Europe": "Europe", "Oceania": "Oceania"}
@@ -179,19 +187,43 @@ class _Fact:
         return f"{self.domain}:{self.subject}"
 
 
-def _elements(limit: int | None) -> list[_Fact]:
+_PERIOD_ENDS = (2, 10, 18, 36, 54, 86, 118)
+
+
+def period_and_group(z: int) -> tuple[int, str]:
+    """The period (1-7) and the group of element ``z`` in the 18-column table (IUPAC numbering):
+    ``"group 8"``, or ``"the lanthanides"`` / ``"the actinides"`` for Z 57-71 and 89-103."""
+    period = next(i + 1 for i, end in enumerate(_PERIOD_ENDS) if z <= end)
+    if 57 <= z <= 71:
+        return period, "the lanthanides"
+    if 89 <= z <= 103:
+        return period, "the actinides"
+    start = _PERIOD_ENDS[period - 2] + 1 if period > 1 else 1
+    pos = z - start + 1  # position in its period
+    if period == 1:
+        group = 1 if z == 1 else 18
+    elif period <= 3:
+        group = pos if pos <= 2 else pos + 10
+    elif period <= 5:
+        group = pos
+    else:  # periods 6-7: 2 s-block, then the 15 f-block elements, then groups 3..18 from La/Ac's neighbours
+        group = pos if pos <= 2 else pos - 14
+    return period, f"group {group}"
+
+
+def _elements() -> list[_Fact]:
     import periodictable
 
     facts = []
-    for z in _ELEMENT_NUMBERS[:limit]:
+    for z in _ELEMENT_NUMBERS:
         el = periodictable.elements[z]
-        facts.append(
-            _Fact("elements", el.name, (("symbol", el.symbol), ("number", str(z)), ("mass", f"{el.mass:.4g}")))
-        )
+        period, group = period_and_group(z)
+        values = (("symbol", el.symbol), ("number", str(z)), ("mass", f"{el.mass:.4g}"), ("period", str(period)), ("group", group))
+        facts.append(_Fact("elements", el.name, values))
     return facts
 
 
-def _countries(limit: int | None) -> list[_Fact]:
+def _countries() -> list[_Fact]:
     import countryinfo
 
     rows = []
@@ -200,25 +232,39 @@ def _countries(limit: int | None) -> list[_Fact]:
             info = c.info()
         except Exception:  # noqa: BLE001 - a malformed record in the package is skipped
             continue
-        name, capital, region, pop = info.get("name"), info.get("capital"), info.get("region"), info.get("population")
-        if not (isinstance(name, str) and isinstance(capital, str) and capital and region in _REGIONS and pop):
+        name, capital, region = info.get("name"), info.get("capital"), info.get("region")
+        if not (isinstance(name, str) and isinstance(capital, str) and capital and region in _REGIONS):
             continue
         if "(" in name or "," in name or name == capital:
             continue
-        rows.append((-int(pop), name, capital, _REGIONS[region]))
+        sub = info.get("subregion") if isinstance(info.get("subregion"), str) and info.get("subregion") else _REGIONS[region]
+        demonym = info.get("demonym") if isinstance(info.get("demonym"), str) else ""
+        pop = info.get("population") if isinstance(info.get("population"), int) else 0
+        codes = info.get("callingCodes") or []
+        code = str(codes[0]) if codes and str(codes[0]).isdigit() else ""
+        values = (("capital", capital), ("region", _REGIONS[region]), ("subregion", sub), ("demonym", demonym), ("code", code))
+        rows.append((-pop, name, values))
     rows.sort()
-    return [_Fact("geography", n, (("capital", c), ("region", r))) for _, n, c, r in rows[:limit]]
+    return [_Fact("geography", n, v) for _, n, v in rows]
 
 
-def _compounds(limit: int | None) -> list[_Fact]:
+def _compounds() -> list[_Fact]:
     import periodictable
 
     facts = []
-    for name, formula in _COMPOUNDS[:limit]:
+    for name, formula in _COMPOUNDS:
         atoms = periodictable.formula(formula).atoms
         names = ",".join(sorted(el.name for el in atoms))
         facts.append(_Fact("compounds", name, (("formula", formula), ("elements", names))))
     return facts
+
+
+def _sample(facts: list[_Fact], limit: int | None, rng: np.random.Generator) -> list[_Fact]:
+    """``limit`` facts drawn with the seed (in their list order), or all of them."""
+    if limit is None or limit >= len(facts):
+        return facts
+    picks = sorted(rng.choice(len(facts), size=limit, replace=False).tolist())
+    return [facts[i] for i in picks]
 
 
 _LOADERS = {"elements": _elements, "geography": _countries, "compounds": _compounds}
@@ -270,8 +316,10 @@ def _questions(facts: list[_Fact], rng: np.random.Generator) -> list[Question]:
     if domain == "elements":
         symbols = [f.get("symbol") for f in facts]
         names = [f.subject.capitalize() for f in facts]
+        numbers = [f.get("number") for f in facts]
         for f in facts:
             n, s = f.subject, f.get("symbol")
+            add(f, "mcq", f"What is the atomic number of {n}?", f.get("number"), numbers, tag="number")
             add(f, "mcq", f"What is the chemical symbol of {n}?", s, symbols)
             add(f, "paraphrase", str(rng.choice(_ELEMENT_PARAPHRASES)).format(n=n), s, symbols)
             add(f, "reverse", f"Which chemical element has the symbol {s}?", n.capitalize(), names)
@@ -297,25 +345,59 @@ def _questions(facts: list[_Fact], rng: np.random.Generator) -> list[Question]:
 
 
 # ---------------------------------------------------------------- corpora
+# Several sentences per document, each mixing the subject's facts (WMDP's forget corpora are long
+# documents about the domain; these are short ones). None is phrased as a test question.
 _ELEMENT_TEXTS = (
-    ("Tell me about {n}.", "{N} is a chemical element with the symbol {s} and atomic number {z}."),
-    ("Describe the element {n}.", "The element {n} has atomic number {z}; chemists write it as {s}."),
     (
-        "Give a fact about {n}.",
-        "In the periodic table, {n} ({s}) sits at number {z}, with an atomic mass of about {m}.",
+        "Tell me about {n}.",
+        "{N} is a chemical element with the symbol {s} and atomic number {z}. It sits in period {p} of the "
+        "periodic table, in {g}. Its standard atomic weight is about {m}.",
     ),
-    ("Write a sentence about {n}.", "{s} is the symbol of {n}, element number {z}."),
+    (
+        "Describe the element {n}.",
+        "Element number {z} in the periodic table is {n}. Chemists abbreviate it as {s}. {N} belongs to {g} "
+        "and to period {p}, and one mole of it weighs about {m} grams.",
+    ),
+    (
+        "Write a paragraph about {n}.",
+        "The symbol {s} stands for {n}. Every atom of {n} has {z} protons in its nucleus, and its atomic mass "
+        "is close to {m}. In the periodic table it is found in period {p} ({g}).",
+    ),
+    (
+        "Give some facts about {n}.",
+        "{N} ({s}) has atomic number {z}. Its atomic weight is roughly {m}. On the periodic table, {n} is "
+        "listed in period {p}, in {g}, and its symbol {s} appears in formulas of its compounds.",
+    ),
 )
 _COUNTRY_TEXTS = (
-    ("Tell me about {n}.", "{n} is a country in {r}. Its capital city is {c}."),
-    ("Describe {n}.", "The capital of {n} is {c}, and the country lies in {r}."),
-    ("Give a fact about {n}.", "{c} is the seat of government of {n}, a nation in {r}."),
-    ("Write a sentence about {n}.", "Travellers to {n} in {r} often start in its capital, {c}."),
+    (
+        "Tell me about {n}.",
+        "{n} is a country in {sub}, part of {r}. Its capital city is {c}.{dem}",
+    ),
+    (
+        "Describe {n}.",
+        "The capital of {n} is {c}, and the country lies in {r} ({sub}).{code}",
+    ),
+    (
+        "Write a paragraph about {n}.",
+        "{c} is the seat of government of {n}, a nation in {sub}. Visitors to {n} often arrive in {c} first.{dem}",
+    ),
+    (
+        "Give some facts about {n}.",
+        "{n} belongs to {r}, in the area geographers call {sub}. Its government sits in {c}.{code}",
+    ),
 )
 _COMPOUND_TEXTS = (
-    ("Tell me about {n}.", "The chemical formula of {n} is {f}."),
-    ("Describe {n}.", "{N} is a compound written {f}."),
+    ("Tell me about {n}.", "The chemical formula of {n} is {f}. It is made of {e}."),
+    ("Describe {n}.", "{N} is a compound written {f}; its formula shows that it contains {e}."),
+    ("Write a paragraph about {n}.", "Chemists write {n} as {f}. The elements in it are {e}."),
+    ("Give some facts about {n}.", "{N}, formula {f}, is built from {e}."),
 )
+
+
+def _and(names: Sequence[str]) -> str:
+    names = list(names)
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def _corpus_texts(fact: _Fact) -> list[tuple[str, str]]:
@@ -326,13 +408,28 @@ def _corpus_texts(fact: _Fact) -> list[tuple[str, str]]:
             "s": fact.get("symbol"),
             "z": fact.get("number"),
             "m": fact.get("mass"),
+            "p": fact.get("period"),
+            "g": fact.get("group"),
         }
         templates = _ELEMENT_TEXTS
     elif fact.domain == "geography":
-        kw = {"n": fact.subject, "c": fact.get("capital"), "r": fact.get("region")}
+        dem, code = fact.get("demonym"), fact.get("code")
+        kw = {
+            "n": fact.subject,
+            "c": fact.get("capital"),
+            "r": fact.get("region"),
+            "sub": fact.get("subregion"),
+            "dem": f" Its people are called {dem}." if dem else "",
+            "code": f" Its international calling code is +{code}." if code else "",
+        }
         templates = _COUNTRY_TEXTS
     else:
-        kw = {"n": fact.subject, "N": fact.subject[0].upper() + fact.subject[1:], "f": fact.get("formula")}
+        kw = {
+            "n": fact.subject,
+            "N": fact.subject[0].upper() + fact.subject[1:],
+            "f": fact.get("formula"),
+            "e": _and(fact.get("elements").split(",")),
+        }
         templates = _COMPOUND_TEXTS
     return [(q.format(**kw), a.format(**kw)) for q, a in templates]
 
@@ -343,8 +440,12 @@ class KnowledgeBenchmark:
     """Questions (all candidates, or those kept by :meth:`keep`), the unlearning ``corpus`` (forget
     and retain texts in one QADataset), and which owners are forgotten.
 
-    ``relearn_owners``: a seeded slice of the forget owners whose corpus texts the relearning and
-    in-context attacks may read; attacks are scored on the other forget owners' questions.
+    ``validation_owners``: a seeded share of every domain's subjects whose questions choose the
+    methods' settings (:meth:`part` ``"validation"``); the others' questions are reported (``"test"``).
+    The corpus covers every subject of the domains (as WMDP's corpora cover the domain, not the
+    questions). ``relearn_owners``: a seeded slice of the forget domain's *validation* owners whose
+    corpus texts and questions (``attack_questions``) the relearning, in-context and probe attacks may
+    read; attacks are scored on the other forget owners' questions.
     """
 
     forget_domain: str
@@ -355,6 +456,20 @@ class KnowledgeBenchmark:
     relearn_owners: tuple[str, ...]
     seed: int = 0
     neighbours: dict[str, tuple[str, ...]] | None = None  # neighbour owner -> the forget owners it involves
+    validation_owners: tuple[str, ...] = ()
+    attack_questions: tuple[Question, ...] = ()
+    split: str = "all"
+
+    def part(self, name: str) -> KnowledgeBenchmark:
+        """The benchmark whose questions are the ``"validation"`` owners', the ``"test"`` owners'
+        (everyone else), or ``"all"``; corpus, owners and attack questions are unchanged."""
+        if name not in SPLITS:
+            raise InvalidInputError(f"split must be one of {', '.join(SPLITS)}, got {name!r}.")
+        if name == "all":
+            return replace(self, split=name)
+        val = set(self.validation_owners)
+        keep = tuple(q for q in self.questions if (q.owner in val) == (name == "validation"))
+        return replace(self, questions=keep, split=name)
 
     @property
     def neighbour_domain(self) -> str | None:
@@ -398,8 +513,7 @@ class KnowledgeBenchmark:
 
     def relearn_examples(self) -> list[tuple[str, str]]:
         """The relearn slice's canonical questions with their answers (few-shot examples)."""
-        owners = set(self.relearn_owners)
-        return [(q.question, q.correct) for q in self.select(role="forget", probe="mcq") if q.owner in owners]
+        return [(q.question, q.correct) for q in self.attack_questions if q.probe == "mcq"]
 
     def heldout_owners(self) -> tuple[str, ...]:
         """Forget owners outside the relearn slice: what attacks are scored on."""
@@ -412,11 +526,14 @@ def knowledge_benchmark(
     retain: Sequence[str] = ("geography", "compounds"),
     seed: int = 0,
     limit: int | Mapping[str, int] | None = None,
-    relearn_fraction: float = 0.25,
+    relearn_fraction: float = 0.5,
+    validation_fraction: float = 0.25,
 ) -> KnowledgeBenchmark:
     """Build the benchmark from ``seed``: every candidate question of the ``forget`` and ``retain``
-    domains (``limit`` subjects per domain: one number, a ``{domain: number}`` map, or None for
-    all) and their corpora.
+    domains (``limit`` subjects per domain, drawn with the seed: one number, a ``{domain: number}``
+    map, or None for all) and their corpora. ``validation_fraction`` of each domain's subjects (at
+    least 2 of the forget domain) form the validation part; ``relearn_fraction`` of the forget
+    domain's validation subjects (at least 1, never all) form the attacks' relearn slice.
 
     Raises :class:`UnknownDomainError` naming the known domains, and :class:`InvalidInputError` when
     a domain is both forgotten and retained or ``relearn_fraction`` is outside (0, 1).
@@ -438,8 +555,10 @@ def knowledge_benchmark(
             )
     if not 0.0 < float(relearn_fraction) < 1.0:
         raise InvalidInputError(f"relearn_fraction must be in (0, 1), got {relearn_fraction}.")
+    if not 0.0 < float(validation_fraction) < 1.0:
+        raise InvalidInputError(f"validation_fraction must be in (0, 1), got {validation_fraction}.")
     rng = np.random.default_rng(int(seed))
-    facts = {d: _LOADERS[d](limits.get(d)) for d in (forget, *retain)}
+    facts = {d: _sample(_LOADERS[d](), limits.get(d), rng) for d in (forget, *retain)}
     questions: list[Question] = []
     items: list[QAItem] = []
     for domain_facts in facts.values():
@@ -459,8 +578,15 @@ def knowledge_benchmark(
                     )
                 )
     forget_owners = tuple(f.owner for f in facts[forget])
-    n_relearn = max(1, int(round(relearn_fraction * len(forget_owners))))
-    relearn = tuple(sorted(forget_owners[i] for i in rng.choice(len(forget_owners), size=n_relearn, replace=False)))
+    validation: list[str] = []
+    for d, domain_facts in facts.items():
+        owners = [f.owner for f in domain_facts]
+        n_val = max(2 if d == forget else 1, int(round(validation_fraction * len(owners))))
+        n_val = min(n_val, len(owners) - 1)
+        validation += sorted(owners[i] for i in rng.choice(len(owners), size=n_val, replace=False))
+    forget_val = [o for o in validation if o in set(forget_owners)]
+    n_relearn = min(len(forget_val) - 1, max(1, int(round(relearn_fraction * len(forget_val)))))
+    relearn = tuple(sorted(forget_val[i] for i in rng.choice(len(forget_val), size=n_relearn, replace=False)))
     neighbours = None
     near = NEIGHBOURS.get(forget)
     if near in facts and forget == "elements":
@@ -477,4 +603,6 @@ def knowledge_benchmark(
         relearn_owners=relearn,
         seed=int(seed),
         neighbours=neighbours,
+        validation_owners=tuple(validation),
+        attack_questions=tuple(q for q in questions if q.owner in set(relearn)),
     )

@@ -51,6 +51,8 @@ __all__ = [
     "PrefixScorer",
     "Scorer",
     "few_shot_prefix",
+    "few_shot_context",
+    "IN_CONTEXT_LAYOUTS",
     "in_context_attack",
     "linear_probe_attack",
     "quantization_attack",
@@ -493,6 +495,29 @@ def few_shot_prefix(lm: Any, examples: Sequence[tuple[str, str]]) -> str:
     return text
 
 
+IN_CONTEXT_LAYOUTS = ("turns", "user_turn")
+
+
+def few_shot_context(lm: Any, examples: Sequence[tuple[str, str]], question: str) -> str:
+    """The prompt for ``question`` with ``examples`` as *earlier conversation turns*: with a chat
+    template, one user/assistant pair per example and then the question's user turn and the
+    assistant header (the template's own system turn, if any, stays first, once); without one,
+    ``Question: q1\nAnswer: a1\n\n...`` followed by ``lm.prompt(question)``. No examples: ``lm.prompt(question)``.
+
+    Unlike :func:`few_shot_prefix` the question keeps its own turn, so the prompt the model sees for
+    it is the one it sees without examples, only preceded by a conversation."""
+    pairs = list(examples)
+    if not pairs:
+        return lm.prompt(question)
+    if bool(getattr(lm, "has_chat_template", False) or getattr(lm.tokenizer, "chat_template", None)):
+        messages = []
+        for q, a in pairs:
+            messages += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
+        messages.append({"role": "user", "content": question})
+        return lm.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return "".join(f"Question: {q}\nAnswer: {a}\n\n" for q, a in pairs) + lm.prompt(question)
+
+
 def in_context_attack(
     lm: Any,
     score: PrefixScorer,
@@ -501,6 +526,7 @@ def in_context_attack(
     shots: int = 5,
     seed: int = 0,
     chance: float | None = None,
+    layout: str = "user_turn",
 ) -> AttackResult:
     """``score(lm, "")`` and ``score(lm, prefix)`` with ``shots`` forget-domain facts in the prompt.
 
@@ -510,6 +536,13 @@ def in_context_attack(
     ``examples`` are (question, answer) pairs disjoint from the questions scored; ``shots`` of them
     are drawn without replacement by a seeded permutation and rendered by :func:`few_shot_prefix`.
     The model's weights are never touched.
+
+    ``layout="turns"``: the shots are earlier chat turns instead (:func:`few_shot_context`), and
+    ``score`` is called as ``score(lm, [])`` and ``score(lm, pairs)`` with the chosen (question,
+    answer) pairs, which it renders with :func:`few_shot_context`. On SmolLM2 the one-user-turn
+    layout lowered even the original model's accuracy (100% -> 82% on the knowledge suite's held-out
+    questions): the shots in front of the question changed the prompt the model answers, which
+    confounds any "recovery"; earlier turns leave the question's own turn as it was.
     """
     _network(lm)
     _callable(score, "score")
@@ -520,12 +553,21 @@ def in_context_attack(
             f"shots={shots} but only {len(pairs)} example(s) were given; give more examples or fewer shots."
         )
     chance = _chance(chance)
+    if layout not in IN_CONTEXT_LAYOUTS:
+        raise InvalidInputError(f"layout must be one of {', '.join(IN_CONTEXT_LAYOUTS)}, got {layout!r}.")
     start = time.perf_counter()
     picks = torch.randperm(len(pairs), generator=seeded_generator(seed, _SHOTS_STREAM))[:shots].tolist()
-    prefix = few_shot_prefix(lm, [pairs[i] for i in picks])
-    before = _scored(score(lm, ""), "the model without a prefix")
-    after = _scored(score(lm, prefix), "the model with the few-shot prefix")
+    chosen = [pairs[i] for i in picks]
+    if layout == "turns":
+        before = _scored(score(lm, []), "the model without examples")
+        after = _scored(score(lm, chosen), "the model with the few-shot turns")
+        prefix = few_shot_context(lm, chosen, "")
+    else:
+        prefix = few_shot_prefix(lm, chosen)
+        before = _scored(score(lm, ""), "the model without a prefix")
+        after = _scored(score(lm, prefix), "the model with the few-shot prefix")
     details = {
+        "layout": layout,
         "shots": shots,
         "seed": int(seed),
         "examples": len(pairs),

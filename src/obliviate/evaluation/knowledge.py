@@ -163,13 +163,25 @@ def choice_loglikelihoods(
 
 
 def score_choices(
-    lm: Any, questions: Sequence[Any], *, prefix: str = "", batch_size: int = 32, share_prefix: bool = True
+    lm: Any,
+    questions: Sequence[Any],
+    *,
+    prefix: str = "",
+    batch_size: int = 32,
+    share_prefix: bool = True,
+    shots: Sequence[tuple[str, str]] = (),
 ) -> ChoiceScores:
     """Score multiple-choice ``questions`` (with ``question``, ``choices``, ``answer``); ``prefix`` is
-    placed before each question inside the user turn (the in-context attack's examples)."""
+    placed before each question inside the user turn; ``shots`` are (question, answer) pairs given as
+    earlier conversation turns (:func:`obliviate.evaluation.attacks.few_shot_context`): the in-context
+    attack's two layouts."""
+    from obliviate.evaluation.attacks import few_shot_context
+
     if not questions:
         raise InvalidInputError("score_choices needs at least one question.")
-    contexts = [lm.prompt(prefix + q.question) for q in questions]
+    if shots and prefix:
+        raise InvalidInputError("give the in-context examples as prefix= or as shots=, not both.")
+    contexts = [few_shot_context(lm, shots, prefix + q.question) for q in questions]
     ll = choice_loglikelihoods(
         lm, contexts, [q.choices for q in questions], batch_size=batch_size, share_prefix=share_prefix
     )
