@@ -167,3 +167,9 @@ def token_revoke(
     with TokenStore(_folder(ledger)) as store:
         record = store.revoke(token_id)
     out_console.print(f"revoked {record.token_id}", highlight=False, markup=False)
+
+
+if __name__ == "__main__":  # `python -m obliviate.cli.service serve|token ...` before `obliviate serve` is registered
+    from obliviate.cli import main
+
+    main()

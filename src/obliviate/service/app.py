@@ -79,8 +79,8 @@ class ApiError(Exception):
 
 @dataclass
 class ServiceConfig:
-    """What one server serves. ``data``: the target's training set (a Dataset, or a spec for
-    :func:`obliviate.cli.common.load_data`: ``digits`` or an .npz); ``sisa``/``model``: the target (at
+    """What one server serves. ``data``: the target's training set (a Dataset, ``digits`` or an .npz
+    file); ``sisa``/``model``: the target (at
     most one; neither: the API files and reads but cannot apply, and verify checks signatures only)."""
 
     ledger: Path
@@ -140,17 +140,18 @@ class _Service:
 
     @staticmethod
     def _load(spec):
+        """A Dataset as given, ``digits``/``digits-test`` (the seed-0 split of sklearn's digits), or an .npz."""
+        from obliviate.data import digits, from_npz
         from obliviate.data.dataset import Dataset
 
         if isinstance(spec, Dataset):
             return spec
-        from obliviate.cli.common import load_data
-
-        if spec == "digits-test":
-            from obliviate.data import digits
-
-            return digits().split(test_size=0.25, seed=0)[1]
-        return load_data(str(spec))
+        if spec in ("digits", "digits-test"):
+            return digits().split(test_size=0.25, seed=0)[spec == "digits-test"]
+        path = Path(str(spec))
+        if path.suffix != ".npz":
+            raise InvalidInputError(f"--data must be 'digits' or an .npz file with X, y (ids, owners); got {spec!r}.")
+        return from_npz(path)
 
     def target(self):
         from obliviate.ledger import ModelTarget, SisaTarget
