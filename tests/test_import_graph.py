@@ -28,7 +28,7 @@ KNOWN: dict[tuple[str, str], str] = {
     ("obliviate.models.lm", "training"): "models/lm.py takes seeded_global_rng from training.loop",
     ("obliviate.request", "data"): "ForgetRequest resolves ids against a Dataset",
     ("obliviate.unlearning.many", "empirical"): "the stacked loops call the empirical methods' helpers",
-    ("obliviate.unlearning.api", "empirical"): "unlearn() for language models runs the LM family",
+    ("obliviate.unlearning.execution", "empirical"): "the LM task class (LMUnlearnTask) lives in empirical.lm.base",
 }
 
 

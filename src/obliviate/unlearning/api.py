@@ -1,44 +1,27 @@
-"""``unlearn(model, request, data, method=...)``: the one entry point for every method."""
+"""``unlearn(model, request, data, method=...)``: the one entry point for every method.
+
+Classifiers and language models take the same path: the arguments are checked once, the method
+is looked up and matched to the model's family, the family's task is built
+(:func:`obliviate.unlearning.execution.build_task`) and the method runs through its ``execute``.
+"""
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
 from obliviate.data.dataset import Dataset
 from obliviate.errors import InvalidInputError
 from obliviate.request import ForgetRequest
 from obliviate.training.recipe import Recipe
-from obliviate.unlearning.base import Unlearner, UnlearnResult, UnlearnTask
+from obliviate.unlearning.base import Unlearner, UnlearnResult
+from obliviate.unlearning.execution import build_task, check_data, check_family, check_model, is_language_model
 from obliviate.unlearning.registry import make_method
 
 __all__ = ["unlearn", "check_model"]
-
-
-def check_model(model: Any, data: Dataset) -> nn.Module:
-    """The model must be an ``nn.Module`` mapping ``data``'s inputs to ``num_classes`` logits."""
-    if not isinstance(model, nn.Module):
-        raise InvalidInputError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        try:
-            out = model(data.tensors[0][:2])
-        except Exception as exc:  # noqa: BLE001 - report any shape mismatch the same way
-            raise InvalidInputError(
-                f"the model cannot take this data's inputs of shape {data.input_shape}: {exc}"
-            ) from exc
-    model.train(was_training)
-    if out.ndim != 2 or out.shape[1] != data.num_classes:
-        raise InvalidInputError(
-            f"the model outputs shape {tuple(out.shape)}, expected (batch, {data.num_classes}) logits for this data."
-        )
-    return model
 
 
 def unlearn(
@@ -63,27 +46,22 @@ def unlearn(
     ``lm_grad_ascent``, ``grad_diff``, ``npo``, ``simnpo``, ``idk_dpo``, ``rmu``, ``task_vector``,
     ``whp``, ``undial``; ``idk_answers`` are IdkDPO's refusals); requests then name items or authors.
     """
-    from obliviate.empirical.lm.base import check_family, is_language_model, unlearn_language_model
-
-    if is_language_model(model):
-        return unlearn_language_model(
-            model, request, data, method=method, settings=settings, seed=seed,
-            idk_answers=None if idk_answers is None else list(idk_answers),
-        )
-    if not isinstance(data, Dataset):
-        raise InvalidInputError(f"data must be an obliviate Dataset, got {type(data).__name__}; use ob.data.from_arrays.")
+    language_model = is_language_model(model)
+    check_data(data, language_model=language_model)
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise InvalidInputError(f"seed must be a non-negative integer, got {seed!r}.")
+    unlearner = make_method(method, settings)
+    check_family(unlearner, language_model=language_model)
     if not isinstance(request, ForgetRequest):
         request = ForgetRequest(ids=request)
-    unlearner = make_method(method, settings)
-    check_family(unlearner, language_model=False)
-    forget, retain = request.split(data)
-    check_model(model, data)
-    original = copy.deepcopy(model).eval()
-    for p in original.parameters():
-        p.requires_grad_(False)
-    task = UnlearnTask(original=original, forget=forget, retain=retain, seed=int(seed), recipe=recipe)
+    task, forget_ids = build_task(
+        model,
+        request,
+        data,
+        seed=int(seed),
+        recipe=recipe,
+        idk_answers=None if idk_answers is None else list(idk_answers),
+    )
     out, cost = unlearner.execute(model, task)
     return UnlearnResult(
         model=out,
@@ -91,5 +69,5 @@ def unlearn(
         method=unlearner.name,
         guarantee=unlearner.guarantee,
         config=unlearner.settings(),
-        forget_ids=forget.ids.copy(),
+        forget_ids=forget_ids,
     )
