@@ -23,13 +23,14 @@ from typing import Any
 
 import torch
 
+from obliviate.cache import cache_root, content_key, entry_path, load_or_build
 from obliviate.errors import CorruptCheckpointError, InvalidInputError
 from obliviate.lm.batches import qa_batches, sequence_nll
 from obliviate.models.lm import LanguageModel, tiny_gpt
 from obliviate.progress import progress_bar
 from obliviate.storage import load_model, read_metadata, save_model, state_sha256
 from obliviate.training.loop import check_finite, num_batches, seeded_generator, seeded_global_rng
-from obliviate.training.oracle import default_cache_dir
+from obliviate.training.schedules import make_schedule
 
 __all__ = [
     "FinetuneRecipe",
@@ -113,12 +114,6 @@ def recipe_for(lm: LanguageModel) -> FinetuneRecipe:
     return TINY_FINETUNE if lm.name.startswith("tiny-gpt") else SMOLLM2_FINETUNE
 
 
-def _lr_factor(step: int, total: int, warmup_steps: int) -> float:
-    if warmup_steps and step < warmup_steps:
-        return (step + 1) / warmup_steps
-    return max(0.0, (total - step) / max(1, total - warmup_steps))
-
-
 def finetune(
     lm: LanguageModel,
     data: Any,
@@ -150,7 +145,7 @@ def finetune(
     per_epoch = num_batches(len(data), recipe.batch_size)
     total = per_epoch * recipe.epochs
     warmup_steps = int(recipe.warmup * total)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, total, warmup_steps))
+    scheduler = make_schedule("linear", optimizer, total, warmup_steps=warmup_steps)
     order = seeded_generator(recipe.seed, 1)
     net.train()
     step = 0
@@ -209,7 +204,7 @@ def _tokenizer_sha(tokenizer: Any) -> str:
 
 def finetune_key(lm: LanguageModel, data: Any, recipe: FinetuneRecipe) -> str:
     """sha256 of (base weights and config, tokenizer, data fingerprint, recipe, max_length, torch build, threads)."""
-    payload = json.dumps(
+    return content_key(
         {
             "weights": state_sha256(lm.model.state_dict()),
             "config": lm.model.config.to_json_string(use_diff=False),
@@ -219,10 +214,8 @@ def finetune_key(lm: LanguageModel, data: Any, recipe: FinetuneRecipe) -> str:
             "max_length": lm.max_length,
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),
-        },
-        sort_keys=True,
+        }
     )
-    return hashlib.sha256(payload.encode()).hexdigest()
 
 
 def cached_finetune(
@@ -238,26 +231,34 @@ def cached_finetune(
     recipe = recipe or recipe_for(lm)
     key = finetune_key(lm, data, recipe)
     label = name or "fine-tuning"
-    path = None
-    if cache is not False:
-        folder = default_cache_dir() if cache is True else Path(cache)
-        path = folder / "lm" / f"{key}.safetensors"
-        if path.exists():
-            try:
-                seconds = float(read_metadata(path).get("seconds", "nan"))
-                out = lm.copy()
-                load_model(path, model=out.model)
-                out.name = name or out.name
-                return FinetuneRun(out, seconds, key, True)
-            except (CorruptCheckpointError, InvalidInputError, ValueError):
-                path.unlink(missing_ok=True)  # rebuilt below, never loaded
-    start = time.perf_counter()
-    out = finetune(lm, data, recipe=recipe, show_progress=show_progress, description=label)
-    seconds = time.perf_counter() - start
+    root = cache_root(cache)
+    timing: dict[str, float] = {}
+
+    def load(path: Path) -> LanguageModel:
+        timing["seconds"] = float(read_metadata(path).get("seconds", "nan"))
+        out = lm.copy()
+        load_model(path, model=out.model)
+        return out
+
+    def build() -> LanguageModel:
+        start = time.perf_counter()
+        out = finetune(lm, data, recipe=recipe, show_progress=show_progress, description=label)
+        timing["seconds"] = time.perf_counter() - start
+        return out
+
+    def save(out: LanguageModel, path: Path) -> None:
+        meta = {"kind": "lm-finetune", "key": key, "seconds": repr(timing["seconds"]), "items": len(data)}
+        save_model(out.model, path, metadata=meta)
+
+    out, from_cache = load_or_build(
+        None if root is None else entry_path(root, "lm", key),
+        load=load,
+        build=build,
+        save=save,
+        corrupt=(CorruptCheckpointError, InvalidInputError, ValueError),
+    )
     out.name = name or out.name
-    if path is not None:
-        save_model(out.model, path, metadata={"kind": "lm-finetune", "key": key, "seconds": repr(seconds), "items": len(data)})
-    return FinetuneRun(out, seconds, key, False)
+    return FinetuneRun(out, timing["seconds"], key, from_cache)
 
 
 def _is_from_scratch(lm: LanguageModel) -> bool:
