@@ -114,18 +114,28 @@ def test_cli_missing_model_package_is_one_line_exit_2(monkeypatch, tmp_path, cap
 
 
 def test_model_cache_folder_checked_against_its_manifest(tiny_lm, tmp_path):
+    from obliviate.cache import load_or_build
+    from obliviate.errors import CorruptCheckpointError
     from obliviate.models.lm import _load_cached, _save_cached
 
     folder = tmp_path / "models" / "m"
-    _save_cached(folder, tiny_lm.model, tiny_lm.tokenizer)
+    _save_cached((tiny_lm.model, tiny_lm.tokenizer), folder)
     model, tokenizer = _load_cached(folder)
     assert _same(model, tiny_lm.model) and tokenizer.get_vocab() == tiny_lm.tokenizer.get_vocab()
     assert not any(p.name.startswith(".") for p in folder.parent.iterdir())  # no temporary folder left behind
     weights = folder / "model.safetensors"
-    weights.write_bytes(weights.read_bytes()[:-100])  # truncated
+    raw = bytearray(weights.read_bytes())
+    raw[-5] ^= 0x01  # one flipped bit, same size: the manifest's sha256 catches it
+    weights.write_bytes(bytes(raw))
+    with pytest.raises(CorruptCheckpointError, match="manifest"):
+        _load_cached(folder)
+    rebuilt = []
     with pytest.warns(UserWarning, match="discarding"):
-        assert _load_cached(folder) is None
-    assert not folder.exists()
+        (model, _), from_cache = load_or_build(
+            folder, load=_load_cached, build=lambda: rebuilt.append(1) or (tiny_lm.model, tiny_lm.tokenizer),
+            save=_save_cached,
+        )
+    assert rebuilt == [1] and not from_cache and _same(_load_cached(folder)[0], tiny_lm.model)
 
 
 def test_lora_finetune_merges_into_a_plain_model(tiny_lm, small_authors):

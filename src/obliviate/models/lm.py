@@ -8,22 +8,15 @@ returns the model in float32 and eval mode with a pad token set, so batches can 
 from __future__ import annotations
 
 import copy
-import hashlib
 import importlib.util
-import json
-import os
-import shutil
-import uuid
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from obliviate.errors import (
-    InvalidInputError,
-    NotACausalLMError,
-)
+from obliviate.cache import cache_root, check_folder, content_key, load_or_build, write_folder
+from obliviate.errors import CorruptCheckpointError, InvalidInputError, NotACausalLMError
 from obliviate.training.loop import seeded_global_rng
 
 __all__ = [
@@ -201,72 +194,64 @@ def _smollm2_file() -> Path:
     return (preferred or files)[0]
 
 
-_CACHE_FORMAT = 1  # bump when the cached folder's layout changes
+_CACHE_FORMAT = 2  # bump when the cached folder's layout changes (2: the manifest holds each file's sha256)
 
 
 def smollm2_cache_folder(gguf: Path, cache: bool | str | Path = True) -> Path | None:
     """Where the dequantised float32 copy of ``gguf`` is cached: ``<cache>/models/smollm2-<key>``,
     the key a sha256 of the GGUF file's name, size and mtime and the transformers and torch
     versions (a new file or a new dequantiser gives a new folder). ``cache=False``: None."""
-    if cache is False:
+    root = cache_root(cache)
+    if root is None:
         return None
     import torch
     import transformers
 
-    from obliviate.training.oracle import default_cache_dir
-
     stat = Path(gguf).stat()
-    payload = json.dumps(
+    key = content_key(
         {"file": Path(gguf).name, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "format": _CACHE_FORMAT,
-         "transformers": transformers.__version__, "torch": torch.__version__},
-        sort_keys=True,
+         "transformers": transformers.__version__, "torch": torch.__version__}
     )
-    folder = default_cache_dir() if cache is True else Path(cache)
-    return folder / "models" / f"smollm2-{hashlib.sha256(payload.encode()).hexdigest()[:24]}"
+    return root / "models" / f"smollm2-{key[:24]}"
 
 
-def _manifest(folder: Path) -> dict[str, int]:
-    return {p.name: p.stat().st_size for p in sorted(folder.iterdir()) if p.is_file() and p.name != "manifest.json"}
-
-
-def _load_cached(folder: Path) -> tuple[Any, Any] | None:
-    """(model, tokenizer) from a cache folder whose files match its manifest; None (and the folder
-    removed) when anything is missing, truncated or unreadable."""
+def _load_cached(folder: Path) -> tuple[Any, Any]:
+    """(model, tokenizer) from a cache folder whose files match the sha256 in its manifest; raises
+    :class:`~obliviate.errors.CorruptCheckpointError` when anything is missing, altered or unreadable."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    check_folder(folder)
     try:
-        expected = json.loads((folder / "manifest.json").read_text())
-        if _manifest(folder) != expected:
-            raise ValueError("cache files do not match their manifest")
         tokenizer = AutoTokenizer.from_pretrained(folder)
         model = AutoModelForCausalLM.from_pretrained(folder, dtype="float32")
-        return model, tokenizer
     except Exception as exc:  # noqa: BLE001 - safetensors/transformers raise many kinds; any means rebuild
-        warnings.warn(f"discarding the unreadable SmolLM2 cache {folder} ({type(exc).__name__}: {exc}); rebuilding it.", stacklevel=3)
-        shutil.rmtree(folder, ignore_errors=True)
-        return None
+        raise CorruptCheckpointError(folder, f"{type(exc).__name__}: {exc}") from exc
+    return model, tokenizer
 
 
-def _save_cached(folder: Path, model: Any, tokenizer: Any) -> None:
-    """Write the folder atomically: save into a sibling temporary folder, then rename it into place
-    (a reader sees the whole folder or none; a concurrent writer's finished folder is kept)."""
-    from obliviate.storage import atomic_write_bytes
+def _save_cached(loaded: tuple[Any, Any], folder: Path) -> None:
+    """Write the folder atomically (:func:`obliviate.cache.write_folder`); a failure only warns."""
+    model, tokenizer = loaded
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    try:
+    def write(tmp: Path) -> None:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        atomic_write_bytes(tmp / "manifest.json", json.dumps(_manifest(tmp), sort_keys=True).encode())
-        try:
-            os.rename(tmp, folder)
-        except OSError:
-            if not (folder / "manifest.json").is_file():
-                raise
+
+    try:
+        write_folder(folder, write)
     except OSError as exc:
         warnings.warn(f"could not cache SmolLM2 at {folder} ({exc}); the next load reads the GGUF file again.", stacklevel=3)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _dequantise(path: Path) -> tuple[Any, Any]:
+    for dep in ("gguf", "accelerate"):
+        if importlib.util.find_spec(dep) is None:
+            raise InvalidInputError(f"loading SmolLM2 from GGUF needs the {dep!r} package: pip install -e '.[lm]'.")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    model = _finish(AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype="float32"))
+    return model, tokenizer
 
 
 def smollm2(*, max_length: int = 1024, cache: bool | str | Path = True) -> LanguageModel:
@@ -279,20 +264,9 @@ def smollm2(*, max_length: int = 1024, cache: bool | str | Path = True) -> Langu
     ``$OBLIVIATE_CACHE``, a folder, or False for no cache); later loads read that folder (a few
     seconds) and give the same weights, tokenizer and chat template."""
     path = _smollm2_file()
-    folder = smollm2_cache_folder(path, cache)
-    loaded = _load_cached(folder) if folder is not None and folder.is_dir() else None
-    if loaded is None:
-        for dep in ("gguf", "accelerate"):
-            if importlib.util.find_spec(dep) is None:
-                raise InvalidInputError(f"loading SmolLM2 from GGUF needs the {dep!r} package: pip install -e '.[lm]'.")
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-        model = _finish(AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype="float32"))
-        if folder is not None:
-            _save_cached(folder, model, tokenizer)
-    else:
-        model, tokenizer = loaded
+    (model, tokenizer), _ = load_or_build(
+        smollm2_cache_folder(path, cache), load=_load_cached, build=lambda: _dequantise(path), save=_save_cached
+    )
     context = int(getattr(model.config, "max_position_embeddings", max_length) or max_length)
     return LanguageModel(model=_finish(model), tokenizer=tokenizer, name="smollm2-135m-instruct", max_length=min(context, max_length))
 

@@ -2,22 +2,21 @@
 
 Results are cached on disk under sha256(recipe, sorted retained ids, data fingerprint, torch
 version and thread count), saved as self-verifying safetensors and written atomically. A corrupt
-or truncated cache file is detected by its hash, discarded and rebuilt; it is never loaded.
+or truncated cache file is detected by its hash, discarded and rebuilt; it is never loaded
+(:mod:`obliviate.cache`, shared with the language-model fine-tunes).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from obliviate.cache import cache_root, content_key, default_cache_dir, entry_path, load_or_build
 from obliviate.data.dataset import Dataset
-from obliviate.errors import CorruptCheckpointError
 from obliviate.models import SOLVER_MODELS
 from obliviate.request import ForgetRequest
 from obliviate.storage import load_model, save_model
@@ -27,11 +26,6 @@ from obliviate.training.trainer import train
 __all__ = ["retrain", "oracle_key", "default_cache_dir"]
 
 
-def default_cache_dir() -> Path:
-    """``$OBLIVIATE_CACHE`` or ``~/.cache/obliviate``."""
-    return Path(os.environ.get("OBLIVIATE_CACHE", Path.home() / ".cache" / "obliviate"))
-
-
 def oracle_key(recipe: Recipe, data: Dataset, retained_ids: np.ndarray) -> str:
     """sha256 of (recipe fingerprint, sorted retained ids, data fingerprint, torch build and threads).
 
@@ -39,17 +33,15 @@ def oracle_key(recipe: Recipe, data: Dataset, retained_ids: np.ndarray) -> str:
     reductions, and so the trained weights' last bits: an oracle written by a process with
     another thread count would not equal ``train(recipe, retain)`` in this one bit for bit.
     """
-    payload = json.dumps(
+    return content_key(
         {
             "recipe": recipe.fingerprint,
             "retained": hashlib.sha256(np.sort(np.asarray(retained_ids, dtype=np.int64)).tobytes()).hexdigest(),
             "data": data.fingerprint,
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),
-        },
-        sort_keys=True,
+        }
     )
-    return hashlib.sha256(payload.encode()).hexdigest()
 
 
 def retrain(
@@ -69,14 +61,11 @@ def retrain(
     forget, retain = request.split(data)
     if cache is False or recipe.model in SOLVER_MODELS:  # solver models keep state a state dict does not rebuild
         return train(recipe, retain, show_progress=show_progress)
-    folder = default_cache_dir() if cache is True else Path(cache)
     key = oracle_key(recipe, data, retain.ids)
-    path = folder / "oracles" / f"{key}.safetensors"
-    if path.exists():
-        try:
-            return load_model(path)
-        except CorruptCheckpointError:
-            path.unlink(missing_ok=True)  # rebuilt below, never loaded
-    model = train(recipe, retain, show_progress=show_progress)
-    save_model(model, path, metadata={"kind": "oracle", "key": key, "retained": int(len(retain))})
+    model, _ = load_or_build(
+        entry_path(cache_root(cache), "oracles", key),
+        load=load_model,
+        build=lambda: train(recipe, retain, show_progress=show_progress),
+        save=lambda m, path: save_model(m, path, metadata={"kind": "oracle", "key": key, "retained": int(len(retain))}),
+    )
     return model
