@@ -88,6 +88,49 @@ def ledger_init(ledger: LedgerOption = None) -> None:
         _print(f"the ledger {_show(folder)} already exists ({n} request(s)); unchanged.", soft_wrap=True)
 
 
+@ledger_app.command("policy")
+def ledger_policy(
+    every_days: Annotated[float | None, typer.Option("--every-days", help="Retrain every D days (from now).")] = None,
+    every_hours: Annotated[float | None, typer.Option("--every-hours", help="Retrain every H hours (from now).")] = None,
+    pending: Annotated[int | None, typer.Option("--pending", help="Also retrain as soon as N requests are open.")] = None,
+    duration_hours: Annotated[
+        float, typer.Option("--duration-hours", help="How long a retrain takes before its requests are applied.")
+    ] = 0.0,
+    clear: Annotated[bool, typer.Option("--clear", help="Remove the policy: requests are filed unchecked.")] = False,
+    ledger: LedgerOption = None,
+) -> None:
+    """Show or set the retrain-every policy; filing then refuses deadlines the policy cannot meet."""
+    from obliviate.ledger.policy import RetrainPolicy, clear_policy, get_policy, set_policy
+    from obliviate.ledger.store import utc_now
+
+    if every_days is not None and every_hours is not None:
+        raise InvalidInputError("give the period once: --every-days or --every-hours, not both.")
+    for name, value in (("--every-days", every_days), ("--every-hours", every_hours), ("--duration-hours", duration_hours)):
+        if value is not None and not (value >= 0 and value < 1e6):
+            raise InvalidInputError(f"{name} must be a number from 0 to 1e6, got {value!r}.")
+    setting = every_days is not None or every_hours is not None or pending is not None
+    if clear and setting:
+        raise InvalidInputError("--clear takes no other option; clear first, then set a new policy.")
+    with _open(ledger) as book:
+        if clear:
+            clear_policy(book)
+            _print("retrain policy cleared: requests are filed without a deadline check.")
+            return
+        if setting:
+            period = None
+            if every_days is not None or every_hours is not None:
+                period = timedelta(days=every_days) if every_days is not None else timedelta(hours=every_hours)
+            start = utc_now().replace(second=0, microsecond=0)
+            set_policy(
+                book, RetrainPolicy(period=period, pending=pending, start=start, duration=timedelta(hours=duration_hours))
+            )
+        policy = get_policy(book)
+    if policy is None:
+        _print("no retrain policy: `obliviate apply` applies what is due whenever it runs.")
+    else:
+        _print(f"retrain policy: {_show(policy.describe())}", soft_wrap=True)
+
+
 @request_app.command("add")
 def request_add(
     owner: Annotated[
@@ -393,6 +436,11 @@ def status_cmd(ledger: LedgerOption = None) -> None:
         upcoming = book.next_deadline()
         folder = book.folder
         pinned = book.get_meta("signing_key_fingerprint")
+        from obliviate.ledger.policy import get_policy
+        from obliviate.ledger.store import utc_now
+
+        policy = get_policy(book)
+        open_now = counts["received"] + counts["scheduled"]
     _print(f"ledger {_show(folder)}", soft_wrap=True)
     _print(f"signing key: {_show(pinned) if pinned else 'none pinned yet'}", soft_wrap=True)
     table = Table()
@@ -415,6 +463,17 @@ def status_cmd(ledger: LedgerOption = None) -> None:
         )
     else:
         _print("no open request.")
+    if policy is None:
+        _print("retrain policy: none (`obliviate ledger policy` sets one).")
+    else:
+        slot = policy.next_slot(utc_now())
+        _print(f"retrain policy: {_show(policy.describe())}", soft_wrap=True)
+        if policy.count_due(open_now):
+            _print(f"[bold]retrain due now[/]: {open_now} open request(s) reached the pending count; run `obliviate apply`.")
+        if slot is not None:
+            _print(f"next scheduled retrain: {_when(slot)}", soft_wrap=True)
+        elif policy.pending is not None:
+            _print(f"next retrain: when {policy.pending - open_now} more request(s) are open.", soft_wrap=True)
 
 
 @app.command("verify")

@@ -14,6 +14,9 @@ Lifecycle::
 Idempotency: a request is filed under a key, by default the hash of what it asks (its ids and
 owners), or one the caller gives; filing the same key again returns the stored request.
 Overdue: the deadline has passed and the request is neither applied nor verified.
+With a retrain policy set (:mod:`obliviate.ledger.policy`), filing refuses a request whose deadline
+the policy cannot guarantee (:class:`~obliviate.ledger.policy.DeadlineUnmeetableError`), in the
+same transaction, so nothing of a refused batch is filed.
 
 Creation is explicit: ``Ledger(folder, create=True)`` (``obliviate ledger init``, or the first
 ``request add``/``import``) makes the database, atomically (built under a temporary name and
@@ -524,9 +527,17 @@ class Ledger:
         keys = list(keys) if keys is not None else [None] * len(requests)
         if len(keys) != len(requests):
             raise InvalidInputError(f"{len(keys)} keys for {len(requests)} requests; give one key per request.")
-        now = utc_now().isoformat()
+        from obliviate.ledger.policy import META_KEY, DeadlineUnmeetableError, RetrainPolicy
+
+        moment = utc_now()
+        now = moment.isoformat()
         out: list[tuple[LedgerRequest, bool]] = []
         with self._transaction() as db:
+            row = db.execute("SELECT value FROM meta WHERE key = ?", (META_KEY,)).fetchone()
+            policy = RetrainPolicy.from_json(row["value"]) if row is not None and row["value"] else None
+            open_now = int(
+                db.execute("SELECT COUNT(*) FROM requests WHERE status IN (?, ?)", (RECEIVED, SCHEDULED)).fetchone()[0]
+            )
             for request, key in zip(requests, keys):
                 natural = content_key(request.ids, request.owners)
                 if key is not None and not str(key).strip():
@@ -548,6 +559,11 @@ class Ledger:
                         )
                     out.append((stored, False))
                     continue
+                if policy is not None:  # the retrain policy must be able to meet the deadline (module policy)
+                    by = policy.guaranteed_by(moment, open_now + 1)
+                    if by is None or by > request.deadline:
+                        raise DeadlineUnmeetableError(request.deadline, by, policy)
+                open_now += 1
                 request_id = request.request_id
                 if db.execute("SELECT 1 FROM requests WHERE request_id = ?", (request_id,)).fetchone():
                     # the same content filed in the same second under a new key: name it after its key
