@@ -14,6 +14,7 @@ from _tiny import FACTS, qa_items_of, tiny_lm, train_on
 from obliviate.errors import InvalidInputError
 from obliviate.evaluation.attacks import (
     AttackResult,
+    few_shot_context,
     few_shot_prefix,
     in_context_attack,
     linear_probe_attack,
@@ -326,6 +327,48 @@ def test_few_shot_prefix_sits_in_the_user_turn_of_a_chat_template(gpt):
         "<|im_start|>user\nQuestion: q one\nAnswer: a one\n\nQuestion: q two\nAnswer: a two\n\n"
         "Question: q three<|im_end|>\n<|im_start|>assistant\n"
     )
+
+
+def test_few_shot_context_puts_the_shots_in_earlier_chat_turns(gpt):
+    """layout='turns': each example is its own user/assistant pair; the question keeps its own user turn,
+    so the prompt for it ends exactly as ``lm.prompt(question)`` does (no shots inside that turn)."""
+    tokenizer = gpt.tokenizer
+    template = (
+        "{% if messages[0]['role'] != 'system' %}<|im_start|>system\nbe brief<|im_end|>\n{% endif %}"
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    chat = LanguageModel(model=gpt.model, tokenizer=tokenizer, name="chat", max_length=64)
+    old = tokenizer.chat_template
+    tokenizer.chat_template = template
+    try:
+        text = few_shot_context(chat, [("q one", "a one"), ("q two", "a two")], "q three")
+        plain = chat.prompt("q three")
+        assert few_shot_context(chat, [], "q three") == plain
+    finally:
+        tokenizer.chat_template = old
+    assert text == (
+        "<|im_start|>system\nbe brief<|im_end|>\n<|im_start|>user\nq one<|im_end|>\n<|im_start|>assistant\na one<|im_end|>\n"
+        "<|im_start|>user\nq two<|im_end|>\n<|im_start|>assistant\na two<|im_end|>\n"
+        "<|im_start|>user\nq three<|im_end|>\n<|im_start|>assistant\n"
+    )
+    assert text.endswith(plain[len("<|im_start|>system\nbe brief<|im_end|>\n") :]) and text.count("system") == 1
+
+
+def test_in_context_turns_layout_hands_the_pairs_to_the_scorer(forgotten):
+    calls = []
+
+    def score(lm, shots):
+        calls.append(list(shots))
+        return float(len(shots))
+
+    result = in_context_attack(forgotten, score, EXAMPLES, shots=3, seed=0, layout="turns")
+    assert calls[0] == [] and calls[1] == [EXAMPLES[i] for i in result.details["chosen"]]
+    assert (result.before, result.after) == (0.0, 3.0) and result.details["layout"] == "turns"
+    # the same shots as the user-turn layout (same seed stream)
+    assert in_context_attack(forgotten, lambda lm, p: 0.0, EXAMPLES, shots=3, seed=0).details["chosen"] == result.details["chosen"]
+    with pytest.raises(InvalidInputError, match="layout"):
+        in_context_attack(forgotten, score, EXAMPLES, shots=3, layout="system")
 
 
 def test_in_context_refuses_bad_input(forgotten):
