@@ -9,8 +9,9 @@ Several methods end with this step, so it is exposed as :func:`retain_finetune`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -18,10 +19,10 @@ from torch import nn
 
 from obliviate.data.dataset import Dataset
 from obliviate.training.loop import make_optimizer, make_scheduler, num_batches
-from obliviate.unlearning.base import Unlearner, UnlearnTask
+from obliviate.unlearning.base import Learner, OneModel, Unlearner, UnlearnTask
 from obliviate.unlearning.registry import register
 
-__all__ = ["Finetune", "FinetuneSettings", "FinetunePlanned", "retain_finetune", "run_finetune_plan"]
+__all__ = ["Finetune", "FinetuneSettings", "FinetunePlanned", "retain_finetune", "finetune_loop"]
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class FinetuneSettings:
     batch_size: int = 64
 
     def loop(self) -> dict[str, float | int]:
-        """Keyword arguments for :func:`retain_finetune` (and ``random_label_finetune``)."""
+        """The fine-tuning settings of a plan (see :func:`finetune_loop`)."""
         return {
             "epochs": self.epochs,
             "lr": self.lr,
@@ -44,6 +45,49 @@ class FinetuneSettings:
             "weight_decay": self.weight_decay,
             "batch_size": self.batch_size,
         }
+
+
+def finetune_loop(learner: Learner, plans: Any) -> None:
+    """SGD with a cosine schedule on ``CE(f(x), y) [+ penalty(theta, epoch)]``: the fine-tuning loop.
+
+    ``plans`` is what :meth:`Learner.each` returned for the method's ``plan``: per model a dict with
+    ``epochs``, ``lr``, ``momentum``, ``weight_decay``, ``batch_size``, ``stream`` (the batch order)
+    and optionally ``data`` (a :class:`Dataset` replacing D_r: random labels train on relabelled D_f
+    plus D_r), ``grad_mask`` (parameter name -> 0/1 tensor multiplying the gradient before each step,
+    1 = may change; weight decay is then added to the gradient before the mask, so masked-out
+    weights stay exactly where they are) and ``penalty`` (``penalty(params, epoch)`` added to the
+    loss). Settings other than ``data`` and ``grad_mask`` are the same for every model; those two may
+    differ per model (each model's own relabelling, saliency or pruning mask).
+    """
+    plan = learner.first(plans)
+    data = learner.field(plans, "data")
+    masks = learner.field(plans, "grad_mask")
+    penalty: Callable[[list[torch.Tensor], int], torch.Tensor] | None = plan.get("penalty")
+    size = len(plan["data"]) if plan.get("data") is not None else len(learner.retain)
+    optimizer = make_optimizer(
+        "sgd",
+        learner.parameters(),
+        lr=plan["lr"],
+        momentum=plan["momentum"],
+        weight_decay=0.0 if plan.get("grad_mask") is not None else plan["weight_decay"],
+    )
+    scheduler = make_scheduler("cosine", optimizer, plan["epochs"] * num_batches(size, plan["batch_size"]))
+    generator = learner.generator(plan["stream"])
+    for epoch in range(plan["epochs"]):
+
+        def objective(model: Any, x: torch.Tensor, y: torch.Tensor, epoch: int = epoch) -> torch.Tensor:
+            loss = F.cross_entropy(model(x), y)
+            return loss if penalty is None else loss + penalty(list(model.parameters()), epoch)
+
+        for x, y in learner.batches(data, plan["batch_size"], generator=generator):
+            learner.loss(objective, x, y)
+            learner.step(
+                optimizer,
+                batch=y.shape[-1],
+                masks=masks if plan.get("grad_mask") is not None else None,
+                masked_decay=plan["weight_decay"],
+            )
+            scheduler.step()
 
 
 def retain_finetune(
@@ -56,77 +100,32 @@ def retain_finetune(
     weight_decay: float = 5e-4,
     batch_size: int = 64,
     stream: int = 100,
-    params: Iterable[nn.Parameter] | None = None,
-    penalty: Callable[[nn.Module, int], torch.Tensor] | None = None,
-    grad_mask: dict[nn.Parameter, torch.Tensor] | None = None,
+    penalty: Callable[[list[torch.Tensor], int], torch.Tensor] | None = None,
+    grad_mask: Mapping[str, torch.Tensor] | None = None,
     data: Dataset | None = None,
 ) -> nn.Module:
-    """SGD with a cosine schedule on ``CE(f(x), y) [+ penalty(model, epoch)]`` over D_r.
-
-    ``data`` replaces D_r (random labels train on relabelled D_f plus D_r); ``params`` restricts
-    which parameters move; ``grad_mask`` multiplies gradients elementwise before each step
-    (1 = may change); weight decay is then added to the gradient before the mask, so masked-out
-    weights stay exactly where they are. Used by finetune, l1_sparse, random labels, SalUn and the
-    prune, reset and re-init methods.
-    """
-    data = task.retain if data is None else data
-    trainable = list(params if params is not None else model.parameters())
-    optimizer = make_optimizer(
-        "sgd", trainable, lr=lr, momentum=momentum, weight_decay=0.0 if grad_mask is not None else weight_decay
-    )
-    steps = epochs * num_batches(len(data), batch_size)
-    scheduler = make_scheduler("cosine", optimizer, steps)
-    generator = task.generator(stream)
-    model.train()
-    for epoch in range(epochs):
-        for x, y in task.batches(data, batch_size, generator=generator):
-            loss = F.cross_entropy(model(x), y)
-            if penalty is not None:
-                loss = loss + penalty(model, epoch)
-            optimizer.zero_grad(set_to_none=True)
-            task.backward(loss, batch=len(y), lr=lr)
-            if grad_mask is not None:
-                for p in trainable:
-                    if p.grad is not None:
-                        p.grad.add_(p.detach(), alpha=weight_decay)
-                        if p in grad_mask:
-                            p.grad.mul_(grad_mask[p])
-            optimizer.step()
-            scheduler.step()
+    """:func:`finetune_loop` on one model (in place), for code outside a method's ``loop``."""
+    plan = {
+        "epochs": epochs, "lr": lr, "momentum": momentum, "weight_decay": weight_decay, "batch_size": batch_size,
+        "stream": stream, "penalty": penalty, "grad_mask": grad_mask, "data": data,
+    }
+    finetune_loop(OneModel(model, task), plan)
     return model.eval()
 
 
-def run_finetune_plan(model: nn.Module, task: UnlearnTask, plan: dict) -> nn.Module:
-    """:func:`retain_finetune` with the keyword arguments of a method's ``plan``.
-
-    A plan names its ``grad_mask`` by parameter name (so the same plan fits any copy of the
-    model, or a stack of them) and its ``penalty`` takes the list of parameter tensors and the
-    epoch; here they are bound to ``model``.
-    """
-    kwargs = dict(plan)
-    if kwargs.get("grad_mask") is not None:
-        names = dict(model.named_parameters())
-        kwargs["grad_mask"] = {names[n]: m for n, m in kwargs["grad_mask"].items()}
-    if kwargs.get("penalty") is not None:
-        penalty = kwargs["penalty"]
-        kwargs["penalty"] = lambda m, epoch: penalty(list(m.parameters()), epoch)
-    return retain_finetune(model, task, **kwargs)
-
-
 class FinetunePlanned(Unlearner):
-    """A method that prepares the model (prune, reset, mask, relabel), then runs :func:`retain_finetune`.
+    """A method that prepares each model (prune, reset, mask, relabel), then runs :func:`finetune_loop`.
 
     ``plan(model, task)`` does the method's own preparation on ``model`` in place and returns the
-    fine-tuning loop's keyword arguments; ``run`` is ``retain_finetune`` with them. Splitting the
-    two lets :func:`obliviate.unlearning.unlearn_many` prepare each model of a stack with this
-    same code and then run the fine-tuning loop, where the time goes, vectorised over the stack.
+    fine-tuning settings (see :func:`finetune_loop`); it runs on each model alone
+    (:meth:`Learner.each`), the loop runs on one model or vectorised over a stack.
     """
 
     def plan(self, model: nn.Module, task: UnlearnTask) -> dict:
         raise NotImplementedError
 
-    def run(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
-        return run_finetune_plan(model, task, self.plan(model, task))
+    def loop(self, learner: Learner) -> None:
+        finetune_loop(learner, learner.each(self.plan))
 
 
 @register

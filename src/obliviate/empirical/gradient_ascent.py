@@ -10,47 +10,19 @@ the NeurIPS 2023 unlearning challenge's baselines.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from obliviate.errors import InvalidInputError
 from obliviate.training.loop import make_optimizer
-from obliviate.unlearning.base import Unlearner, UnlearnTask
+from obliviate.unlearning.base import Learner, Unlearner
 from obliviate.unlearning.registry import register
 
-__all__ = ["GradientAscent", "accuracy", "ascent_loss", "check_stop_accuracy", "forget_set_forgotten"]
-
-
-def accuracy(model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> float:
-    """Share of ``(X, y)`` the model classifies correctly, in eval mode and without gradients."""
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        correct = float((model(X).argmax(dim=1) == y).float().mean())
-    model.train(was_training)
-    return correct
-
-
-def forget_set_forgotten(
-    model: nn.Module, batch_logits: torch.Tensor, batch_y: torch.Tensor, task: UnlearnTask, stop_accuracy: float
-) -> bool:
-    """Whether the accuracy on the whole forget set ``task.forget`` is ``<= stop_accuracy``.
-
-    With ``stop_accuracy`` 0 the full pass runs only when the current batch's logits (already
-    computed for the loss) have no correct prediction either: a set with no correct example has
-    no batch with one, so the stop is exact and a still-recognised set costs nothing to watch. A
-    threshold above 0 checks the whole set before every step. The pass counts as a read.
-    """
-    if stop_accuracy < 0:
-        return False
-    if stop_accuracy == 0 and bool((batch_logits.detach().argmax(dim=1) == batch_y).any()):
-        return False
-    task.record_read(task.forget)
-    return accuracy(model, *task.forget.tensors) <= stop_accuracy
+__all__ = ["GradientAscent", "ascent_loss", "check_stop_accuracy"]
 
 
 def ascent_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -106,17 +78,19 @@ class GradientAscent(Unlearner):
         super().validate_config()
         check_stop_accuracy(self.name, self.config.stop_accuracy)
 
-    def run(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
+    def loop(self, learner: Learner) -> None:
         c = self.config
-        optimizer = make_optimizer(
-            "sgd", model.parameters(), lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay
-        )
-        generator = task.generator(self.stream)
-        model.train()
+        optimizer = make_optimizer("sgd", learner.parameters(), lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
+        generator = learner.generator(self.stream)
         for _ in range(c.epochs):
-            for x, y in task.batches("forget", c.batch_size, generator=generator):
-                logits = model(x)
-                if forget_set_forgotten(model, logits, y, task, c.stop_accuracy):
-                    return model.eval()
-                task.step(optimizer, ascent_loss(logits, y), batch=len(y))
-        return model.eval()
+            for x, y in learner.batches("forget", c.batch_size, generator=generator):
+                _, logits = learner.loss(_ascent_objective, x, y)
+                if learner.forgotten(logits, y, c.stop_accuracy):  # checked before the step, per model
+                    return
+                learner.step(optimizer, batch=y.shape[-1])
+
+
+def _ascent_objective(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> tuple:
+    """GA's loss on a forget batch, with the logits for the early stop."""
+    logits = model(x)
+    return ascent_loss(logits, y), logits

@@ -10,26 +10,24 @@ retain term for a KL to the original model.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from obliviate.empirical.gradient_ascent import (
-    check_stop_accuracy,
-    forget_set_forgotten,
-)
+from obliviate.empirical.gradient_ascent import check_stop_accuracy
 from obliviate.errors import InvalidInputError
 from obliviate.training.loop import make_optimizer
-from obliviate.unlearning.base import Unlearner, UnlearnTask
+from obliviate.unlearning.base import Learner, Unlearner
 from obliviate.unlearning.registry import register
 
-__all__ = ["NegGradPlus", "PairedAscentConfig", "paired_ascent", "paired_objective", "cycle_batches"]
+__all__ = ["NegGradPlus", "PairedAscentConfig", "PairedAscent", "paired_loop", "paired_objective", "retain_cross_entropy"]
 
-RetainLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+Model = Callable[[torch.Tensor], torch.Tensor]
+#: ``retain_loss(model, x_r, y_r, teacher_logits)``; ``teacher_logits`` is None unless the method asks for a teacher.
+RetainLoss = Callable[[Model, torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -56,20 +54,13 @@ def check_paired_config(method: str, config: PairedAscentConfig) -> None:
     check_stop_accuracy(method, config.stop_accuracy)
 
 
-def cycle_batches(
-    task: UnlearnTask, which: str, batch_size: int, *, generator: torch.Generator
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Endless seeded passes over the forget or retain set (a fresh shuffle each pass)."""
-    while True:
-        yield from task.batches(which, batch_size, generator=generator)
-
-
-def retain_cross_entropy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def retain_cross_entropy(model: Model, x: torch.Tensor, y: torch.Tensor, teacher_logits: torch.Tensor | None) -> torch.Tensor:
+    """NegGrad+'s retain term: ``CE(f(x_r), y_r)`` (no teacher)."""
     return F.cross_entropy(model(x), y)
 
 
 def paired_objective(
-    model: Callable[[torch.Tensor], torch.Tensor],
+    model: Model,
     xr: torch.Tensor,
     yr: torch.Tensor,
     forget_logits: torch.Tensor,
@@ -78,58 +69,72 @@ def paired_objective(
     retain_loss: RetainLoss,
     retain_weight: float,
     forget_weight: float,
+    teacher_logits: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """One paired step's loss: ``retain_weight * retain_loss(model, x_r, y_r) - forget_weight * CE(f(x_f), y_f)``.
 
-    ``model`` is the student (a module, or one model of a stack as a function of its inputs);
-    ``forget_logits`` its logits on ``x_f``, already computed for the early-stop check.
+    ``model`` is the student (a module, or one model of a stack); ``forget_logits`` its logits on
+    ``x_f``, also read by the early-stop check; ``teacher_logits`` the original's on ``x_r``.
     """
-    return retain_weight * retain_loss(model, xr, yr) - forget_weight * F.cross_entropy(forget_logits, yf)
+    return retain_weight * retain_loss(model, xr, yr, teacher_logits) - forget_weight * F.cross_entropy(forget_logits, yf)
 
 
-def paired_ascent(
-    model: nn.Module,
-    task: UnlearnTask,
+def paired_loop(
+    learner: Learner,
     config: PairedAscentConfig,
     *,
     retain_loss: RetainLoss,
     retain_weight: float,
     forget_weight: float,
+    teacher: bool,
     stream: int,
-) -> nn.Module:
+) -> None:
     """SGD on ``retain_weight * retain_loss(x_r, y_r) - forget_weight * CE(f(x_f), y_f)``.
 
     One step per retain batch, each paired with the next batch of the cycled forget set; an
     epoch is one pass over D_r (``train_negrad``'s ``zip(train_loader, cycle(delete_loader))``).
-    Stops early, before a step, once the accuracy on the whole forget set is ``<= config.stop_accuracy``.
+    With ``teacher`` the retain term also gets the original's logits on ``x_r`` (eval mode). Each
+    step's forward passes run first (forget batch, then retain batch); then, before the update, a
+    model whose whole forget set is ``<= config.stop_accuracy`` accurate stops.
     """
     c = config
-    optimizer = make_optimizer("sgd", model.parameters(), lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
-    retain_gen, forget_gen = task.generator(stream), task.generator(stream + 1)
-    forget_batches = cycle_batches(task, "forget", c.forget_batch_size, generator=forget_gen)
-    model.train()
+    optimizer = make_optimizer("sgd", learner.parameters(), lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
+    retain_gen, forget_gen = learner.generator(stream), learner.generator(stream + 1)
+    forget_batches = learner.cycle("forget", c.forget_batch_size, generator=forget_gen)
+
+    def objective(model: Model, xr: torch.Tensor, yr: torch.Tensor, xf: torch.Tensor, yf: torch.Tensor,
+                  *target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        forget_logits = model(xf)
+        loss = paired_objective(
+            model, xr, yr, forget_logits, yf, retain_loss=retain_loss, retain_weight=retain_weight,
+            forget_weight=forget_weight, teacher_logits=target[0] if target else None,
+        )
+        return loss, forget_logits
+
     for _ in range(c.epochs):
-        retain_batches = task.batches("retain", c.retain_batch_size, generator=retain_gen)
-        for (xr, yr), (xf, yf) in zip(retain_batches, forget_batches):
-            forget_logits = model(xf)
-            if forget_set_forgotten(model, forget_logits, yf, task, c.stop_accuracy):
-                return model.eval()
-            loss = paired_objective(
-                model,
-                xr,
-                yr,
-                forget_logits,
-                yf,
-                retain_loss=retain_loss,
-                retain_weight=retain_weight,
-                forget_weight=forget_weight,
-            )
-            task.step(optimizer, loss, batch=len(yr) + len(yf))
-    return model.eval()
+        for (xr, yr), (xf, yf) in zip(learner.batches("retain", c.retain_batch_size, generator=retain_gen), forget_batches):
+            target = (learner.teacher(xr),) if teacher else ()
+            _, forget_logits = learner.loss(objective, xr, yr, xf, yf, *target)
+            if learner.forgotten(forget_logits, yf, c.stop_accuracy):
+                return
+            learner.step(optimizer, batch=yr.shape[-1] + yf.shape[-1])
+
+
+class PairedAscent(Unlearner):
+    """A method whose loop is :func:`paired_loop`; subclasses give ``paired_terms`` and ``stream``."""
+
+    stream: ClassVar[int] = 0
+
+    def paired_terms(self) -> dict[str, Any]:
+        """``retain_loss``, ``retain_weight``, ``forget_weight`` and ``teacher`` for :func:`paired_loop`."""
+        raise NotImplementedError
+
+    def loop(self, learner: Learner) -> None:
+        paired_loop(learner, self.config, **self.paired_terms(), stream=self.stream)
 
 
 @register
-class NegGradPlus(Unlearner):
+class NegGradPlus(PairedAscent):
     """NegGrad+ (Kurmanji et al. NeurIPS 2023): ``beta * CE(D_r) - (1 - beta) * CE(D_f)`` per paired batch.
 
     Published setting (``MIA_experiments.ipynb``: ``ng_alpha = 0.9999``, ``ng_epochs = 5``,
@@ -163,11 +168,6 @@ class NegGradPlus(Unlearner):
             )
         check_paired_config(self.name, self.config)
 
-    def paired_terms(self, teacher: Callable[[torch.Tensor], torch.Tensor]) -> dict[str, Any]:
-        """The retain loss and the two weights of :func:`paired_objective` (``teacher`` is unused)."""
+    def paired_terms(self) -> dict[str, Any]:
         beta = self.config.beta
-        return {"retain_loss": retain_cross_entropy, "retain_weight": beta, "forget_weight": 1.0 - beta}
-
-    def run(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
-        terms = self.paired_terms(task.original.eval())
-        return paired_ascent(model, task, self.config, **terms, stream=self.stream)
+        return {"retain_loss": retain_cross_entropy, "retain_weight": beta, "forget_weight": 1.0 - beta, "teacher": False}

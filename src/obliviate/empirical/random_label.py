@@ -17,12 +17,12 @@ import torch
 from torch import nn
 
 from obliviate.data.dataset import Dataset
-from obliviate.empirical.finetune import FinetunePlanned, FinetuneSettings, retain_finetune
+from obliviate.empirical.finetune import FinetunePlanned, FinetuneSettings
 from obliviate.errors import InvalidInputError
 from obliviate.unlearning.base import UnlearnTask
 from obliviate.unlearning.registry import register
 
-__all__ = ["RandomLabel", "other_labels", "random_label_finetune", "random_label_plan"]
+__all__ = ["RandomLabel", "other_labels", "random_label_plan"]
 
 
 def other_labels(y: torch.Tensor, num_classes: int, *, generator: torch.Generator) -> torch.Tensor:
@@ -50,30 +50,10 @@ def relabelled_union(task: UnlearnTask, *, generator: torch.Generator) -> Datase
 
 
 def random_label_plan(task: UnlearnTask, *, stream: int, **loop: float | int) -> dict:
-    """The random-label pass as a fine-tuning plan: train on D_f' + D_r, D_f relabelled once from
-    the run's ``stream + 1`` generator, batches ordered by ``stream``; ``loop`` holds the settings."""
+    """The random-label pass as a fine-tuning plan (:func:`~obliviate.empirical.finetune.finetune_loop`):
+    train on D_f' + D_r, D_f relabelled once from the run's ``stream + 1`` generator, batches ordered
+    by ``stream``; ``loop`` holds the settings. SalUn adds its saliency mask to the same plan."""
     return {**loop, "stream": stream, "data": relabelled_union(task, generator=task.generator(stream + 1))}
-
-
-def random_label_finetune(
-    model: nn.Module,
-    task: UnlearnTask,
-    *,
-    epochs: int,
-    lr: float,
-    momentum: float = 0.9,
-    weight_decay: float = 5e-4,
-    batch_size: int = 64,
-    stream: int = 220,
-    grad_mask: dict[nn.Parameter, torch.Tensor] | None = None,
-) -> nn.Module:
-    """Relabel D_f at random (seeded, once) and fine-tune on D_f' + D_r with :func:`retain_finetune`.
-
-    ``grad_mask`` restricts the update to chosen weights (SalUn's saliency mask). The cost of the
-    pass is charged to ``task``.
-    """
-    loop = {"epochs": epochs, "lr": lr, "momentum": momentum, "weight_decay": weight_decay, "batch_size": batch_size}
-    return retain_finetune(model, task, **random_label_plan(task, stream=stream, **loop), grad_mask=grad_mask)
 
 
 @register

@@ -16,11 +16,11 @@ import torch
 from torch import nn
 
 from obliviate.empirical._gradients import mean_batch_gradients, top_k_mask
-from obliviate.empirical.finetune import FinetuneSettings, retain_finetune
+from obliviate.empirical.finetune import FinetunePlanned, FinetuneSettings
 from obliviate.empirical.reset_layers import fresh_layers, init_seed
 from obliviate.errors import InvalidInputError
 from obliviate.models import parametrised_layers
-from obliviate.unlearning.base import Unlearner, UnlearnTask
+from obliviate.unlearning.base import UnlearnTask
 from obliviate.unlearning.registry import register
 
 __all__ = ["ReinitFinetune", "gradient_product_scores"]
@@ -39,7 +39,7 @@ def gradient_product_scores(model: nn.Module, task: UnlearnTask, *, batch_size: 
 
 
 @register
-class ReinitFinetune(Unlearner):
+class ReinitFinetune(FinetunePlanned):
     """Re-initialise the ``fraction`` of weights with the largest ``|g_f * g_r|``, then fine-tune on D_r.
 
     Score: ``s_i = |g_f,i * g_r,i|`` with ``g_f``, ``g_r`` the mean minibatch cross-entropy
@@ -91,7 +91,7 @@ class ReinitFinetune(Unlearner):
                 f"got {self.config.fraction}."
             )
 
-    def run(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
+    def plan(self, model: nn.Module, task: UnlearnTask) -> dict:
         c = self.config
         layers = parametrised_layers(model)
         scores = gradient_product_scores(model, task, batch_size=c.score_batch_size)
@@ -112,7 +112,7 @@ class ReinitFinetune(Unlearner):
         with torch.no_grad():
             for name, m in masks.items():
                 owned[name].copy_(torch.where(m.bool(), fresh[name], owned[name]))
-        return retain_finetune(model, task, **c.loop(), stream=_STREAM + 3)
+        return {**c.loop(), "stream": _STREAM + 3}
 
 
 def _join(layer_name: str, param_name: str) -> str:

@@ -8,20 +8,21 @@ NeurIPS 2023 (Eq. 4-6); reference code meghdadk/SCRUB (``small_scale_unlearning.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from obliviate.errors import InvalidInputError
 from obliviate.training.loop import make_optimizer
-from obliviate.unlearning.base import Unlearner, UnlearnTask
+from obliviate.unlearning.base import Learner, Unlearner
 from obliviate.unlearning.registry import register
 
 __all__ = ["Scrub", "distill_kl"]
 
 FORGET_STREAM, RETAIN_STREAM = 240, 241
+Model = Callable[[torch.Tensor], torch.Tensor]
 
 
 def distill_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
@@ -155,24 +156,26 @@ class Scrub(Unlearner):
         c = self.config
         return c.lr * c.lr_decay_rate ** sum(epoch > d for d in c.lr_decay_epochs)
 
-    def run(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
+    def loop(self, learner: Learner) -> None:
         c = self.config
-        teacher = task.original.eval()
         optimizer = make_optimizer(
-            c.optimizer, model.parameters(), lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay
+            c.optimizer, learner.parameters(), lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay
         )
-        forget_gen, retain_gen = task.generator(FORGET_STREAM), task.generator(RETAIN_STREAM)
-        model.train()
+        forget_gen, retain_gen = learner.generator(FORGET_STREAM), learner.generator(RETAIN_STREAM)
+
+        def max_objective(model: Model, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            return self.forget_loss(model(x), target)
+
+        def min_objective(model: Model, x: torch.Tensor, target: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            return self.retain_loss(model(x), target, y)
+
         for epoch in range(1, c.epochs + 1):
             for group in optimizer.param_groups:
                 group["lr"] = self.lr_at(epoch)
             if epoch <= c.msteps:
-                for x, _ in task.batches("forget", c.forget_batch_size, generator=forget_gen):
-                    with torch.no_grad():
-                        target = teacher(x)
-                    task.step(optimizer, self.forget_loss(model(x), target), batch=len(x))
-            for x, y in task.batches("retain", c.retain_batch_size, generator=retain_gen):
-                with torch.no_grad():
-                    target = teacher(x)
-                task.step(optimizer, self.retain_loss(model(x), target, y), batch=len(y))
-        return model.eval()
+                for x, y in learner.batches("forget", c.forget_batch_size, generator=forget_gen):
+                    learner.loss(max_objective, x, learner.teacher(x))
+                    learner.step(optimizer, batch=y.shape[-1])
+            for x, y in learner.batches("retain", c.retain_batch_size, generator=retain_gen):
+                learner.loss(min_objective, x, learner.teacher(x), y)
+                learner.step(optimizer, batch=y.shape[-1])

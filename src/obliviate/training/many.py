@@ -12,6 +12,11 @@ Adam) steps the stacked leaves. Those optimisers are elementwise, so stepping ``
 the stacked per-model gradients ``grad_theta sum_m L_m = (grad L_1, ..., grad L_M)`` is each
 model's own step; the schedule is the same function of the step count for every model.
 
+BatchNorm: each model keeps its own running statistics. Inside the vmapped step a model is a
+:class:`FunctionalModel` over a private copy of its buffers; a forward pass in training mode
+updates that copy as the module would update its own, and the step writes the copies back, so
+model ``i``'s running mean and variance are those ``train`` gives it.
+
 Models are trained ``chunk`` at a time (a chunk is a full training run of that many models), so
 that one chunk's weights and optimiser state stay in cache between steps.
 """
@@ -43,6 +48,8 @@ __all__ = [
     "cross_entropy",
     "stacked_batches",
     "DEFAULT_CHUNK",
+    "FunctionalModel",
+    "stacked_objective",
 ]
 
 # Models per vmap call: large enough that each op's work outweighs its dispatch, small enough that
@@ -88,6 +95,56 @@ def stacked_batches(generators: Sequence[torch.Generator], n: int, batch_size: i
     orders = torch.stack([torch.randperm(n, generator=g) for g in generators])
     for cut in minibatches(n, batch_size, shuffle=False):
         yield orders[:, cut[0] : cut[-1] + 1]
+
+
+class FunctionalModel:
+    """One model of a stack, inside ``vmap``, as a callable: ``model(x)`` is the template's forward
+    with this model's ``params`` and a private copy of its ``buffers``.
+
+    What a loss written for a module needs: ``model(x)`` gives logits and ``model.parameters()``
+    the weight tensors. A forward pass in the template's training mode updates BatchNorm's running
+    statistics in :attr:`buffers` exactly as ``module(x)`` updates the module's own.
+    """
+
+    def __init__(self, forward: Callable[[Tensors, Tensors, torch.Tensor], torch.Tensor], params: Tensors,
+                 buffers: Tensors) -> None:
+        self.forward, self.params = forward, params
+        self.buffers = {k: v.clone() for k, v in buffers.items()}
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward(self.params, self.buffers, x)
+
+    def parameters(self) -> list[torch.Tensor]:
+        return list(self.params.values())
+
+
+def stacked_objective(
+    forward: Callable[[Tensors, Tensors, torch.Tensor], torch.Tensor], objective: Callable[..., Any]
+) -> tuple[Callable[..., tuple[Tensors, torch.Tensor, Any, Tensors]], list[bool]]:
+    """``vmap(grad_and_value)`` of ``objective(model, *args)`` over a stack.
+
+    ``objective`` is written for one model (a module or a :class:`FunctionalModel`) and returns its
+    loss, or ``(loss, aux)``. The returned function maps ``(params[M], buffers[M], *args[M])`` to
+    ``(grads[M], losses[M], aux[M] or (), buffers[M] after the forward passes)``; the list holds
+    one flag, set on the first call: whether ``objective`` returned an ``aux``.
+    """
+    has_aux: list[bool] = []
+
+    def one(params: Tensors, buffers: Tensors, *args: Any) -> tuple[torch.Tensor, tuple[Any, Tensors]]:
+        model = FunctionalModel(forward, params, buffers)
+        out = objective(model, *args)
+        if not has_aux:
+            has_aux.append(isinstance(out, tuple))
+        value, aux = out if isinstance(out, tuple) else (out, ())
+        return value, (aux, model.buffers)
+
+    step = vmap(grad_and_value(one, has_aux=True))
+
+    def run(params: Tensors, buffers: Tensors, *args: Any) -> tuple[Tensors, torch.Tensor, Any, Tensors]:
+        grads, (values, (aux, new_buffers)) = step(params, buffers, *args)
+        return grads, values, aux, new_buffers
+
+    return run, has_aux
 
 
 class ModelStack:
@@ -284,28 +341,29 @@ def train_many(
     stack = ModelStack.from_models(models, seeds=seeds, recipe=recipe.with_seed(0))
     groups = [range(i, min(i + per_call, len(seeds))) for i in range(0, len(seeds), per_call)]
     params: dict[str, list[torch.Tensor]] = {k: [] for k in stack.params}
+    buffers: dict[str, list[torch.Tensor]] = {k: [] for k in stack.buffers}
     with progress_bar(
         f"training {len(seeds)} models", total=recipe.epochs * len(groups), enabled=show_progress
     ) as advance:
         for group in groups:
             part = stack.subset(list(group))
-            for k, v in _fit_stack(part, data, recipe, on_epoch=advance).items():
+            trained, stats = _fit_stack(part, data, recipe, on_epoch=advance)
+            for k, v in trained.items():
                 params[k].append(v)
-    return stack.with_params({k: torch.cat(v) for k, v in params.items()})
+            for k, v in stats.items():
+                buffers[k].append(v)
+    return stack.with_params({k: torch.cat(v) for k, v in params.items()}, {k: torch.cat(v) for k, v in buffers.items()})
 
 
-def _fit_stack(stack: ModelStack, data: Dataset, recipe: Recipe, *, on_epoch: Callable[[], None]) -> Tensors:
-    """The trainer's loop (:func:`obliviate.training.trainer.fit`) on a stack; returns the trained weights."""
+def _fit_stack(
+    stack: ModelStack, data: Dataset, recipe: Recipe, *, on_epoch: Callable[[], None]
+) -> tuple[Tensors, Tensors]:
+    """The trainer's loop (:func:`obliviate.training.trainer.fit`) on a stack; the trained weights and buffers."""
     X, y = data.tensors
     n = len(data)
     leaves = {k: v.clone() for k, v in stack.params.items()}
-    buffers = stack.buffers
-    forward = stack.forward_fn()
-
-    def batch_loss(params: Tensors, buffers: Tensors, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return cross_entropy(forward(params, buffers, x), t)
-
-    step_fn = vmap(grad_and_value(batch_loss))
+    buffers = {k: v.clone() for k, v in stack.buffers.items()}
+    step_fn, _ = stacked_objective(stack.forward_fn(), lambda model, x, t: cross_entropy(model(x), t))
     optimizer = make_optimizer(
         recipe.optimizer, leaves.values(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
     )
@@ -316,7 +374,7 @@ def _fit_stack(stack: ModelStack, data: Dataset, recipe: Recipe, *, on_epoch: Ca
     step = 0
     for _ in range(recipe.epochs):
         for idx in stacked_batches(generators, n, recipe.batch_size):
-            grads, losses = step_fn(leaves, buffers, X[idx], y[idx])
+            grads, losses, _, buffers = step_fn(leaves, buffers, X[idx], y[idx])
             check_stack_finite(losses, stack.seeds, step=step, where="training", lr=recipe.lr)
             for k, p in leaves.items():
                 p.grad = grads[k]
@@ -325,7 +383,7 @@ def _fit_stack(stack: ModelStack, data: Dataset, recipe: Recipe, *, on_epoch: Ca
             step += 1
         on_epoch()
     stack.template.eval()
-    return leaves
+    return leaves, buffers
 
 
 def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -1,10 +1,18 @@
 """The Unlearner contract: one class per method, its config beside it, one entry point.
 
 A method subclasses :class:`Unlearner`, declares ``name``, ``guarantee``, a frozen dataclass
-``Config`` holding the published defaults, and implements ``run(model, task)``, which edits a
-private copy of the original model in place. The base class validates, copies, times and
-counts; the method only says how its loss and update go (as open-unlearning's trainers each
-override one ``compute_loss``).
+``Config`` holding the published defaults, and implements either
+
+- ``loop(learner)``: its optimisation loop, written once against the small :class:`Learner`
+  interface (batches, a loss and a step, an early-stop check, a teacher, per-model
+  preparation), which :class:`OneModel` implements for one model and
+  :class:`~obliviate.unlearning.many.StackedModels` for a stack of hundreds: such a method runs
+  per model through ``ob.unlearn`` and stacked through ``unlearn_many`` with the same code; or
+- ``run(model, task)``, which edits a private copy of the original model in place (methods with
+  no loop to stack: see :data:`obliviate.unlearning.many.NOT_STACKED`).
+
+The base class validates, copies, times and counts; the method only says how its loss and update
+go (as open-unlearning's trainers each override one ``compute_loss``).
 """
 
 from __future__ import annotations
@@ -13,9 +21,9 @@ import ast
 import copy
 import dataclasses
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol
 
 import numpy as np
 import torch
@@ -40,6 +48,8 @@ __all__ = [
     "UnlearnResult",
     "UnlearnTask",
     "Unlearner",
+    "Learner",
+    "OneModel",
     "coerce_setting",
 ]
 
@@ -173,6 +183,136 @@ class UnlearnTask:
         optimizer.step()
 
 
+class Learner(Protocol):
+    """What a method's ``loop`` may use: one model (:class:`OneModel`) or a stack of them
+    (:class:`~obliviate.unlearning.many.StackedModels`) behind the same calls.
+
+    Shapes: for one model a batch is ``x[b, ...]``, ``y[b]`` and a loss a scalar; for a stack of
+    ``M`` models every model draws its own batch from its own seed, ``x[M, b, ...]``, ``y[M, b]``,
+    and losses are ``[M]``. Loops never look inside: they pass batches on, count examples with
+    ``y.shape[-1]``, and write each loss for one model, ``objective(model, *batch) -> loss`` or
+    ``(loss, aux)``, where ``model(x)`` gives logits and ``model.parameters()`` the weights.
+
+    - ``generator(stream)``; ``batches(which, batch_size, *, generator, shuffle=True)`` one pass
+      over ``"forget"``, ``"retain"`` or a :class:`Dataset` (per model: :meth:`each`'s output);
+      ``cycle(...)`` endless passes.
+    - ``loss(objective, *args)``: the forward passes (training mode; BatchNorm statistics update),
+      returning what ``objective`` returns; ``step(optimizer, *, batch, masks=None,
+      masked_decay=0.0)``: backward, divergence check, the optimiser's step (gradients times
+      ``masks`` after adding ``masked_decay * theta``), counted.
+    - ``forgotten(logits, y, stop_accuracy) -> bool``: the early stop on the whole forget set
+      (eval mode), per model; True when no model is left to train.
+    - ``teacher(x)``: the frozen original's logits (eval mode, no gradient).
+    - ``each(fn)``: ``fn(model, task)`` on each model alone (a module and its
+      :class:`UnlearnTask`), changes to the model kept; returns the per-model results, which
+      ``first`` (the first model's) and ``field`` (one key of each) read.
+    - ``parameters()``: what the optimiser steps; ``forget``, ``retain``: the two sets.
+    """
+
+    forget: Dataset
+    retain: Dataset
+
+    def generator(self, stream: int) -> Any: ...
+    def batches(self, which: Any, batch_size: int, *, generator: Any, shuffle: bool = True) -> Iterator[Any]: ...
+    def cycle(self, which: Any, batch_size: int, *, generator: Any) -> Iterator[Any]: ...
+    def loss(self, objective: Callable[..., Any], *args: Any) -> Any: ...
+    def step(self, optimizer: torch.optim.Optimizer, *, batch: int, masks: Any = None, masked_decay: float = 0.0) -> None: ...
+    def forgotten(self, logits: torch.Tensor, y: torch.Tensor, stop_accuracy: float) -> bool: ...
+    def teacher(self, x: torch.Tensor) -> torch.Tensor: ...
+    def each(self, fn: Callable[[nn.Module, UnlearnTask], Any]) -> Any: ...
+    def first(self, values: Any) -> Any: ...
+    def field(self, values: Any, key: str) -> Any: ...
+    def parameters(self) -> list[torch.Tensor]: ...
+
+
+class OneModel:
+    """The :class:`Learner` of one model: ``model`` is trained in place and ``task`` keeps the costs."""
+
+    stacked: ClassVar[bool] = False
+
+    def __init__(self, model: nn.Module, task: UnlearnTask) -> None:
+        self.model, self.task = model, task
+        self.forget, self.retain = task.forget, task.retain
+        self._loss: torch.Tensor | None = None
+
+    def generator(self, stream: int) -> torch.Generator:
+        return self.task.generator(stream)
+
+    def batches(
+        self, which: Literal["forget", "retain"] | Dataset | None, batch_size: int, *, generator: torch.Generator,
+        shuffle: bool = True,
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self.task.batches("retain" if which is None else which, batch_size, generator=generator, shuffle=shuffle)
+
+    def cycle(self, which: Any, batch_size: int, *, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        while True:
+            yield from self.batches(which, batch_size, generator=generator)
+
+    def loss(self, objective: Callable[..., Any], *args: Any) -> Any:
+        self.model.train()
+        out = objective(self.model, *args)
+        self._loss = out[0] if isinstance(out, tuple) else out
+        return out
+
+    def step(
+        self,
+        optimizer: torch.optim.Optimizer,
+        *,
+        batch: int,
+        masks: Mapping[str, torch.Tensor] | None = None,
+        masked_decay: float = 0.0,
+    ) -> None:
+        if self._loss is None:
+            raise RuntimeError("step() needs a loss(): call learner.loss(objective, ...) first.")
+        optimizer.zero_grad(set_to_none=True)
+        self.task.backward(self._loss, batch=int(batch), lr=optimizer.param_groups[0]["lr"])
+        self._loss = None
+        if masks is not None:
+            for name, p in self.model.named_parameters():
+                if p.grad is not None:
+                    p.grad.add_(p.detach(), alpha=masked_decay)
+                    if name in masks:
+                        p.grad.mul_(masks[name])
+        optimizer.step()
+
+    def forgotten(self, logits: torch.Tensor, y: torch.Tensor, stop_accuracy: float) -> bool:
+        """Whether the accuracy on the whole forget set is ``<= stop_accuracy`` (never when negative).
+
+        With ``stop_accuracy`` 0 the full pass runs only when the current batch's logits have no
+        correct prediction either (a set with no correct example has no batch with one, so the
+        stop is exact and cheap); a threshold above 0 checks the whole set each time. The pass
+        runs in eval mode and counts as a read.
+        """
+        if stop_accuracy < 0:
+            return False
+        if stop_accuracy == 0 and bool((logits.detach().argmax(dim=-1) == y).any()):
+            return False
+        self.task.record_read(self.task.forget)
+        X, yf = self.task.forget.tensors
+        was_training = self.model.training
+        self.model.eval()
+        with torch.no_grad():
+            correct = float((self.model(X).argmax(dim=-1) == yf).float().mean())
+        self.model.train(was_training)
+        return correct <= stop_accuracy
+
+    @torch.no_grad()
+    def teacher(self, x: torch.Tensor) -> torch.Tensor:
+        return self.task.original.eval()(x)
+
+    def each(self, fn: Callable[[nn.Module, UnlearnTask], Any]) -> Any:
+        return fn(self.model, self.task)
+
+    def first(self, values: Any) -> Any:
+        return values
+
+    def field(self, values: Mapping[str, Any], key: str) -> Any:
+        return values.get(key)
+
+    def parameters(self) -> list[torch.Tensor]:
+        return list(self.model.parameters())
+
+
 def coerce_setting(value: Any, default: Any, *, method: str, key: str) -> Any:
     """Convert a CLI string (``"0.1"``, ``"true"``, ``"(1, 2)"``) to the type of the default."""
     if not isinstance(value, str) or isinstance(default, str):
@@ -251,9 +391,22 @@ class Unlearner:
         return f"{type(self).__name__}({args})"
 
     # -------------------------------------------------------------- the method
+    def loop(self, learner: Learner) -> None:
+        """The method's loop against a :class:`Learner` (one model or a stack); see the module docstring."""
+        raise NotImplementedError(f"{self.name!r} has no loop(learner); it implements run(model, task).")
+
+    @classmethod
+    def has_loop(cls) -> bool:
+        """Whether the method's work is a ``loop(learner)`` (and so runs stacked in ``unlearn_many``)."""
+        return cls.loop is not Unlearner.loop
+
     def run(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
-        """Unlearn ``task.forget`` from ``model`` (a private copy of the original) and return it."""
-        raise NotImplementedError
+        """Unlearn ``task.forget`` from ``model`` (a private copy of the original) and return it.
+
+        By default the method's :meth:`loop` on :class:`OneModel`; methods without a loop override this.
+        """
+        self.loop(OneModel(model, task))
+        return model.eval()
 
     def execute(self, model: nn.Module, task: UnlearnTask) -> tuple[nn.Module, Cost]:
         """Run on a copy of ``model``, timed and counted; the input model is never modified."""

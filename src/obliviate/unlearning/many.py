@@ -2,32 +2,30 @@
 
 Model ``i`` of the result equals ``unlearn(stack.model(i), request, data, method=..., seed=stack.seeds[i])``
 up to float rounding: each model draws its batches from its own seed's generators (the streams the
-method's ``run()`` uses), and every per-model decision stays per model.
+method uses), and every per-model decision stays per model.
 
-Design: the loss code is the method's own, and so is every per-model decision; only the loop is
-stacked. The stacked loop holds the models' weights as leaf tensors ``theta[M, ...]``, evaluates
-``vmap(grad(l))`` where ``l(theta_m; batch_m)`` calls the method's loss function on model ``m``'s own
-batch (one model of the stack, as a function ``x -> f(theta_m; x)``, stands in for the module), and
-steps the stack with the method's ``torch.optim`` optimiser. SGD (momentum, weight decay) and Adam
-are elementwise, so stepping the stack with the stacked per-model gradients is each model's step.
+Design: a method's loop is written once, in its own file, against the
+:class:`~obliviate.unlearning.base.Learner` interface (batches, a loss and a step, an early stop,
+a teacher, per-model preparation). :class:`~obliviate.unlearning.base.OneModel` runs it on one
+model; :class:`StackedModels` here runs the SAME loop on the whole stack. This module holds no
+method's loss: a stacked step evaluates ``vmap(grad(l))`` where ``l(theta_m; batch_m)`` is the
+method's own objective called on one model of the stack (a
+:class:`~obliviate.training.many.FunctionalModel`) and its own batch, and steps the stacked
+weights with the method's own ``torch.optim`` optimiser (SGD with momentum and weight decay, and
+Adam, are elementwise, so stepping ``theta[M, ...]`` with the stacked gradients is each model's
+step). BatchNorm: each model keeps its own running statistics, updated by its training-mode
+forward passes; the teacher and the early-stop checks run in eval mode, the teacher on the
+original's statistics. Per-model preparation (pruning thresholds, resets, saliency masks, random
+labels) runs on each model alone with the method's own code (``Learner.each``).
 
-- Fine-tuning methods (finetune, l1_sparse, random_label, salun, reset_layers, prune_finetune) are
-  :class:`~obliviate.empirical.finetune.FinetunePlanned`: their ``plan(model, task)`` runs on each
-  model alone (prune by that model's magnitude threshold, reset from that model's seed, SalUn's
-  saliency mask of that model, random labels from that model's generator): cheap, one pass at
-  most. The fine-tuning loop with the plans (penalty, per-model masks and labels) runs stacked.
-- gradient_ascent: ``ascent_loss`` stacked; the early stop is decided per model before each
-  step, and a model that stopped is frozen (its update is undone every step after).
-- neggrad_plus and kl_retain: ``paired_objective`` with the method's ``paired_terms`` (the
-  teacher is the same model of the original stack), early stop per model as above.
-- scrub: ``forget_loss`` and ``retain_loss`` with the teacher's logits from the original stack.
-
-Any other method (ssd, reinit_finetune, the exact and certified ones, composites) runs model by
-model through :func:`~obliviate.unlearning.api.unlearn`, and says so with a warning.
+Every method with a ``loop`` runs stacked (:func:`vectorised_methods`); the others run model by
+model through :func:`~obliviate.unlearning.api.unlearn`, with a warning that gives the reason from
+:data:`NOT_STACKED`, the one place that says why.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -36,21 +34,50 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch.func import grad_and_value, stack_module_state, vmap
+from torch import nn
+from torch.func import vmap
 
 from obliviate.data.dataset import Dataset
 from obliviate.errors import DivergedError, InvalidInputError
 from obliviate.request import ForgetRequest
-from obliviate.training.loop import make_optimizer, make_scheduler, num_batches, seeded_generator, seeded_global_rng
-from obliviate.training.many import ModelStack, check_stack_finite, stacked_batches
+from obliviate.training.loop import minibatches, seeded_global_rng
+from obliviate.training.many import ModelStack, check_stack_finite, stacked_batches, stacked_objective
 from obliviate.unlearning.api import check_model, unlearn
 from obliviate.unlearning.base import Cost, Unlearner, UnlearnTask
-from obliviate.unlearning.registry import make_method
+from obliviate.unlearning.registry import available_methods, make_method
 
-__all__ = ["ManyResult", "unlearn_many", "vectorised_methods"]
+__all__ = ["ManyResult", "StackedModels", "unlearn_many", "vectorised_methods", "not_stacked_reason", "NOT_STACKED"]
 
 Tensors = dict[str, torch.Tensor]
+
+#: Why a method runs model by model in :func:`unlearn_many`: the one place that says so. A method
+#: that is not here and has no ``loop(learner)`` gets the default reason.
+NOT_STACKED: dict[str, str] = {
+    "ssd": "no optimisation loop: two gradient passes and one dampening per model, which is what the "
+    "per-model path does",
+    "retrain": "retraining from scratch is training, not unlearning: use train_many on the retain set",
+    "sisa": "a sharded ensemble of its own models, not one network per seed",
+    "certified_newton": "a Newton step on a convex solver model, which has no stacked form",
+    "descent_to_delete": "projected gradient descent on a convex solver model, which has no stacked form",
+    "composite": "a composite (a+b) runs its parts in turn on each model",
+}
+_NO_LOOP = "it implements run(model, task) only, with no loop(learner) to run on a stack"
+
+
+def not_stacked_reason(unlearner: Unlearner) -> str | None:
+    """None if ``unlearner`` runs stacked in :func:`unlearn_many`, else why not."""
+    from obliviate.unlearning.registry import Composite
+
+    if isinstance(unlearner, Composite):
+        return NOT_STACKED["composite"]
+    if type(unlearner).has_loop():
+        return None
+    return NOT_STACKED.get(getattr(unlearner, "name", ""), _NO_LOOP)
+
+
+def vectorised_methods() -> tuple[str, ...]:
+    """The registered methods :func:`unlearn_many` runs stacked (every method with a ``loop``)."""
+    return tuple(name for name, cls in available_methods().items() if cls.has_loop())
 
 
 @dataclass
@@ -69,74 +96,126 @@ class ManyResult:
     model_steps: tuple[int, ...] = field(default=())
 
 
-class _StackedRun:
-    """A stack being unlearned: leaves, teacher, per-model generators, freezing and cost counts."""
+class StackedModels:
+    """The :class:`~obliviate.unlearning.base.Learner` of a stack: every model at once.
 
-    def __init__(self, stack: ModelStack, forget: Dataset, retain: Dataset, *, method: str) -> None:
-        self.stack, self.forget, self.retain, self.method = stack, forget, retain, method
+    Holds the weights as leaf tensors ``leaves[name]: [M, ...]``, each model's buffers (BatchNorm
+    statistics), the frozen original's weights and buffers (the teacher), per-model generators
+    (from ``tasks[m]``, one :class:`UnlearnTask` per model and seed), the set of models still
+    training (early stops freeze a model: its later updates are undone), and the cost counts.
+    """
+
+    stacked = True
+
+    def __init__(
+        self, stack: ModelStack, forget: Dataset, retain: Dataset, tasks: Sequence[UnlearnTask], *, method: str
+    ) -> None:
+        self.stack, self.forget, self.retain, self.tasks, self.method = stack, forget, retain, list(tasks), method
+        self.template = stack.template
         self.forward = stack.forward_fn()
-        self.buffers = stack.buffers
-        self.teacher = stack.params
-        self.leaves = {k: v.clone() for k, v in stack.params.items()}
+        self.teacher_params, self.teacher_buffers = stack.params, stack.buffers
+        self.leaves: Tensors = {k: v.clone() for k, v in stack.params.items()}
+        self.buffers: Tensors = {k: v.clone() for k, v in stack.buffers.items()}
         m = len(stack)
         self.active = torch.ones(m, dtype=torch.bool)
         self.steps = np.zeros(m, dtype=np.int64)
         self.seen = np.zeros(m, dtype=np.int64)
-        # positions 0..n_f-1 are the forget set, n_f.. the retain set (D_f' + D_r has the same layout)
-        self.touched = torch.zeros(m, len(forget) + len(retain), dtype=torch.bool)
+        ids = np.concatenate([forget.ids, retain.ids])  # touched: positions 0..n_f-1 forget, then retain
+        self.position = {int(i): p for p, i in enumerate(ids)}
+        self.touched = torch.zeros(m, len(ids), dtype=torch.bool)
+        self._pending: tuple[Tensors, torch.Tensor] | None = None
+        self._masks: tuple[int, Tensors] | None = None
 
-    def generators(self, stream: int) -> list[torch.Generator]:
-        return [seeded_generator(s, stream) for s in self.stack.seeds]
+    # ------------------------------------------------------------------ data
+    def generator(self, stream: int) -> list[torch.Generator]:
+        return [t.generator(stream) for t in self.tasks]
+
+    def _data(self, which: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(X, Y, positions)``: inputs, labels (``[n]`` shared or ``[M, n]`` per model), touched positions."""
+        if isinstance(which, list):  # per model, from each(): one Dataset (or None = D_r) per model
+            if all(d is None for d in which):
+                which = "retain"
+            else:
+                first = which[0]
+                if any(d is None or len(d) != len(first) or not np.array_equal(d.ids, first.ids) for d in which):
+                    raise InvalidInputError(
+                        "per-model datasets of a stacked loop must hold the same examples (ids) in the same order; "
+                        "only their labels may differ."
+                    )
+                X = first.tensors[0]
+                Y = torch.stack([torch.from_numpy(np.asarray(d.y, dtype=np.int64)) for d in which])
+                return X, Y, self._positions(first)
+        data = self.retain if which in (None, "retain") else self.forget if which == "forget" else which
+        X, Y = data.tensors
+        return X, Y, self._positions(data)
+
+    def _positions(self, data: Dataset) -> torch.Tensor:
+        return torch.tensor([self.position[int(i)] for i in data.ids], dtype=torch.long)
 
     def batches(
-        self, X: torch.Tensor, Y: torch.Tensor, batch_size: int, generators: list[torch.Generator], *, offset: int
+        self, which: Any, batch_size: int, *, generator: list[torch.Generator], shuffle: bool = True
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """One pass of per-model batches ``(x[M, b, ...], y[M, b])``; ``Y`` is ``[n]`` or per model ``[M, n]``."""
-        for idx in stacked_batches(generators, len(X), batch_size):
-            self.touched[self.active.nonzero()[:, 0, None], idx[self.active] + offset] = True
+        """One pass of per-model batches ``(x[M, b, ...], y[M, b])``, model ``m``'s drawn by ``generator[m]``."""
+        X, Y, positions = self._data(which)
+        m = len(self.tasks)
+        if shuffle:
+            cuts: Iterator[torch.Tensor] = stacked_batches(generator, len(X), batch_size)
+        else:
+            cuts = (cut[None].expand(m, -1) for cut in minibatches(len(X), batch_size, shuffle=False))
+        for idx in cuts:
+            rows = self.active.nonzero()[:, 0]
+            self.touched[rows[:, None], positions[idx[rows]]] = True
             y = Y[idx] if Y.ndim == 1 else Y.gather(1, idx)
             yield X[idx], y
 
-    def cycle(
-        self, X: torch.Tensor, Y: torch.Tensor, batch_size: int, generators: list[torch.Generator], *, offset: int
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def cycle(self, which: Any, batch_size: int, *, generator: list[torch.Generator]) -> Iterator[Any]:
         while True:
-            yield from self.batches(X, Y, batch_size, generators, offset=offset)
+            yield from self.batches(which, batch_size, generator=generator)
 
-    @torch.no_grad()
-    def teacher_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """The original models' logits on each model's own batch ``x[M, b, ...]`` (eval mode)."""
-        return vmap(self.forward)(self.teacher, self.buffers, x)
+    # ------------------------------------------------------------------ the step
+    def loss(self, objective: Callable[..., Any], *args: Any) -> Any:
+        """The objective on every model's own batch (training mode); BatchNorm statistics of the
+        models still training are updated, as one model's forward pass updates its own."""
+        run, has_aux = stacked_objective(self.forward, objective)
+        self.template.train()
+        grads, values, aux, buffers = run(self.leaves, self.buffers, *args)
+        if self.buffers:
+            on = self.active
+            with torch.no_grad():
+                for k, v in buffers.items():
+                    self.buffers[k][on] = v[on]
+        self._pending = (grads, values)
+        return (values, aux) if has_aux[0] else values
 
     def step(
         self,
         optimizer: torch.optim.Optimizer,
-        grads: Tensors,
-        losses: torch.Tensor,
         *,
         batch: int,
-        masks: Tensors | None = None,
+        masks: list[Mapping[str, torch.Tensor] | None] | None = None,
         masked_decay: float = 0.0,
     ) -> None:
-        """Divergence check, gradients in, the optimiser's step; frozen models keep their weights.
-
-        With ``masks`` (1 = may change), ``masked_decay * theta`` is added to the gradient before
-        the mask, as :func:`~obliviate.empirical.finetune.retain_finetune` does.
-        """
+        """Divergence check, gradients in (``masked_decay * theta`` added, then times ``masks``), the
+        optimiser's step; frozen models keep their weights."""
+        if self._pending is None:
+            raise RuntimeError("step() needs a loss(): call learner.loss(objective, ...) first.")
+        grads, losses = self._pending
+        self._pending = None
         active = self.active
         check_stack_finite(
-            losses[active],
+            losses[active].detach(),
             [s for s, a in zip(self.stack.seeds, active.tolist()) if a],
             step=int(self.steps.max()),
             where=f"unlearning with {self.method!r}",
             lr=optimizer.param_groups[0]["lr"],
         )
+        stacked_masks = self._stacked_masks(masks)
         for k, p in self.leaves.items():
             g = grads[k]
-            if masks is not None:
-                g = g + masked_decay * p
-                if k in masks:
-                    g = g * masks[k]
+            if stacked_masks is not None:
+                g = g + masked_decay * p.detach()
+                if k in stacked_masks:
+                    g = g * stacked_masks[k]
             p.grad = g
         frozen = ~active
         kept = {k: p[frozen].clone() for k, p in self.leaves.items()} if bool(frozen.any()) else None
@@ -149,205 +228,85 @@ class _StackedRun:
         self.steps[on] += 1
         self.seen[on] += int(batch)
 
-    @torch.no_grad()
-    def stop_early(self, logits: torch.Tensor, y: torch.Tensor, stop_accuracy: float) -> None:
-        """Freeze every active model whose whole forget set is now ``<= stop_accuracy`` accurate.
+    def _stacked_masks(self, masks: list[Mapping[str, torch.Tensor] | None] | None) -> Tensors | None:
+        """Per-model masks (one dict per model, from each()) as stacked ``[M, ...]`` tensors, built once."""
+        if masks is None or all(m is None for m in masks):
+            return None
+        if self._masks is None or self._masks[0] != id(masks):
+            self._masks = (id(masks), {k: torch.stack([m[k] for m in masks]) for k in masks[0]})
+        return self._masks[1]
 
-        Per model, the rule of :func:`~obliviate.empirical.gradient_ascent.forget_set_forgotten`:
-        off when negative; at 0 the full check runs only for models with no correct prediction in
-        the current batch's logits; the full check reads the forget set.
+    # ------------------------------------------------------------------ checks and teacher
+    @torch.no_grad()
+    def forgotten(self, logits: torch.Tensor, y: torch.Tensor, stop_accuracy: float) -> bool:
+        """Freeze every model still training whose whole forget set is now ``<= stop_accuracy``
+        accurate (eval mode, its own BatchNorm statistics); True when none is left.
+
+        Per model the rule of :meth:`OneModel.forgotten`: off when negative; at 0 the full check
+        runs only for models with no correct prediction in the current batch's logits.
         """
         if stop_accuracy < 0:
-            return
+            return False
         need = self.active.clone()
         if stop_accuracy == 0:
             need &= ~(logits.detach().argmax(dim=-1) == y).any(dim=1)
-        if not bool(need.any()):
-            return
-        Xf, yf = self.forget.tensors
-        at = need.nonzero()[:, 0]
-        self.touched[at, : len(self.forget)] = True
-        params = {k: v[at] for k, v in self.leaves.items()}
-        buffers = {k: v[at] for k, v in self.buffers.items()}
-        full = vmap(self.forward, in_dims=(0, 0, None))(params, buffers, Xf)
-        accuracy = (full.argmax(dim=-1) == yf).float().mean(dim=1)
-        for j, m in enumerate(at.tolist()):
-            if float(accuracy[j]) <= stop_accuracy:
-                self.active[m] = False
+        if bool(need.any()):
+            Xf, yf = self.forget.tensors
+            at = need.nonzero()[:, 0]
+            self.touched[at, : len(self.forget)] = True
+            params = {k: v[at] for k, v in self.leaves.items()}
+            buffers = {k: v[at] for k, v in self.buffers.items()}
+            self.template.eval()
+            full = vmap(self.forward, in_dims=(0, 0, None))(params, buffers, Xf)
+            self.template.train()
+            accuracy = (full.argmax(dim=-1) == yf).float().mean(dim=1)
+            for j, m in enumerate(at.tolist()):
+                if float(accuracy[j]) <= stop_accuracy:
+                    self.active[m] = False
+        return not bool(self.active.any())
 
-    def model_fn(self, params: Tensors, buffers: Tensors) -> Callable[[torch.Tensor], torch.Tensor]:
-        """One model of the stack as a function of its inputs (what a method's loss calls as ``model``)."""
-        return lambda x: self.forward(params, buffers, x)
+    @torch.no_grad()
+    def teacher(self, x: torch.Tensor) -> torch.Tensor:
+        """The original models' logits on each model's own batch ``x[M, b, ...]`` (eval mode, their own statistics)."""
+        self.template.eval()
+        out = vmap(self.forward)(self.teacher_params, self.teacher_buffers, x)
+        self.template.train()
+        return out
 
+    # ------------------------------------------------------------------ per-model preparation
+    def each(self, fn: Callable[[nn.Module, UnlearnTask], Any]) -> list[Any]:
+        """``fn(model_m, tasks[m])`` on each model alone (seeded as ``unlearn`` seeds a run); the
+        changes ``fn`` makes to the model's weights and buffers are kept in the stack."""
+        out = []
+        for m, task in enumerate(self.tasks):
+            model = self._module(m)
+            with seeded_global_rng(task.seed):
+                out.append(fn(model, task))
+            with torch.no_grad():
+                for name, p in model.named_parameters():
+                    self.leaves[name][m] = p.detach()
+                for name, b in model.named_buffers():
+                    if name in self.buffers:
+                        self.buffers[name][m] = b
+        return out
 
-# ---------------------------------------------------------------------- the four stacked loops
-def _finetune_planned(run: _StackedRun, method: Any, tasks: list[UnlearnTask]) -> None:
-    """Each model's ``plan`` on that model, then :func:`retain_finetune`'s loop over the stack."""
-    models, plans = [], []
-    for i, task in enumerate(tasks):
-        model = run.stack.model(i)
-        for p in model.parameters():
+    def _module(self, m: int) -> nn.Module:
+        module = copy.deepcopy(self.template)
+        with torch.no_grad():
+            for name, t in (*module.named_parameters(), *module.named_buffers()):
+                t.copy_((self.leaves.get(name) if name in self.leaves else self.buffers[name])[m])
+        for p in module.parameters():
             p.requires_grad_(True)
-        with seeded_global_rng(task.seed):
-            plans.append(method.plan(model, task))
-        models.append(model)
-    params, _ = stack_module_state(models)
-    run.leaves = {k: v.detach().clone() for k, v in params.items()}
-    plan = plans[0]
-    data = plan.get("data") or run.retain
-    X = data.tensors[0]
-    Y = torch.stack([torch.from_numpy((p.get("data") or run.retain).y) for p in plans])
-    offset = 0 if plan.get("data") is not None else len(run.forget)
-    masks = None
-    if plan.get("grad_mask") is not None:
-        masks = {k: torch.stack([p["grad_mask"][k] for p in plans]) for k in plan["grad_mask"]}
-    penalty = plan.get("penalty")
-    weight_decay = plan["weight_decay"]
-    optimizer = make_optimizer(
-        "sgd",
-        run.leaves.values(),
-        lr=plan["lr"],
-        momentum=plan["momentum"],
-        weight_decay=0.0 if masks else weight_decay,
-    )
-    scheduler = make_scheduler("cosine", optimizer, plan["epochs"] * num_batches(len(X), plan["batch_size"]))
-    generators = run.generators(plan["stream"])
-    run.stack.template.train()
-    for epoch in range(plan["epochs"]):
+        return module.train()
 
-        def loss(
-            params: Tensors, buffers: Tensors, x: torch.Tensor, y: torch.Tensor, epoch: int = epoch
-        ) -> torch.Tensor:
-            value = F.cross_entropy(run.forward(params, buffers, x), y)
-            return value if penalty is None else value + penalty(list(params.values()), epoch)
+    def first(self, values: list[Any]) -> Any:
+        return values[0]
 
-        step = vmap(grad_and_value(loss))
-        for x, y in run.batches(X, Y, plan["batch_size"], generators, offset=offset):
-            grads, losses = step(run.leaves, run.buffers, x, y)
-            run.step(optimizer, grads, losses, batch=y.shape[1], masks=masks, masked_decay=weight_decay)
-            scheduler.step()
+    def field(self, values: list[Mapping[str, Any]], key: str) -> list[Any]:
+        return [v.get(key) for v in values]
 
-
-def _gradient_ascent(run: _StackedRun, method: Any, tasks: list[UnlearnTask]) -> None:
-    from obliviate.empirical.gradient_ascent import ascent_loss
-
-    c = method.config
-    optimizer = make_optimizer("sgd", run.leaves.values(), lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
-    Xf, yf = run.forget.tensors
-    generators = run.generators(method.stream)
-
-    def loss(params: Tensors, buffers: Tensors, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = run.forward(params, buffers, x)
-        return ascent_loss(logits, y), logits
-
-    step = vmap(grad_and_value(loss, has_aux=True))
-    run.stack.template.train()
-    for _ in range(c.epochs):
-        for x, y in run.batches(Xf, yf, c.batch_size, generators, offset=0):
-            grads, (losses, logits) = step(run.leaves, run.buffers, x, y)
-            run.stop_early(logits, y, c.stop_accuracy)
-            if not bool(run.active.any()):
-                return
-            run.step(optimizer, grads, losses, batch=y.shape[1])
-
-
-def _paired_ascent(run: _StackedRun, method: Any, tasks: list[UnlearnTask]) -> None:
-    from obliviate.empirical.neggrad_plus import paired_objective
-
-    c = method.config
-    optimizer = make_optimizer("sgd", run.leaves.values(), lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
-    Xf, yf = run.forget.tensors
-    Xr, yr = run.retain.tensors
-    retain_gens, forget_gens = run.generators(method.stream), run.generators(method.stream + 1)
-    forget_batches = run.cycle(Xf, yf, c.forget_batch_size, forget_gens, offset=0)
-
-    def loss(params: Tensors, teacher: Tensors, buffers: Tensors, xr, yr, xf, yf):  # noqa: ANN001, ANN202
-        student = run.model_fn(params, buffers)
-        terms = method.paired_terms(run.model_fn(teacher, buffers))
-        forget_logits = student(xf)
-        return paired_objective(student, xr, yr, forget_logits, yf, **terms), forget_logits
-
-    step = vmap(grad_and_value(loss, has_aux=True))
-    run.stack.template.train()
-    for _ in range(c.epochs):
-        retain_batches = run.batches(Xr, yr, c.retain_batch_size, retain_gens, offset=len(run.forget))
-        for (xr, yr_b), (xf, yf_b) in zip(retain_batches, forget_batches):
-            grads, (losses, logits) = step(run.leaves, run.teacher, run.buffers, xr, yr_b, xf, yf_b)
-            run.stop_early(logits, yf_b, c.stop_accuracy)
-            if not bool(run.active.any()):
-                return
-            run.step(optimizer, grads, losses, batch=yr_b.shape[1] + yf_b.shape[1])
-
-
-def _scrub(run: _StackedRun, method: Any, tasks: list[UnlearnTask]) -> None:
-    from obliviate.empirical.scrub import FORGET_STREAM, RETAIN_STREAM
-
-    c = method.config
-    optimizer = make_optimizer(
-        c.optimizer, run.leaves.values(), lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay
-    )
-    Xf, yf = run.forget.tensors
-    Xr, yr = run.retain.tensors
-    forget_gens, retain_gens = run.generators(FORGET_STREAM), run.generators(RETAIN_STREAM)
-
-    def forget_loss(params: Tensors, buffers: Tensors, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return method.forget_loss(run.forward(params, buffers, x), target)
-
-    def retain_loss(
-        params: Tensors, buffers: Tensors, x: torch.Tensor, target: torch.Tensor, y: torch.Tensor
-    ) -> torch.Tensor:
-        return method.retain_loss(run.forward(params, buffers, x), target, y)
-
-    forget_step, retain_step = vmap(grad_and_value(forget_loss)), vmap(grad_and_value(retain_loss))
-    for epoch in range(1, c.epochs + 1):
-        for group in optimizer.param_groups:
-            group["lr"] = method.lr_at(epoch)
-        if epoch <= c.msteps:
-            for x, _ in run.batches(Xf, yf, c.forget_batch_size, forget_gens, offset=0):
-                target = _teacher_in_eval(run, x)
-                grads, losses = forget_step(run.leaves, run.buffers, x, target)
-                run.step(optimizer, grads, losses, batch=x.shape[1])
-        for x, y in run.batches(Xr, yr, c.retain_batch_size, retain_gens, offset=len(run.forget)):
-            target = _teacher_in_eval(run, x)
-            grads, losses = retain_step(run.leaves, run.buffers, x, target, y)
-            run.step(optimizer, grads, losses, batch=y.shape[1])
-
-
-def _teacher_in_eval(run: _StackedRun, x: torch.Tensor) -> torch.Tensor:
-    """The teacher's logits with the template in eval mode (SCRUB's teacher is ``original.eval()``)."""
-    template = run.stack.template
-    template.eval()
-    target = run.teacher_logits(x)
-    template.train()
-    return target
-
-
-_PROGRAMS: dict[str, Callable[[_StackedRun, Any, list[UnlearnTask]], None]] = {
-    "finetune": _finetune_planned,
-    "l1_sparse": _finetune_planned,
-    "random_label": _finetune_planned,
-    "salun": _finetune_planned,
-    "reset_layers": _finetune_planned,
-    "prune_finetune": _finetune_planned,
-    "gradient_ascent": _gradient_ascent,
-    "neggrad_plus": _paired_ascent,
-    "kl_retain": _paired_ascent,
-    "scrub": _scrub,
-}
-
-
-def vectorised_methods() -> tuple[str, ...]:
-    """The methods :func:`unlearn_many` runs as one vectorised program (the others loop over models)."""
-    return tuple(sorted(_PROGRAMS))
-
-
-def _program_of(unlearner: Unlearner) -> Callable[[_StackedRun, Any, list[UnlearnTask]], None] | None:
-    from obliviate.unlearning.registry import method_class
-
-    name = getattr(unlearner, "name", "")
-    if name not in _PROGRAMS or type(unlearner) is not method_class(name):
-        return None
-    return _PROGRAMS[name]
+    def parameters(self) -> list[torch.Tensor]:
+        return list(self.leaves.values())
 
 
 # ---------------------------------------------------------------------- the entry point
@@ -363,8 +322,9 @@ def unlearn_many(
 
     Model ``i`` is unlearned with seed ``stack.seeds[i]`` and equals, up to float rounding,
     ``unlearn(stack.model(i), request, data, method=method, settings=settings, seed=stack.seeds[i])``.
-    The methods of :func:`vectorised_methods` run as one vectorised program; any other runs that
-    loop itself, with a warning naming the method (``vectorised=False``). Methods that retrain get
+    The methods of :func:`vectorised_methods` run their own loop on the whole stack
+    (:class:`StackedModels`); any other runs model by model, with a warning naming the method and
+    the reason (:data:`NOT_STACKED`; ``vectorised=False``). Methods that retrain get
     ``stack.recipe`` with each model's seed.
     """
     if not isinstance(stack, ModelStack):
@@ -378,37 +338,38 @@ def unlearn_many(
     unlearner = make_method(method, settings)
     forget, retain = request.split(data)
     check_model(stack.model(0), data)
-    program = _program_of(unlearner)
     start = time.perf_counter()
-    if program is None:
-        return _loop(stack, request, data, unlearner, start)
-    run = _StackedRun(stack, forget, retain, method=unlearner.name)
+    reason = not_stacked_reason(unlearner)
+    if reason is not None:
+        return _loop(stack, request, data, unlearner, start, reason)
     recipes = [stack.recipe.with_seed(s) if stack.recipe is not None else None for s in stack.seeds]
     tasks = [
         UnlearnTask(original=stack.template, forget=forget, retain=retain, seed=s, recipe=r, method=unlearner.name)
         for s, r in zip(stack.seeds, recipes, strict=True)
     ]
+    learner = StackedModels(stack, forget, retain, tasks, method=unlearner.name)
     try:
-        program(run, unlearner, tasks)
+        unlearner.loop(learner)
     finally:
         stack.template.eval()
-    out = stack.with_params(run.leaves)
-    _check_outputs(out, retain, unlearner.name, run.steps)
+    out = stack.with_params(learner.leaves, learner.buffers)
+    _check_outputs(out, retain, unlearner.name, learner.steps)
     seconds = time.perf_counter() - start
-    steps = run.steps + np.array([t.gradient_steps for t in tasks])
-    seen = run.seen + np.array([t.examples_seen for t in tasks])
-    touched = run.touched.clone()
-    position = {int(i): p for p, i in enumerate(np.concatenate([forget.ids, retain.ids]))}
+    steps = learner.steps + np.array([t.gradient_steps for t in tasks])
+    seen = learner.seen + np.array([t.examples_seen for t in tasks])
+    touched = learner.touched.clone()
     for m, task in enumerate(tasks):  # ids read by the per-model preparation (saliency passes)
-        touched[m, [position[i] for i in task._touched]] = True
+        touched[m, [learner.position[i] for i in task._touched]] = True
     cost = Cost(seconds, int(steps.max()), int(seen.max()), int(touched.sum(dim=1).max()))
     return ManyResult(out, cost, True, unlearner.name, unlearner.settings(), tuple(int(s) for s in steps))
 
 
-def _loop(stack: ModelStack, request: ForgetRequest, data: Dataset, unlearner: Unlearner, start: float) -> ManyResult:
+def _loop(
+    stack: ModelStack, request: ForgetRequest, data: Dataset, unlearner: Unlearner, start: float, reason: str
+) -> ManyResult:
     warnings.warn(
-        f"unlearn_many: method {unlearner.name!r} has no vectorised form; unlearning the {len(stack)} models one by "
-        f"one (vectorised: {', '.join(vectorised_methods())}).",
+        f"unlearn_many: method {unlearner.name!r} has no vectorised form ({reason}); unlearning the {len(stack)} "
+        f"models one by one (vectorised: {', '.join(vectorised_methods())}).",
         stacklevel=3,
     )
     results = [
