@@ -149,11 +149,11 @@ def main() -> None:
         " about D / P of them) and is otherwise never late; the 1- and 7-day schedules accept everything and are never"
         " late. A schedule's cost is the number of slots with an open request, so it stops growing with the arrival rate"
         " (at most 365 and 53 retrains a year), while every per-request strategy grows with it: certified removal with"
-        " a retrain per spent budget costs about rate x 365 / 222 retrains a year, the cheapest at 1 request/day and"
-        " dearer than a weekly retrain from about 10/day; SISA's daily batch saturates at one full retrain a day once"
+        " a retrain per spent budget costs about rate x 365 / 222 retrains a year, the cheapest up to about 30"
+        " requests/day (53 x 222 / 365) and dearer than a weekly retrain above; SISA's daily batch saturates at one full retrain a day once"
         " every shard is hit daily. A pending-count trigger (100) shortens the wait but, at 100/day and above, fires"
-        " far more often than the period. The cheapest policy that meets a 30-day deadline at every rate here is a"
-        " weekly retrain (53/yr, mean wait 4 days); certified removal is the only one with no wait at all, and it"
+        " far more often than the period. The cheapest policy that accepts every request and meets its 30-day"
+        " deadline above 30 requests/day is a weekly retrain (53/yr, mean wait 4 days); certified removal is the only one with no wait at all, and it"
         " applies to the convex model it certifies only.",
         "<!-- retrain-policy:end -->",
     ]
