@@ -339,8 +339,8 @@ class KMeansDeletion:
 class QKMeans(_Rows):
     """Quantised k-means with deletion (Ginart, Guan, Valiant, Zou, NeurIPS 2019, Algorithms 2-3).
 
-    Training: seeds (k-means++ by default, as the paper; or ``init="random"``: k distinct rows
-    uniformly), then ``iters`` quantised Lloyd iterations. Iteration t assigns every row to its
+    Training: seeds (k-means++ by default, as the paper, in scikit-learn's greedy form with
+    ``2 + ln k`` candidates per seed; or ``init="random"``: k distinct rows uniformly), then ``iters`` quantised Lloyd iterations. Iteration t assigns every row to its
     nearest centroid ``C_t``, forms the cluster means ``mu_j = S_j / n_j`` and, for a cluster smaller
     than ``m = gamma n / k``, the balance correction ``(n_j / m) mu_j + (1 - n_j / m) C_t[j]``
     (the reference code's ``_momentum_correction``), then quantises to the epsilon-grid with a fresh
@@ -416,6 +416,7 @@ class QKMeans(_Rows):
         X = self._X[live]
         if self.init == "random":
             return self.train_ids[live[rng.choice(len(live), self.k, replace=False)]]
+        trials = 2 + int(math.log(self.k))  # greedy k-means++ (scikit-learn's n_local_trials)
         chosen = [int(rng.integers(len(live)))]
         d2 = ((X - X[chosen[0]]) ** 2).sum(1)
         for _ in range(1, self.k):
@@ -423,10 +424,14 @@ class QKMeans(_Rows):
             if total <= 0:  # fewer distinct points than k: take any unchosen row
                 rest = np.setdiff1d(np.arange(len(live)), chosen)
                 nxt = int(rest[rng.integers(len(rest))])
+                new_d2 = np.minimum(d2, ((X - X[nxt]) ** 2).sum(1))
             else:
-                nxt = int(rng.choice(len(live), p=d2 / total))
+                cands = rng.choice(len(live), size=trials, p=d2 / total)
+                pots = [np.minimum(d2, ((X - X[c]) ** 2).sum(1)) for c in cands]
+                best = int(np.argmin([p.sum() for p in pots]))
+                nxt, new_d2 = int(cands[best]), pots[best]
             chosen.append(nxt)
-            d2 = np.minimum(d2, ((X - X[nxt]) ** 2).sum(1))
+            d2 = new_d2
         return self.train_ids[live[np.array(chosen)]]
 
     def _assign(self, X: np.ndarray, C: np.ndarray) -> np.ndarray:
