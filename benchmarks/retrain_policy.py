@@ -98,7 +98,14 @@ def sisa(times: np.ndarray, seed: int) -> dict:
 def certified(times: np.ndarray) -> dict:
     n = len(times)
     retrains = n // BUDGET
-    return {"cost": n * CERT_COST + retrains, "refused": 0, "late": 0, "served": n, "wait": np.zeros(n), "retrains": retrains}
+    return {
+        "cost": n * CERT_COST + retrains,
+        "refused": 0,
+        "late": 0,
+        "served": n,
+        "wait": np.zeros(n),
+        "retrains": retrains,
+    }
 
 
 def main() -> None:
@@ -158,7 +165,6 @@ def main() -> None:
         "<!-- retrain-policy:end -->",
     ]
     print("\n".join(lines))
-
 
 
 if __name__ == "__main__":

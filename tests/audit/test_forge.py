@@ -56,10 +56,14 @@ def test_bad_inputs_are_typed_errors(tiny):
 
 def test_cli_audit_forge_prints_the_ratio_and_writes_json(run_cli, tmp_path):
     out = tmp_path / "forge.json"
-    done = run_cli("audit", "forge", "--epochs", "1", "--hidden", "4", "--candidates", "8", "--retrains", "2", "--out", str(out))
+    done = run_cli(
+        "audit", "forge", "--epochs", "1", "--hidden", "4", "--candidates", "8", "--retrains", "2", "--out", str(out)
+    )
     assert done.returncode == 0, done.stderr
     assert "forged / retrain-vs-retrain" in done.stdout
     result = json.loads(out.read_text())
-    assert result["replaced"] == 1 and np.isclose(result["ratio"], result["forged_vs_real"] / result["retrain_vs_retrain"])
+    assert result["replaced"] == 1 and np.isclose(
+        result["ratio"], result["forged_vs_real"] / result["retrain_vs_retrain"]
+    )
     bad = run_cli("audit", "forge", "--id", "-5")
     assert bad.returncode == 2 and "--id -5" in bad.stderr

@@ -150,7 +150,9 @@ def test_q_kmeans_reruns_when_a_quantised_centroid_moves_and_reseeds_when_a_seed
     record = model.delete([other])
     assert record.reran and not record.reseeded
     keep = ~np.isin(ids, [seed_id, other])
-    replay = QKMeans(4, eps=0.05, iters=5, seed=2).fit(X[keep], ids=ids[keep], seeds=model.seed_ids, phases=model.phases_)
+    replay = QKMeans(4, eps=0.05, iters=5, seed=2).fit(
+        X[keep], ids=ids[keep], seeds=model.seed_ids, phases=model.phases_
+    )
     np.testing.assert_array_equal(model.cluster_centers_, replay.cluster_centers_)
     with pytest.raises(AlreadyDeletedError):
         model.delete([other])

@@ -40,7 +40,10 @@ def test_filing_refuses_an_unmeetable_deadline_with_the_earliest_date_and_files_
     assert sum(ledger.counts().values()) == 0
     with pytest.raises(DeadlineUnmeetableError):  # one bad request refuses the whole batch
         ledger.add_many(
-            [ob.ForgetRequest(owners="bob", deadline=timedelta(days=30)), ob.ForgetRequest(owners="carol", deadline=timedelta(days=1))]
+            [
+                ob.ForgetRequest(owners="bob", deadline=timedelta(days=30)),
+                ob.ForgetRequest(owners="carol", deadline=timedelta(days=1)),
+            ]
         )
     assert sum(ledger.counts().values()) == 0
     stored, created = ledger.add(ob.ForgetRequest(owners="alice", deadline=timedelta(days=8)))
@@ -58,7 +61,9 @@ def test_count_trigger_guarantees_only_the_request_that_reaches_it(ledger):
     set_policy(ledger, RetrainPolicy(pending=2, start=utc_now(), duration=timedelta(hours=1)))
     with pytest.raises(DeadlineUnmeetableError, match="no period"):
         ledger.add(ob.ForgetRequest(owners="alice", deadline=timedelta(days=20)))
-    set_policy(ledger, RetrainPolicy(period=timedelta(days=30), pending=2, start=utc_now(), duration=timedelta(hours=1)))
+    set_policy(
+        ledger, RetrainPolicy(period=timedelta(days=30), pending=2, start=utc_now(), duration=timedelta(hours=1))
+    )
     ledger.add(ob.ForgetRequest(owners="alice", deadline=timedelta(days=31)))
     with pytest.raises(DeadlineUnmeetableError):
         ledger.add(ob.ForgetRequest(owners="bob", deadline=timedelta(minutes=30)))  # shorter than the retrain itself

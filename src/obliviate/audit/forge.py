@@ -186,7 +186,11 @@ def forge(
                 swap_d = (c[None] + G / B).norm(dim=1)
                 swap_d[torch.from_numpy(in_batch)] = torch.inf
                 best_swap = int(torch.argmin(swap_d))
-                draws = np.stack([rng.choice(len(rest_pos), B, replace=False) for _ in range(candidates)]) if candidates else None
+                draws = (
+                    np.stack([rng.choice(len(rest_pos), B, replace=False) for _ in range(candidates)])
+                    if candidates
+                    else None
+                )
                 best_rand, rand_d = None, torch.inf
                 if draws is not None:
                     means = G[torch.from_numpy(draws)].mean(1)

@@ -125,9 +125,7 @@ class StoredHessianLogisticRegression(CertifiedLogisticRegression):
         M = self.hess_data.numpy() - np.einsum("ik,id,ie->kde", s_del, X_del, X_del, optimize=True)
         G = self.gram.numpy() - X_del.T @ X_del
         delta = (
-            self.delta_sum.numpy()
-            + len(pos) * self.lam * W0
-            + X_del.T @ (-Y_del * expit(-_margins(X_del, Y_del, W0)))
+            self.delta_sum.numpy() + len(pos) * self.lam * W0 + X_del.T @ (-Y_del * expit(-_margins(X_del, Y_del, W0)))
         )
         d = M.shape[1]
         H = M + self.lam * n_left * np.eye(d)[None]
@@ -140,8 +138,14 @@ class StoredHessianLogisticRegression(CertifiedLogisticRegression):
         xu = np.sqrt(np.maximum(np.einsum("ik,ij,jk->k", u, G, u), 0.0))
         bound = GAMMA * self.row_max * x_norm * np.linalg.norm(u, axis=0) * xu + solve_res
         return _Plan(
-            weight=W0 + u, residual=self.anchor_residual.numpy() + bound, M=M, G=G, delta=delta,
-            count=self.removed_since + len(pos), bound=bound, solve_residual=solve_res,
+            weight=W0 + u,
+            residual=self.anchor_residual.numpy() + bound,
+            M=M,
+            G=G,
+            delta=delta,
+            count=self.removed_since + len(pos),
+            bound=bound,
+            solve_residual=solve_res,
         )
 
     def removal_bound(self, ids: Iterable[int] | np.ndarray) -> NewtonStep:

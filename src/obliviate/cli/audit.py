@@ -17,8 +17,12 @@ app.add_typer(audit_app, name="audit")
 
 @audit_app.command("forge")
 def audit_forge(
-    data: Annotated[str, typer.Option("--data", help="'digits' (its training split) or an .npz with X, y, ids.")] = "digits",
-    forget_id: Annotated[int | None, typer.Option("--id", help="The example to forge away (default: a seeded random id).")] = None,
+    data: Annotated[
+        str, typer.Option("--data", help="'digits' (its training split) or an .npz with X, y, ids.")
+    ] = "digits",
+    forget_id: Annotated[
+        int | None, typer.Option("--id", help="The example to forge away (default: a seeded random id).")
+    ] = None,
     hidden: Annotated[int, typer.Option("--hidden", help="Hidden units of the MLP (0: softmax regression).")] = 32,
     epochs: Annotated[int, typer.Option("--epochs", help="SGD epochs.")] = 10,
     batch_size: Annotated[int, typer.Option("--batch-size", help="SGD batch size.")] = 32,
@@ -39,7 +43,14 @@ def audit_forge(
     from obliviate.audit.forge import forging_audit
     from obliviate.storage import atomic_write_bytes
 
-    for name, value, low in (("--hidden", hidden, 0), ("--epochs", epochs, 1), ("--batch-size", batch_size, 2), ("--retrains", retrains, 2), ("--candidates", candidates, 0), ("--seed", seed, 0)):
+    for name, value, low in (
+        ("--hidden", hidden, 0),
+        ("--epochs", epochs, 1),
+        ("--batch-size", batch_size, 2),
+        ("--retrains", retrains, 2),
+        ("--candidates", candidates, 0),
+        ("--seed", seed, 0),
+    ):
         if value < low:
             raise InvalidInputError(f"{name} must be >= {low}, got {value}.")
     if not lr > 0:
@@ -54,7 +65,11 @@ def audit_forge(
 
     def make() -> nn.Module:
         gen = torch.Generator().manual_seed(seed)
-        layers = [nn.Linear(features, hidden), nn.ReLU(), nn.Linear(hidden, classes)] if hidden else [nn.Linear(features, classes)]
+        layers = (
+            [nn.Linear(features, hidden), nn.ReLU(), nn.Linear(hidden, classes)]
+            if hidden
+            else [nn.Linear(features, classes)]
+        )
         model = nn.Sequential(nn.Flatten(), *layers)
         with torch.no_grad():
             for p in model.parameters():
@@ -63,8 +78,16 @@ def audit_forge(
 
     torch.set_num_threads(1)
     result = forging_audit(
-        make, dataset, forget_id=forget_id, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-        retrains=retrains, candidates=candidates, progress=True,
+        make,
+        dataset,
+        forget_id=forget_id,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        retrains=retrains,
+        candidates=candidates,
+        progress=True,
     )
     rows = [
         ("example forged away", str(result.forget_id)),
@@ -80,8 +103,9 @@ def audit_forge(
         out_console.print(f"{name:38s} {value}", highlight=False, soft_wrap=True)
     out_console.print(
         "The forged log never used the example, yet lands closer to the real weights than two honest retrains "
-        "land to each other" if result.ratio < 1 else "The forged run stays farther from the real weights than honest "
-        "retrains from each other",
+        "land to each other"
+        if result.ratio < 1
+        else "The forged run stays farther from the real weights than honest retrains from each other",
         highlight=False,
         soft_wrap=True,
     )

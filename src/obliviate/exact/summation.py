@@ -122,7 +122,9 @@ class _Rows:
             raise InvalidInputError("delete() got no ids; name at least one training id.")
         uniq, counts = np.unique(ids, return_counts=True)
         if np.any(counts > 1):
-            raise InvalidInputError(f"ids {uniq[counts > 1][:10].tolist()} appear twice in one request; name each once.")
+            raise InvalidInputError(
+                f"ids {uniq[counts > 1][:10].tolist()} appear twice in one request; name each once."
+            )
         where = np.minimum(np.searchsorted(self.train_ids, ids, sorter=self._order), len(self.train_ids) - 1)
         pos = self._order[where]
         unknown = self.train_ids[pos] != ids
@@ -380,7 +382,14 @@ class QKMeans(_Rows):
             raise InvalidInputError(f"init must be 'k-means++' or 'random', got {init!r}.")
         if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
             raise InvalidInputError(f"seed must be an integer >= 0, got {seed!r}.")
-        self.k, self.eps, self.iters, self.gamma, self.init, self.seed = int(k), float(eps), int(iters), float(gamma), init, int(seed)
+        self.k, self.eps, self.iters, self.gamma, self.init, self.seed = (
+            int(k),
+            float(eps),
+            int(iters),
+            float(gamma),
+            init,
+            int(seed),
+        )
         self.reruns = 0
         self.reseeds = 0
         self.in_place = 0

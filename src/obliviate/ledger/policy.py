@@ -47,7 +47,9 @@ class DeadlineUnmeetableError(InvalidInputError):
                 f"the policy ({policy.describe()}) applies it by {earliest:%Y-%m-%d %H:%M} UTC at the earliest: give a "
                 f"deadline on or after that (--deadline-days {max(days, 0)} or more) or shorten the period"
             )
-        super().__init__(f"refused: the deadline {deadline:%Y-%m-%d %H:%M} UTC cannot be met; {fix}. Nothing was filed.")
+        super().__init__(
+            f"refused: the deadline {deadline:%Y-%m-%d %H:%M} UTC cannot be met; {fix}. Nothing was filed."
+        )
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,9 @@ class RetrainPolicy:
             raise InvalidInputError("a retrain policy needs a period, a pending count or both.")
         if self.period is not None and self.period <= timedelta(0):
             raise InvalidInputError(f"the retrain period must be positive, got {self.period}.")
-        if self.pending is not None and (isinstance(self.pending, bool) or not isinstance(self.pending, int) or self.pending < 1):
+        if self.pending is not None and (
+            isinstance(self.pending, bool) or not isinstance(self.pending, int) or self.pending < 1
+        ):
             raise InvalidInputError(f"the pending count must be a whole number >= 1, got {self.pending!r}.")
         if self.duration < timedelta(0):
             raise InvalidInputError(f"the retrain duration must be >= 0, got {self.duration}.")
