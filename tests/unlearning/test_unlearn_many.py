@@ -111,3 +111,91 @@ def test_bad_input(mlp_stack, class3, digits300):
         unlearn_many(mlp_stack, class3, digits300, method="nope")
     with pytest.raises(ob.errors.EmptyForgetSetError):
         unlearn_many(mlp_stack, [], digits300)
+
+
+# ---------------------------------------------------------------------- BatchNorm models
+class _TinyBatchNormNet(torch.nn.Module):
+    """conv -> BatchNorm2d -> ReLU -> pool -> linear -> BatchNorm1d -> ReLU -> linear, for 8x8 digits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 3, 3, padding=1)
+        self.bn1 = torch.nn.BatchNorm2d(3)
+        self.fc1 = torch.nn.Linear(3 * 4 * 4, 12)
+        self.bn2 = torch.nn.BatchNorm1d(12)
+        self.fc2 = torch.nn.Linear(12, 10)
+
+    def forward(self, x):
+        h = torch.nn.functional.max_pool2d(torch.relu(self.bn1(self.conv(x.reshape(-1, 1, 8, 8)))), 2)
+        return self.fc2(torch.relu(self.bn2(self.fc1(h.flatten(1)))))
+
+
+@pytest.fixture(scope="module")
+def bn_stack(digits300):
+    """Two BatchNorm models with their own, non-default running statistics (as after training)."""
+    models = []
+    for seed in (5, 9):
+        torch.manual_seed(seed)
+        model = _TinyBatchNormNet()
+        with torch.no_grad():
+            for name, b in model.named_buffers():
+                if name.endswith("running_mean"):
+                    b.normal_(0.0, 0.5)
+                elif name.endswith("running_var"):
+                    b.uniform_(0.5, 2.0)
+        models.append(model.eval())
+    return ModelStack.from_models(models, seeds=[5, 9])
+
+
+BN_SETTINGS = {
+    "finetune": {"epochs": 1},
+    "l1_sparse": {"epochs": 2, "no_l1_epochs": 1},
+    "random_label": {"epochs": 1},
+    "salun": {"epochs": 1},
+    "prune_finetune": {"epochs": 1, "sparsity": 0.5},
+    "reset_layers": {"epochs": 1, "which": "first", "k": 2},  # resets conv and bn1 (weights and statistics)
+    "reinit_finetune": {"epochs": 1},
+    "gradient_ascent": {"epochs": 3, "lr": 0.05},
+    "neggrad_plus": {"epochs": 1},
+    "kl_retain": {"epochs": 1},
+    "scrub": {"epochs": 2, "msteps": 1},
+}
+
+
+def test_every_stacked_method_has_a_batchnorm_case():
+    assert set(BN_SETTINGS) == set(vectorised_methods())
+
+
+@pytest.mark.parametrize("method", sorted(BN_SETTINGS))
+def test_batchnorm_stack_equals_unlearn_per_model(method, bn_stack, class3, digits300):
+    """Weights AND running statistics of every model agree: each model's training-mode forward passes
+    update its own statistics, the teacher and early-stop checks run in eval mode on the right ones."""
+    result = _assert_matches_one_by_one(bn_stack, class3, digits300, method, BN_SETTINGS[method])
+    assert result.vectorised
+    moved = result.stack.model(0).state_dict()["bn2.running_mean"] - bn_stack.model(0).state_dict()["bn2.running_mean"]
+    assert float(moved.abs().max()) > 1e-3  # the statistics were updated, not left at the original's
+
+
+def test_train_many_keeps_batchnorm_statistics_per_model(digits300):
+    recipe = ob.Recipe(model="resnet18", epochs=1, lr=0.01, batch_size=64, model_options={"width": 2})
+    data = digits300.subset(digits300.ids[:128])
+    stack = train_many(recipe, data, [0, 1])
+    for i, seed in enumerate((0, 1)):
+        alone = ob.train(recipe.with_seed(seed), data)
+        assert _max_difference(stack.model(i), alone) <= 1e-4
+        assert float(stack.model(i).bn1.running_var.sub(1.0).abs().max()) > 1e-3  # not the initial 1
+
+
+def test_many_holds_no_loss_and_says_why_methods_loop():
+    """unlearn_many runs each method's own loop: its module computes no loss and imports no method."""
+    import inspect
+
+    import obliviate.unlearning.many as many
+
+    source = inspect.getsource(many)
+    for name in ("cross_entropy", "kl_div", "log_softmax", "distill_kl", "ascent_loss", "forget_loss", "retain_loss",
+                 "paired_objective", "obliviate.empirical"):
+        assert name not in source, name
+    assert many.not_stacked_reason(ob.unlearning.make_method("ssd")).startswith("no optimisation loop")
+    assert "composite" in many.not_stacked_reason(ob.unlearning.make_method("finetune+ssd"))
+    assert many.not_stacked_reason(ob.unlearning.make_method("scrub")) is None
