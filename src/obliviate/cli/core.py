@@ -85,8 +85,8 @@ def bench(
         raise InvalidInputError(
             f"--model is for the language-model suites ({', '.join(LM_SUITES)}); suite {suite!r} has its recipe."
         )
-    from obliviate.bench import get_suite, run_suite, write_results
-    from obliviate.report import write_report
+    from obliviate.bench import get_suite, run_suite
+    from obliviate.cli.outputs import print_tables, write_outputs, written
 
     if engine not in ENGINES:
         raise InvalidInputError(f"unknown --engine {engine!r}; choose one of {', '.join(ENGINES)}.")
@@ -103,15 +103,13 @@ def bench(
         results = run_challenge(chosen, seeds=seeds or 512, full_seeds=full_seeds, **options)
     else:
         results = run_suite(chosen, seeds=seeds, **options)
-    json_path, csv_path = write_results(results, out_dir)
-    report_path = write_report(results, out_dir)
-    for name in results["config"]["scenarios"]:
-        _print_leaderboard(results, name)
+    paths = write_outputs(results, out_dir)
+    print_tables(results)
     if results["config"].get("per_seed_note"):
         out_console.print(f"[dim]Note: {results['config']['per_seed_note']}.[/]")
     for failure in results["config"]["failures"]:
         err_console.print(f"[yellow]failed:[/] {failure['scenario']} seed {failure['seed']} {failure['method']}: {failure['error']}")
-    out_console.print(f"\nwrote [bold]{json_path}[/], [bold]{csv_path}[/], [bold]{report_path}[/]")
+    written(paths)
 
 
 ENGINES = ("auto", "loop", "stack")
@@ -294,22 +292,11 @@ def report(
     results: Annotated[Path, typer.Argument(help="A results.json written by `obliviate bench`.")],
     out: Annotated[Path | None, typer.Option(help="Folder for report.html (default: next to results.json).")] = None,
 ) -> None:
-    """Redraw report.html and print the leaderboards from a results.json."""
-    from obliviate.bench import read_results
-    from obliviate.report import write_report
+    """Redraw report.html (and the suite's charts) and print the suite's tables from a results.json."""
+    from obliviate.cli.outputs import print_tables, write_outputs
+    from obliviate.results import read_results
 
     doc = read_results(results)
-    path = write_report(doc, out or results.parent)
-    if doc.get("suite") == "knowledge":  # scope and attack tables, not the classifier leaderboard
-        from obliviate.cli.knowledge import print_knowledge_tables
-
-        print_knowledge_tables(doc)
-    elif doc.get("kind") == "lm" or doc.get("suite") == "authors":
-        from obliviate.cli.lm import print_lm_leaderboard
-
-        for name in doc["config"].get("scenarios", {}):
-            print_lm_leaderboard(doc, name)
-    else:
-        for name in doc["config"].get("scenarios", {}):
-            _print_leaderboard(doc, name)
-    out_console.print(f"wrote [bold]{path}[/]")
+    paths = write_outputs(doc, out or results.parent, with_results=False)
+    print_tables(doc)
+    out_console.print("wrote " + ", ".join(f"[bold]{p}[/]" for p in paths))

@@ -57,11 +57,11 @@ def bench_lm(
     out: Path | None,
     progress: bool,
 ) -> None:
-    """Run the authors suite on ``model`` (tiny, smollm2 or a folder); write results.json/.csv and the
-    TOFU plots to ``out`` (default ``runs/authors-<model>/``) and print the leaderboards."""
+    """Run the authors suite on ``model`` (tiny, smollm2 or a folder); write results.json/.csv, report.html
+    and the TOFU plots to ``out`` (default ``runs/authors-<model>/``) and print the leaderboards
+    (:mod:`obliviate.cli.outputs`, the path every suite takes)."""
     from obliviate.bench.lm import run_authors
-    from obliviate.bench.results import write_results
-    from obliviate.report.lm import write_tofu_charts
+    from obliviate.cli.outputs import print_tables, write_outputs, written
 
     check_bench_settings(settings, example="npo")
     label = model if model in ("tiny", "smollm2") else Path(model).name or "model"
@@ -74,11 +74,8 @@ def bench_lm(
         settings=settings,
         show_progress=progress,
     )
-    json_path, csv_path = write_results(results, out_dir)
-    charts = write_tofu_charts(results, out_dir)
-    for scenario in results["config"]["scenarios"]:
-        print_lm_leaderboard(results, scenario)
+    paths = write_outputs(results, out_dir)
+    print_tables(results)
     for failure in results["config"]["failures"]:
         err_console.print(f"[yellow]failed:[/] {failure['scenario']} seed {failure['seed']} {failure['method']}: {failure['error']}")
-    written = ", ".join(f"[bold]{p}[/]" for p in (json_path, csv_path, *charts))
-    out_console.print(f"\nwrote {written}")
+    written(paths)

@@ -373,8 +373,10 @@ def _section(
 
 
 def is_lm_results(results: Mapping[str, Any]) -> bool:
-    """Whether the document comes from a language-model suite (its leaderboard lives in ``report.lm``)."""
-    return results.get("kind") == "lm" or results.get("suite") == "authors"
+    """Whether the document comes from the authors suite (its leaderboard lives in ``report.lm``)."""
+    from obliviate.report.suites import report_kind
+
+    return report_kind(results) == "lm"
 
 
 def _lm_cell(value: Any, kind: str) -> str:
@@ -665,10 +667,11 @@ def render_report(results: Mapping[str, Any]) -> str:
     config = results.get("config") or {}
     versions = results.get("versions") or {}
     scenarios = scenarios_of(rows)
-    from obliviate.report.knowledge import is_knowledge_results
+    from obliviate.report.suites import report_kind
 
-    knowledge = is_knowledge_results(results)
-    lm = is_lm_results(results) or knowledge
+    kind = report_kind(results)  # one dispatch for every suite, on the results' suite field
+    knowledge = kind == "knowledge"
+    lm = kind in ("lm", "knowledge")
     boards = [(s, [] if lm else board_from_rows(rows, s)) for s in scenarios]  # validates every scenario before drawing
     suite = results["suite"]
     meta = [

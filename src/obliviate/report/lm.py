@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from obliviate.report.plots import _figure, _png, display_name
+from obliviate.report.plots import _figure, _png, display_name, place_labels
 from obliviate.report.results import check_results
 from obliviate.results import ORACLE, ORIGINAL
 from obliviate.storage import atomic_write_bytes
@@ -96,7 +96,6 @@ def tofu_chart(board: list[dict[str, Any]], *, title: str = "") -> bytes | None:
             fq = max(entry["forget_quality"], floor)
             marker, colour = {"oracle": ("*", "#009E73"), "original": ("s", "#D55E00")}.get(entry["role"], ("o", "#0072B2"))
             ax.scatter(entry["model_utility"], fq, marker=marker, s=90 if marker == "*" else 40, color=colour, zorder=3)
-            ax.annotate(display_name(entry), (entry["model_utility"], fq), textcoords="offset points", xytext=(5, 4), fontsize=8)
         ax.set_yscale("log")
         low = min(max(e["forget_quality"], floor) for e in points)
         ax.set_ylim(10 ** math.floor(math.log10(low)) / 3, 3.0)
@@ -106,6 +105,12 @@ def tofu_chart(board: list[dict[str, Any]], *, title: str = "") -> bytes | None:
         ax.set_ylabel("forget quality (KS p-value vs retain model; log)")
         ax.set_title(title or "forget quality against model utility (TOFU)")
         ax.grid(True, which="major", color="#e4e7eb", linewidth=0.6)
+        fig.canvas.draw()  # the final layout, so labels are placed where they will be drawn
+        fig.set_layout_engine("none")
+        labels = [
+            (e["model_utility"], max(e["forget_quality"], floor), display_name(e), e["role"] == "oracle") for e in points
+        ]
+        place_labels(ax, labels, fontsize=8)  # no label covers another label or a point
         return _png(fig)
 
 

@@ -184,15 +184,20 @@ def _overlap(box: Bbox, others: Sequence[Bbox]) -> float:
     return total
 
 
-def _place_labels(
-    ax, points: Sequence[tuple[float, float, str, bool]], whiskers: Sequence[tuple[float, float, float]]
+def place_labels(
+    ax,
+    points: Sequence[tuple[float, float, str, bool]],
+    whiskers: Sequence[tuple[float, float, float]] = (),
+    *,
+    fontsize: float = 8.5,
 ) -> None:
     """Label each point where its text covers no other label or marker, nearest spot first; labels
     pushed further out get a thin leader line. Greedy, points in y order; where every spot is
     taken, the one with the least overlap wins.
 
-    ``whiskers``: (x, y_low, y_high) of the error bars, kept clear as well. Needs the final layout:
-    the figure is drawn and its layout engine switched off first."""
+    ``points``: (x, y, text, bold) in data coordinates; ``whiskers``: (x, y_low, y_high) of the
+    error bars, kept clear as well. Needs the final layout: the figure is drawn and its layout
+    engine switched off first. Every trade-off plot of the report labels its points with it."""
     renderer = ax.figure.canvas.get_renderer()
     frame = ax.get_window_extent(renderer)
     px_per_pt = ax.figure.dpi / 72.0
@@ -204,14 +209,14 @@ def _place_labels(
         (px, p0), (_, p1) = ax.transData.transform([(x, low), (x, high)])
         taken.append(Bbox.from_extents(px - 2, min(p0, p1), px + 2, max(p0, p1)))
     for x, y, name, bold in sorted(points, key=lambda p: (p[1], p[0])):
-        style = {"fontsize": 8.5, "color": _INK, "fontweight": "bold" if bold else "normal", "zorder": 6}
+        style = {"fontsize": fontsize, "color": _INK, "fontweight": "bold" if bold else "normal", "zorder": 6}
         probe = ax.text(0, 0, name, **style)
         extent = probe.get_window_extent(renderer)
         probe.remove()
         width, height = extent.width, extent.height
         px, py = ax.transData.transform((x, y))
         best = None  # (overlap, order, box, offset in points, ha, va)
-        for order, (radius, (cx, cy)) in enumerate((r, d) for r in (8, 16, 26, 38) for d in _DIRECTIONS):
+        for order, (radius, (cx, cy)) in enumerate((r, d) for r in (8, 16, 26, 38, 52, 68) for d in _DIRECTIONS):
             dx, dy = radius * cx, radius * cy * 0.8
             ax_px, ay_px = px + dx * px_per_pt, py + dy * px_per_pt
             ha = "left" if cx > 0.3 else "right" if cx < -0.3 else "center"
@@ -298,7 +303,7 @@ def tradeoff_chart(board: Sequence[dict[str, Any]]) -> bytes | None:
         fig.canvas.draw()  # fixes the constrained layout so labels are placed in final coordinates
         fig.set_layout_engine("none")
         for ax, labels, whiskers in labelled:
-            _place_labels(ax, labels, whiskers)
+            place_labels(ax, labels, whiskers)
         return _png(fig)
 
 
