@@ -31,3 +31,9 @@ def store_folder(tmp_path):
 def store(store_folder):
     with DocumentStore(store_folder) as opened:
         yield opened
+
+
+@pytest.fixture(scope="session")
+def small_corpus():
+    """``(texts, owners)`` of the small store (:data:`TEXTS`, :data:`OWNERS`)."""
+    return list(TEXTS), list(OWNERS)

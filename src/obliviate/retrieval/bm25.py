@@ -26,7 +26,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-__all__ = ["BM25Index", "tokenize", "STOP_WORDS"]
+__all__ = ["BM25Index", "Posting", "tokenize", "STOP_WORDS"]
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 STOP_WORDS = frozenset(
@@ -41,13 +41,54 @@ def tokenize(text: str) -> list[str]:
     return [w for w in _WORD.findall(text.lower()) if w not in STOP_WORDS]
 
 
+class Posting:
+    """One term's postings as parallel arrays (doc ids, term frequencies) with a position map: append to add, swap
+    the last entry in to remove (the removed entry's slot is zeroed), so both are O(1) and search reads the arrays
+    as they are."""
+
+    __slots__ = ("ids", "tfs", "n", "pos")
+
+    def __init__(self) -> None:
+        self.ids = np.zeros(2, dtype=np.int64)
+        self.tfs = np.zeros(2, dtype=np.float32)
+        self.n = 0
+        self.pos: dict[int, int] = {}
+
+    def __len__(self) -> int:
+        return self.n
+
+    def add(self, doc_id: int, tf: int) -> None:
+        if self.n == len(self.ids):
+            self.ids = np.concatenate([self.ids, np.zeros(self.n, dtype=np.int64)])
+            self.tfs = np.concatenate([self.tfs, np.zeros(self.n, dtype=np.float32)])
+        self.ids[self.n], self.tfs[self.n] = doc_id, tf
+        self.pos[doc_id] = self.n
+        self.n += 1
+
+    def remove(self, doc_id: int) -> None:
+        i = self.pos.pop(doc_id)
+        last = self.n - 1
+        if i != last:
+            moved = int(self.ids[last])
+            self.ids[i], self.tfs[i] = moved, self.tfs[last]
+            self.pos[moved] = i
+        self.ids[last], self.tfs[last] = 0, 0.0
+        self.n = last
+
+    def tf(self, doc_id: int) -> int:
+        return int(self.tfs[self.pos[doc_id]])
+
+    def to_dict(self) -> dict[int, int]:
+        return {int(d): int(t) for d, t in zip(self.ids[: self.n], self.tfs[: self.n])}
+
+
 class BM25Index:
-    """Postings ``term -> {doc id: term frequency}`` with document lengths; add, remove, search (see the module
-    docstring). Document ids are the store's non-negative integer ids."""
+    """Postings ``term -> Posting`` with document lengths; add, remove, search (see the module docstring).
+    Document ids are the store's non-negative integer ids."""
 
     def __init__(self, *, k1: float = 1.5, b: float = 0.75) -> None:
         self.k1, self.b = float(k1), float(b)
-        self.postings: dict[str, dict[int, int]] = {}
+        self.postings: dict[str, Posting] = {}
         self.terms: dict[int, tuple[str, ...]] = {}  # doc id -> its distinct terms (what a delete must visit)
         self.lengths: dict[int, int] = {}
         self._dl = np.zeros(1024, dtype=np.float32)  # doc length by id, for vectorised scoring
@@ -59,22 +100,29 @@ class BM25Index:
     def __contains__(self, doc_id: int) -> bool:
         return int(doc_id) in self.lengths
 
-    def add(self, doc_id: int, text: str) -> None:
-        doc_id = int(doc_id)
-        if doc_id in self.lengths:
-            self.remove([doc_id])
-        tokens = tokenize(text)
-        counts = Counter(tokens)
-        for term, tf in counts.items():
-            self.postings.setdefault(term, {})[doc_id] = tf
-        self.terms[doc_id] = tuple(counts)
-        self.lengths[doc_id] = len(tokens)
+    def _room(self, doc_id: int) -> None:
         if doc_id >= len(self._dl):
             grown = np.zeros(max(doc_id + 1, 2 * len(self._dl)), dtype=np.float32)
             grown[: len(self._dl)] = self._dl
             self._dl = grown
-        self._dl[doc_id] = len(tokens)
-        self.total_length += len(tokens)
+
+    def add(self, doc_id: int, text: str) -> None:
+        self._add_counts(int(doc_id), Counter(tokenize(text)))
+
+    def _add_counts(self, doc_id: int, counts: Counter | dict[str, int]) -> None:
+        if doc_id in self.lengths:
+            self.remove([doc_id])
+        for term, tf in counts.items():
+            posting = self.postings.get(term)
+            if posting is None:
+                posting = self.postings[term] = Posting()
+            posting.add(doc_id, tf)
+        length = int(sum(counts.values()))
+        self.terms[doc_id] = tuple(counts)
+        self.lengths[doc_id] = length
+        self._room(doc_id)
+        self._dl[doc_id] = length
+        self.total_length += length
 
     def remove(self, doc_ids: Iterable[int]) -> None:
         """Remove each document's postings; ids not in the index are ignored."""
@@ -85,38 +133,41 @@ class BM25Index:
                 continue
             for term in terms:
                 posting = self.postings[term]
-                del posting[doc_id]
-                if not posting:
+                posting.remove(doc_id)
+                if not posting.n:
                     del self.postings[term]
             self.total_length -= self.lengths.pop(doc_id)
             self._dl[doc_id] = 0.0
+
+    def posting(self, term: str) -> dict[int, int]:
+        """``{doc id: term frequency}`` of ``term`` (empty when no document has it)."""
+        found = self.postings.get(term)
+        return found.to_dict() if found is not None else {}
 
     def idf(self, term: str) -> float:
         n, df = len(self.lengths), len(self.postings.get(term, ()))
         return math.log(1.0 + (n - df + 0.5) / (df + 0.5))
 
     def scores(self, query: str) -> tuple[np.ndarray, np.ndarray]:
-        """``(doc ids, scores)`` of every document that shares a term with ``query`` (unsorted)."""
+        """``(doc ids, scores)`` of every document that shares a term with ``query`` (in id order)."""
         n = len(self.lengths)
         if n == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
         avgdl = self.total_length / n if self.total_length else 1.0
-        keys, parts = [], []
+        acc = None
         for term, qtf in Counter(tokenize(query)).items():
             posting = self.postings.get(term)
             if not posting:
                 continue
-            ids = np.fromiter(posting.keys(), dtype=np.int64, count=len(posting))
-            tf = np.fromiter(posting.values(), dtype=np.float64, count=len(posting))
+            ids, tf = posting.ids[: posting.n], posting.tfs[: posting.n].astype(np.float64)
             norm = self.k1 * (1.0 - self.b + self.b * self._dl[ids] / avgdl)
-            keys.append(ids)
-            parts.append(qtf * self.idf(term) * tf / (tf + norm))
-        if not keys:
+            if acc is None:
+                acc = np.zeros(len(self._dl), dtype=np.float64)
+            acc[ids] += qtf * self.idf(term) * tf / (tf + norm)  # ids are distinct within a posting
+        if acc is None:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
-        if len(keys) == 1:
-            return keys[0], parts[0]
-        ids, inverse = np.unique(np.concatenate(keys), return_inverse=True)
-        return ids, np.bincount(inverse, weights=np.concatenate(parts), minlength=len(ids))
+        ids = np.flatnonzero(acc)  # every term score is > 0 (idf > 0, tf > 0)
+        return ids.astype(np.int64), acc[ids]
 
     def search(self, query: str, k: int) -> list[tuple[int, float]]:
         """The ``k`` best ``(doc id, score)`` pairs, best first (ties by the smaller id)."""
@@ -134,23 +185,12 @@ class BM25Index:
         """JSON-able state: each document's term counts (postings are rebuilt from them)."""
         docs = {}
         for doc_id, terms in self.terms.items():
-            docs[str(doc_id)] = [[t, self.postings[t][doc_id]] for t in terms]
-        return {"k1": self.k1, "b": self.b, "lengths": {str(d): n for d, n in self.lengths.items()}, "docs": docs}
+            docs[str(doc_id)] = [[t, self.postings[t].tf(doc_id)] for t in terms]
+        return {"k1": self.k1, "b": self.b, "docs": docs}
 
     @classmethod
     def from_state(cls, state: dict) -> BM25Index:
         index = cls(k1=state["k1"], b=state["b"])
         for key, pairs in state["docs"].items():
-            doc_id = int(key)
-            for term, tf in pairs:
-                index.postings.setdefault(term, {})[doc_id] = int(tf)
-            index.terms[doc_id] = tuple(t for t, _ in pairs)
-            length = int(state["lengths"][key])
-            index.lengths[doc_id] = length
-            if doc_id >= len(index._dl):
-                grown = np.zeros(max(doc_id + 1, 2 * len(index._dl)), dtype=np.float32)
-                grown[: len(index._dl)] = index._dl
-                index._dl = grown
-            index._dl[doc_id] = length
-            index.total_length += length
+            index._add_counts(int(key), {t: int(tf) for t, tf in pairs})
         return index

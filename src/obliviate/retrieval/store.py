@@ -186,6 +186,7 @@ class DeleteResult:
     seconds: float
     batch_id: str | None = None
     recorded: dict = field(default_factory=dict)
+    phases: dict[str, float] = field(default_factory=dict)  # seconds: check, snapshots, commit, indexes
 
 
 def _now() -> str:
@@ -626,8 +627,10 @@ class DocumentStore:
         missing = [i for i in wanted if i not in live]
         if missing:
             raise UnknownIdsError(missing, where="the document store (unknown or already deleted)")
+        checked = time.perf_counter()
         self._unlink_snapshots()
         crash_point("store-snapshots-unlinked")
+        unlinked = time.perf_counter()
         now = _now()
         with self._transaction() as db:
             for doc_id in wanted:
@@ -645,6 +648,7 @@ class DocumentStore:
                     (batch_id, json.dumps(record or {"ids": wanted}, sort_keys=True), now),
                 )
         crash_point("store-committed")
+        committed = time.perf_counter()
         self._generation += 1
         self.vectors.remove(wanted)
         self.keywords.remove(wanted)
@@ -653,7 +657,10 @@ class DocumentStore:
                 if self._lsh.keys.has_key(doc_id):
                     self._lsh.remove(doc_id)
         self._cache.clear()
-        return DeleteResult(wanted, self._generation, time.perf_counter() - started, batch_id, record or {})
+        done = time.perf_counter()
+        phases = {"check": checked - started, "snapshots": unlinked - checked, "commit": committed - unlinked,
+                  "indexes": done - committed}
+        return DeleteResult(wanted, self._generation, done - started, batch_id, record or {}, phases)
 
     def compact(self) -> None:
         """Leave no trace of deleted rows in any file: checkpoint and truncate the WAL, VACUUM, fresh snapshots."""
