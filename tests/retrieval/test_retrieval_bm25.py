@@ -47,6 +47,11 @@ def test_removing_documents_gives_the_index_of_the_rest():
         return {t: ix.posting(t) for t in ix.postings}
 
     assert as_dicts(index) == as_dicts(fresh) and index.total_length == fresh.total_length
-    assert as_dicts(BM25Index.from_state(index.to_state())) == as_dicts(index)
+    restored = BM25Index.from_bytes(index.to_bytes())
+    assert as_dicts(restored) == as_dicts(index) and restored.lengths == index.lengths
+    bulk = BM25Index.from_texts([i for i in range(len(texts)) if i not in gone], [t for i, t in enumerate(texts)
+                                                                                 if i not in gone])
+    assert as_dicts(bulk) == as_dicts(index) and bulk.total_length == index.total_length
+    assert bulk.search(texts[3][:60], 5) == index.search(texts[3][:60], 5)
     ids, _ = index.scores(" ".join(texts[5].split()[:8]))
     assert not set(ids.tolist()) & set(gone)

@@ -19,8 +19,10 @@ Tokens: lower-cased ``\\w+`` runs, English stop words dropped, no stemming.
 
 from __future__ import annotations
 
+import json
 import math
 import re
+import struct
 from collections import Counter
 from collections.abc import Iterable
 
@@ -181,16 +183,73 @@ class BM25Index:
         return [(int(ids[i]), float(scores[i])) for i in order]
 
     # ------------------------------------------------------------------ snapshot
-    def to_state(self) -> dict:
-        """JSON-able state: each document's term counts (postings are rebuilt from them)."""
-        docs = {}
-        for doc_id, terms in self.terms.items():
-            docs[str(doc_id)] = [[t, self.postings[t].tf(doc_id)] for t in terms]
-        return {"k1": self.k1, "b": self.b, "docs": docs}
+    def to_arrays(self) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+        """``(vocabulary, doc ids, term indexes, term frequencies)``: one entry per (document, distinct term), in
+        document order; :meth:`from_arrays` rebuilds the index from them."""
+        vocab = sorted(self.postings)
+        index = {t: i for i, t in enumerate(vocab)}
+        docs, terms, tfs = [], [], []
+        for doc_id, doc_terms in self.terms.items():
+            for t in doc_terms:
+                docs.append(doc_id)
+                terms.append(index[t])
+                tfs.append(self.postings[t].tf(doc_id))
+        return (vocab, np.asarray(docs, dtype=np.int64), np.asarray(terms, dtype=np.int32),
+                np.asarray(tfs, dtype=np.float32))
 
     @classmethod
-    def from_state(cls, state: dict) -> BM25Index:
-        index = cls(k1=state["k1"], b=state["b"])
-        for key, pairs in state["docs"].items():
-            index._add_counts(int(key), {t: int(tf) for t, tf in pairs})
+    def from_arrays(cls, vocab: list[str], docs: np.ndarray, terms: np.ndarray, tfs: np.ndarray, *,
+                    k1: float = 1.5, b: float = 0.75) -> BM25Index:
+        """The index of the entries ``(docs[i], vocab[terms[i]], tfs[i])``, each document's entries contiguous."""
+        index = cls(k1=k1, b=b)
+        if len(docs) == 0:
+            return index
+        order = np.argsort(terms, kind="stable")
+        sorted_terms = terms[order]
+        cuts = np.flatnonzero(np.diff(sorted_terms)) + 1
+        for chunk in np.split(order, cuts):
+            posting = Posting()
+            posting.ids, posting.tfs = docs[chunk].copy(), tfs[chunk].astype(np.float32)
+            posting.n = len(chunk)
+            posting.pos = dict(zip(posting.ids.tolist(), range(posting.n)))
+            index.postings[vocab[int(terms[chunk[0]])]] = posting
+        starts = np.flatnonzero(np.r_[True, docs[1:] != docs[:-1]])
+        ends = np.r_[starts[1:], len(docs)]
+        lengths = np.add.reduceat(tfs.astype(np.float64), starts)
+        term_list = terms.tolist()
+        for a, e, length in zip(starts.tolist(), ends.tolist(), lengths.tolist()):
+            doc_id = int(docs[a])
+            index.terms[doc_id] = tuple(vocab[t] for t in term_list[a:e])
+            index.lengths[doc_id] = int(length)
+        index._room(int(docs.max()))
+        index._dl[np.asarray(list(index.lengths), dtype=np.int64)] = np.asarray(list(index.lengths.values()))
+        index.total_length = int(sum(index.lengths.values()))
         return index
+
+    @classmethod
+    def from_texts(cls, doc_ids: Iterable[int], texts: Iterable[str], *, k1: float = 1.5, b: float = 0.75) -> BM25Index:
+        """The index of ``texts`` (built in bulk: the same as adding them one by one)."""
+        vocab: dict[str, int] = {}
+        docs, terms, tfs = [], [], []
+        for doc_id, text in zip(doc_ids, texts):
+            for term, tf in Counter(tokenize(text)).items():
+                docs.append(int(doc_id))
+                terms.append(vocab.setdefault(term, len(vocab)))
+                tfs.append(tf)
+        return cls.from_arrays(list(vocab), np.asarray(docs, dtype=np.int64), np.asarray(terms, dtype=np.int32),
+                               np.asarray(tfs, dtype=np.float32), k1=k1, b=b)
+
+    def to_bytes(self) -> bytes:
+        vocab, docs, terms, tfs = self.to_arrays()
+        head = json.dumps({"k1": self.k1, "b": self.b, "vocab": vocab, "n": len(docs)}).encode()
+        return struct.pack("<Q", len(head)) + head + docs.tobytes() + terms.tobytes() + tfs.tobytes()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> BM25Index:
+        (length,) = struct.unpack("<Q", raw[:8])
+        head = json.loads(raw[8 : 8 + length])
+        n, at = int(head["n"]), 8 + length
+        docs = np.frombuffer(raw, dtype=np.int64, count=n, offset=at)
+        terms = np.frombuffer(raw, dtype=np.int32, count=n, offset=at + 8 * n)
+        tfs = np.frombuffer(raw, dtype=np.float32, count=n, offset=at + 12 * n)
+        return cls.from_arrays(head["vocab"], docs, terms, tfs, k1=head["k1"], b=head["b"])

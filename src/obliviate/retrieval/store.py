@@ -433,15 +433,14 @@ class DocumentStore:
             ids = np.frombuffer(vectors[: 8 * n], dtype="<i8")
             matrix = np.frombuffer(vectors[8 * n :], dtype="<f4").reshape(n, self.embedder.dim)
             self.vectors.add(ids, matrix)
-        self.keywords = BM25Index()
-        if keywords is not None:
-            self.keywords = BM25Index.from_state(json.loads(keywords))
+        self.keywords = BM25Index.from_bytes(keywords) if keywords is not None else BM25Index()
         if vectors is None or keywords is None:
-            for row in self._db.execute("SELECT id, text, vector FROM documents ORDER BY id"):
-                if vectors is None:
-                    self.vectors.add([row["id"]], np.frombuffer(row["vector"], dtype="<f4")[None, :])
-                if keywords is None:
-                    self.keywords.add(row["id"], row["text"])
+            rows = self._db.execute("SELECT id, text, vector FROM documents ORDER BY id").fetchall()
+            if vectors is None and rows:
+                matrix = np.frombuffer(b"".join(r["vector"] for r in rows), dtype="<f4").reshape(len(rows), -1)
+                self.vectors.add(np.asarray([r["id"] for r in rows]), matrix)
+            if keywords is None:
+                self.keywords = BM25Index.from_texts([r["id"] for r in rows], [r["text"] for r in rows])
             if n and self.repairs:
                 self.save_indexes()
         self._lsh, self._lsh_threshold = None, None
@@ -462,7 +461,7 @@ class DocumentStore:
             self.folder / VECTORS_FILE, _pack(self._snapshot_header("vectors", generation, len(ids)), payload),
             mode=0o600,
         )
-        state = json.dumps(self.keywords.to_state(), separators=(",", ":")).encode()
+        state = self.keywords.to_bytes()
         atomic_write_bytes(
             self.folder / KEYWORDS_FILE,
             _pack(self._snapshot_header("keywords", generation, len(self.keywords)), state),
@@ -553,7 +552,7 @@ class DocumentStore:
                 n = int(header.get("count", 0))
                 files |= wanted & set(np.frombuffer(payload[: 8 * n], dtype="<i8").tolist())
             else:
-                files |= wanted & {int(k) for k in json.loads(payload)["docs"]}
+                files |= wanted & set(BM25Index.from_bytes(payload).lengths)
         out["index files"] = sorted(files)
         return out
 
