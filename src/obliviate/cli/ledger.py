@@ -330,13 +330,28 @@ def _test_split(spec: str | None):
     return load_data(spec)
 
 
-def _target(sisa: Path | None, model: Path | None, *, method: str, settings: dict, seed: int, backend: str, address):
+def _target(
+    sisa: Path | None,
+    model: Path | None,
+    *,
+    method: str,
+    settings: dict,
+    seed: int,
+    backend: str,
+    address,
+    summation: Path | None = None,
+):
     from obliviate.ledger import ModelTarget, SisaTarget
 
-    if (sisa is None) == (model is None):
+    if sum(x is not None for x in (sisa, model, summation)) != 1:
         raise InvalidInputError(
-            "give exactly one target: --sisa FOLDER (a SISA ensemble) or --model FILE (a saved model)."
+            "give exactly one target: --sisa FOLDER (a SISA ensemble), --model FILE (a saved model) or "
+            "--summation FILE (a summation-form learner)."
         )
+    if summation is not None:
+        from obliviate.ledger.summation_target import SummationTarget
+
+        return SummationTarget(summation)
     if sisa is not None:
         return SisaTarget(sisa, backend=backend, address=address)
     return ModelTarget(model, method=method, settings=settings, seed=seed)
@@ -348,6 +363,9 @@ def apply_cmd(
         Path | None, typer.Option(help="A SISA ensemble folder: deletions are exact (shards retrained).")
     ] = None,
     model: Annotated[Path | None, typer.Option(help="A saved model file, unlearned in place with --method.")] = None,
+    summation: Annotated[
+        Path | None, typer.Option(help="A summation-form learner file (exact deletes; obliviate.exact.summation).")
+    ] = None,
     data: Annotated[
         str | None,
         typer.Option(help="The training data: 'digits' or an .npz (default: the model file's record, else digits)."),
@@ -375,7 +393,14 @@ def apply_cmd(
     check_backend(backend, address)
     with _open(ledger) as book:  # a missing ledger is an error before any work
         target = _target(
-            sisa, model, method=method, settings=parse_settings(set_), seed=seed, backend=backend, address=address
+            sisa,
+            model,
+            method=method,
+            settings=parse_settings(set_),
+            seed=seed,
+            backend=backend,
+            address=address,
+            summation=summation,
         )
         dataset = load_data(data or getattr(target, "data_name", None) or "digits")
         outcome = apply(book, target, dataset, test=_test_split(test), seed=seed)
@@ -481,6 +506,9 @@ def verify_cmd(
     certificates: Annotated[list[Path], typer.Argument(help="Certificate JSON files written by `obliviate apply`.")],
     sisa: Annotated[Path | None, typer.Option(help="The SISA ensemble folder the certificates are about.")] = None,
     model: Annotated[Path | None, typer.Option(help="The model file the certificates are about.")] = None,
+    summation: Annotated[
+        Path | None, typer.Option(help="The summation-form learner file the certificates are about.")
+    ] = None,
     pubkey: Annotated[
         Path | None, typer.Option(help="Trusted public key (default: the ledger's keys/ed25519.pub).")
     ] = None,
@@ -494,9 +522,13 @@ def verify_cmd(
     from obliviate.ledger import ModelTarget, SisaTarget, default_ledger_path, mark_verified, verify_certificate
 
     target = None
-    if sisa is not None and model is not None:
-        raise InvalidInputError("give one of --sisa and --model, not both.")
-    if sisa is not None:
+    if sum(x is not None for x in (sisa, model, summation)) > 1:
+        raise InvalidInputError("give one of --sisa, --model and --summation, not several.")
+    if summation is not None:
+        from obliviate.ledger.summation_target import SummationTarget
+
+        target = SummationTarget(summation)
+    elif sisa is not None:
         target = SisaTarget(sisa)
     elif model is not None:
         target = ModelTarget(model)

@@ -40,9 +40,12 @@ available at deletion time) and wipe a row when it is deleted.
 
 from __future__ import annotations
 
+import io
+import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
@@ -56,6 +59,9 @@ __all__ = [
     "MultinomialNaiveBayes",
     "QKMeans",
     "RidgeRegression",
+    "content_sha256",
+    "load_summation",
+    "save_summation",
 ]
 
 
@@ -534,3 +540,81 @@ class QKMeans(_Rows):
         """Mean squared distance of X's rows to their nearest centroid (the k-means objective / n)."""
         X = _features(X)
         return float(((X - self.cluster_centers_[self._assign(X, self.cluster_centers_)]) ** 2).sum(1).mean())
+
+
+# ---------------------------------------------------------------------------- files
+LEARNERS = {cls.__name__: cls for cls in (GaussianNaiveBayes, MultinomialNaiveBayes, RidgeRegression, QKMeans)}
+_FORMAT = "obliviate.summation/1"
+
+
+def _state(model: _Rows) -> tuple[dict[str, np.ndarray], dict[str, object]]:
+    arrays, scalars = {}, {}
+    for key, value in vars(model).items():
+        if isinstance(value, np.ndarray):
+            arrays[key] = value
+        elif isinstance(value, bool | int | float | str | type(None)):
+            scalars[key] = value
+    return arrays, scalars
+
+
+def content_sha256(model: _Rows) -> str:
+    """sha256 over the learner's class, scalar settings and every array (names, dtypes, shapes, bytes)."""
+    import hashlib
+
+    arrays, scalars = _state(model)
+    h = hashlib.sha256(type(model).__name__.encode())
+    h.update(json.dumps(scalars, sort_keys=True).encode())
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}|{a.dtype.str}|{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def save_summation(model: _Rows, path: str | Path, *, metadata: dict | None = None) -> str:
+    """Write a fitted learner to ``path`` (an .npz read without pickle), atomically; returns its sha256.
+
+    ``metadata`` (JSON-able) travels in the file; the ledger keeps the data fingerprint, the ids
+    deleted so far and its last batch record there.
+    """
+    from obliviate.storage import atomic_write_bytes
+
+    if type(model).__name__ not in LEARNERS or not hasattr(model, "train_ids"):
+        raise InvalidInputError(
+            f"save_summation takes a fitted learner of {sorted(LEARNERS)}, got {type(model).__name__}."
+        )
+    arrays, scalars = _state(model)
+    digest = content_sha256(model)
+    header = {
+        "format": _FORMAT,
+        "learner": type(model).__name__,
+        "scalars": scalars,
+        "sha256": digest,
+        "metadata": metadata or {},
+    }
+    buffer = io.BytesIO()
+    np.savez(buffer, __header__=np.array(json.dumps(header, sort_keys=True)), **arrays)
+    atomic_write_bytes(path, buffer.getvalue())
+    return digest
+
+
+def load_summation(path: str | Path) -> tuple[_Rows, dict]:
+    """A learner written by :func:`save_summation` and the file's header (``sha256``, ``metadata``).
+
+    Never unpickles; a file that is not such a learner is :class:`~obliviate.errors.InvalidInputError`.
+    """
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            header = json.loads(str(npz["__header__"]))
+            arrays = {k: npz[k] for k in npz.files if k != "__header__"}
+    except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
+        raise InvalidInputError(
+            f"{path} is not a readable summation-learner file ({exc}); write it with save_summation."
+        ) from exc
+    if header.get("format") != _FORMAT or header.get("learner") not in LEARNERS:
+        raise InvalidInputError(f"{path} is not a summation-learner file (format {header.get('format')!r}).")
+    model = LEARNERS[header["learner"]].__new__(LEARNERS[header["learner"]])
+    vars(model).update(header["scalars"])
+    vars(model).update(arrays)
+    return model, header

@@ -36,6 +36,7 @@ from obliviate.ledger.store import (
     content_key,
     default_ledger_path,
 )
+from obliviate.ledger.summation_target import SummationTarget
 from obliviate.ledger.targets import Deletion, ModelTarget, SisaTarget, Target
 from obliviate.ledger.verify import Check, Verification, mark_verified, verify_certificate
 
@@ -60,6 +61,7 @@ __all__ = [
     "LedgerUnavailableError",
     "ModelTarget",
     "SisaTarget",
+    "SummationTarget",
     "Target",
     "Transition",
     "UnknownRequestError",

@@ -207,10 +207,8 @@ class ModelTarget(Target):
     def __init__(
         self, path: str | Path, *, method: str = "finetune", settings: dict | None = None, seed: int = 0
     ) -> None:
-        from obliviate.storage import load_model, read_metadata
+        from obliviate.storage import check_regular_target, load_model, read_metadata
         from obliviate.unlearning import make_method
-
-        from obliviate.storage import check_regular_target
 
         self.path = Path(path)
         check_regular_target(self.path, what="--model")  # a symlink or device is refused before any request changes
