@@ -10,6 +10,13 @@ removal (Theorem 3); past it the model is retrained on the remaining data with f
 (policy ``refuse``). The returned model carries the updated budget, so successive requests
 accumulate. The model, its training function and the maths are in
 :mod:`obliviate.certified.logistic`.
+
+For a :class:`~obliviate.certified.stored_hessian.StoredHessianLogisticRegression` (from
+:func:`~obliviate.certified.stored_hessian.fit_stored_hessian`) the same unlearner takes the fast
+path: one Newton step from the trained weights with the training Hessian downdated by the removed
+points (Sekhari et al. 2021), O(K d^2) per point and O(K d^3) per request whatever n, with Guo et
+al.'s bound for the whole removed set (``benchmarks/certified_fast.py``: about 400x a fresh fit at
+n = 20,000, against about 10x for the loop here).
 """
 
 from __future__ import annotations
