@@ -26,10 +26,10 @@ def test_no_acknowledged_request_is_lost_duplicated_or_applied_twice_across_kill
     run = kill_run(
         server, requester, operator,
         ids=[int(i) for i in d.ids[:100]],
-        clients=4, kills=2, seed=3, between=(1.5, 2.5), apply_every=0.7, pause=0.4,
+        clients=4, kills=3, seed=3, between=(0.6, 1.2), apply_every=0.7, pause=0.4,
         first_env={"OBLIVIATE_CRASH_AT": "deleted"},  # the first apply dies after the ensemble committed the batch
     )
-    assert run.kills == 2 and server.starts == 3 and not run.conflicts
+    assert run.kills == 3 and server.starts == 4 and not run.conflicts
     report = check_ledger(service_ledger, run.acks, record.token_id, SisaTarget(service_sisa))
     assert report["acknowledged"] > 0 and report["certificates"] > 0, report
     assert report["lost"] == 0 and report["duplicated"] == 0, report["examples"]

@@ -40,52 +40,140 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """``obliviate serve`` on ``127.0.0.1:port`` in a subprocess (one torch thread), restartable."""
+    """``obliviate serve`` on ``127.0.0.1:port`` in its own process (one torch thread), restartable.
 
-    def __init__(self, ledger: Path, *, port: int, args: list[str] | None = None, log: Path | None = None) -> None:
+    With ``preload`` (the default), each server process is forked from a parent that imported obliviate,
+    FastAPI and uvicorn once (as ``gunicorn --preload`` does), so a restart after a kill takes a fraction of
+    a second instead of the 3-5 s of imports; the parent holds no ledger, socket or thread when it forks.
+    Without it, each start is a fresh ``python -m obliviate.cli.service serve``."""
+
+    def __init__(
+        self, ledger: Path, *, port: int, args: list[str] | None = None, log: Path | None = None, preload: bool = True
+    ) -> None:
         self.ledger, self.port, self.args = Path(ledger), port, list(args or [])
         self.log = Path(log) if log else self.ledger.parent / "server.log"
+        self.preload = preload
         self.proc: subprocess.Popen | None = None
+        self.zygote: subprocess.Popen | None = None
+        self.pid: int | None = None
         self.starts = 0
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def _command(self) -> list[str]:
+        return ["serve", "--ledger", str(self.ledger), "--port", str(self.port), *self.args]
+
     def start(self, *, env: dict[str, str] | None = None, timeout: float = 120.0) -> None:
-        command = [sys.executable, "-m", "obliviate.cli.service", "serve", "--ledger", str(self.ledger),
-                   "--port", str(self.port), *self.args]
-        environment = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **(env or {})}
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment)
+        environment = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        if self.preload:
+            if self.zygote is None:
+                self.zygote = subprocess.Popen(
+                    [sys.executable, "-c", "from obliviate.service.loadtest import _zygote; _zygote()"],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=environment, text=True, bufsize=1,
+                )
+            self.zygote.stdin.write(json.dumps({"argv": self._command(), "env": env or {}, "log": str(self.log)}) + "\n")
+            self.zygote.stdin.flush()
+            line = self.zygote.stdout.readline()
+            if not line:
+                raise RuntimeError(f"the preloading parent exited; see {self.log}")
+            self.pid = int(line)
+        else:
+            with open(self.log, "ab") as log:
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-m", "obliviate.cli.service", *self._command()],
+                    stdout=log, stderr=subprocess.STDOUT, env={**environment, **(env or {})},
+                )
+            self.pid = self.proc.pid
         self.starts += 1
         started = time.monotonic()
         while time.monotonic() - started < timeout:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the server exited with {self.proc.returncode}; see {self.log}")
+            if not self.alive():
+                raise RuntimeError(f"the server exited; see {self.log}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
                     return
             except OSError:
-                time.sleep(0.05)
+                time.sleep(0.02)
         raise RuntimeError(f"the server did not listen within {timeout} s; see {self.log}")
 
+    def _reap(self, block: bool) -> bool:
+        """Whether the server process has ended (reaped: by our Popen, or by the preloading parent)."""
+        if self.pid is None:
+            return True
+        if not self.preload:
+            if block:
+                self.proc.wait()
+            return self.proc.poll() is not None
+        self.zygote.stdin.write(json.dumps({"wait": self.pid, "block": block}) + "\n")
+        self.zygote.stdin.flush()
+        return self.zygote.stdout.readline().strip() == "ended"
+
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        return not self._reap(block=False)
 
     def kill9(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-        if self.proc is not None:
-            self.proc.wait()
+        if self.pid is not None and self.alive():
+            os.kill(self.pid, signal.SIGKILL)
+        self._reap(block=True)
+        self.pid = None
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+        if self.pid is not None and self.alive():
+            os.kill(self.pid, signal.SIGTERM)
+            deadline = time.monotonic() + 30
+            while self.alive() and time.monotonic() < deadline:
+                time.sleep(0.05)
+        self.kill9()
+
+    def close(self) -> None:
+        """Stop the server and the preloading parent."""
+        self.stop()
+        if self.zygote is not None:
+            self.zygote.stdin.close()
+            self.zygote.wait(timeout=30)
+            self.zygote = None
+
+
+def _zygote() -> None:
+    """The preloading parent: import once, then fork one server per line read from stdin (see ServerProcess)."""
+    import torch
+
+    torch.set_num_threads(1)
+    import fastapi  # noqa: F401
+    import uvicorn  # noqa: F401
+
+    import obliviate.cli.service  # noqa: F401  (registers serve)
+    import obliviate.exact  # noqa: F401
+    import obliviate.service.app  # noqa: F401
+
+    for line in sys.stdin:
+        order = json.loads(line)
+        if "wait" in order:
             try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill9()
+                pid, _ = os.waitpid(int(order["wait"]), 0 if order["block"] else os.WNOHANG)
+                ended = pid != 0
+            except ChildProcessError:
+                ended = True
+            print("ended" if ended else "running", flush=True)
+            continue
+        pid = os.fork()
+        if pid == 0:  # the server
+            try:
+                os.environ.update(order["env"])
+                fd = os.open(order["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                os.dup2(fd, 1)
+                os.dup2(fd, 2)
+                devnull = os.open(os.devnull, os.O_RDONLY)
+                os.dup2(devnull, 0)
+                sys.argv = ["obliviate", *order["argv"]]
+                from obliviate.cli import main
+
+                main()
+            finally:
+                os._exit(0)
+        print(pid, flush=True)
 
 
 class HttpClient:
@@ -195,6 +283,8 @@ class KillRun:
     kills: int = 0
     applies: int = 0
     latencies: list[float] = field(default_factory=list)
+    restart_seconds: list[float] = field(default_factory=list)  # from the kill to the server listening again
+    final_apply_seconds: float = 0.0
 
 
 def kill_run(server: ServerProcess, requester: str, operator: str, *, ids: list[int], clients: int = 8,
@@ -245,16 +335,19 @@ def kill_run(server: ServerProcess, requester: str, operator: str, *, ids: list[
         t.start()
     for k in range(kills):
         time.sleep(rng.uniform(*between))
+        killed = time.monotonic()
         server.kill9()
         run.kills += 1
         if on_kill is not None:
             on_kill(k)
         server.start()
+        run.restart_seconds.append(time.monotonic() - killed)
     time.sleep(rng.uniform(*between))
     stop.set()
     for t in threads:
         t.join(timeout=600)
     client = HttpClient(server.port, operator, timeout=600)
+    final = time.monotonic()
     for _ in range(5):  # finish: every due request applied (a batch a kill left scheduled is resumed first)
         status, outcome = client.call("POST", "/apply")
         if status == 409:  # the operator thread's last apply is still running
@@ -264,8 +357,9 @@ def kill_run(server: ServerProcess, requester: str, operator: str, *, ids: list[
             raise RuntimeError(f"the final apply failed with {status}: {outcome}")
         if outcome["nothing_due"]:
             break
+    run.final_apply_seconds = time.monotonic() - final
     client.close()
-    server.stop()
+    server.close()
     return run
 
 
