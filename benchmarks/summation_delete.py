@@ -19,7 +19,7 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from obliviate.exact.summation import GaussianNaiveBayes, MultinomialNaiveBayes, QKMeans, RidgeRegression
+from obliviate.exact.summation import DCKMeans, GaussianNaiveBayes, MultinomialNaiveBayes, QKMeans, RidgeRegression
 
 
 def main() -> None:
@@ -58,6 +58,13 @@ def main() -> None:
         "RidgeRegression": (RidgeRegression, {"alpha": 1.0}, X, target, params_ridge),
         "QKMeans (k=10, eps=0.5, T=10)": (QKMeans, {"k": 10, "eps": 0.5, "iters": 10, "seed": 0}, X, None, params_km),
         "QKMeans (k=10, eps=2, T=10)": (QKMeans, {"k": 10, "eps": 2.0, "iters": 10, "seed": 0}, X, None, params_km),
+        "DCKMeans (k=10, 100 leaves, T=10)": (
+            DCKMeans,
+            {"k": 10, "leaves": 100, "iters": 10, "seed": 0},
+            X,
+            None,
+            params_km,
+        ),
     }
     from sklearn.cluster import KMeans
 
@@ -87,6 +94,8 @@ def main() -> None:
         refit = cls(**options).fit(A[kept], *(lab[kept] for lab in labels), ids=ids[kept], **replay)
         refit_s = time.perf_counter() - t
         extra = ""
+        if isinstance(model, DCKMeans):
+            extra = f"k-means loss {model.loss(A[kept]):.2f} vs {lloyd_loss:.2f} for sklearn KMeans"
         if isinstance(model, QKMeans):
             extra = (
                 f"{model.in_place}/{len(order)} in place, {model.reruns} re-runs; k-means loss {model.loss(A[kept]):.2f} "

@@ -10,6 +10,7 @@ from sklearn.naive_bayes import GaussianNB, MultinomialNB
 from obliviate.errors import ForgetAllError, InvalidInputError, UnknownIdsError
 from obliviate.exact.summation import (
     AlreadyDeletedError,
+    DCKMeans,
     GaussianNaiveBayes,
     MultinomialNaiveBayes,
     QKMeans,
@@ -158,3 +159,21 @@ def test_q_kmeans_reruns_when_a_quantised_centroid_moves_and_reseeds_when_a_seed
         model.delete([other])
     with pytest.raises(InvalidInputError, match="< k"):
         model.delete(model.active_ids[: model.n - 3])
+
+
+def test_dc_kmeans_delete_equals_the_fit_on_the_remaining_rows():
+    X, ids = _blobs(n=1200, seed=9)
+    model = DCKMeans(4, leaves=6, iters=6, seed=3).fit(X, ids=ids)
+    start = model.cluster_centers_.copy()
+    rng = np.random.default_rng(10)
+    gone = rng.choice(ids, 30, replace=False)
+    model.delete(gone[:1])
+    model.delete(gone[1:])
+    keep = ~np.isin(ids, gone)
+    fresh = DCKMeans(4, leaves=6, iters=6, seed=3).fit(X[keep], ids=ids[keep])
+    np.testing.assert_array_equal(model.leaf_centers_, fresh.leaf_centers_)
+    np.testing.assert_array_equal(model.cluster_centers_, fresh.cluster_centers_)
+    assert not np.array_equal(start, model.cluster_centers_)  # the deletions changed the leaves and the root
+    assert np.bincount(model.leaf_[model.active], minlength=6).min() > 100  # the hash spreads rows over leaves
+    with pytest.raises(AlreadyDeletedError):
+        model.delete(gone[:1])

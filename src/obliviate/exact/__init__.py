@@ -4,6 +4,7 @@ from obliviate.exact.retrain import Retrain
 from obliviate.exact.sisa import SISA, DeletionReport, SISAEnsemble, SISAModule, SISAUnlearner
 from obliviate.exact.summation import (
     AlreadyDeletedError,
+    DCKMeans,
     GaussianNaiveBayes,
     MultinomialNaiveBayes,
     QKMeans,
@@ -18,6 +19,7 @@ __all__ = [
     "SISAUnlearner",
     "DeletionReport",
     "AlreadyDeletedError",
+    "DCKMeans",
     "GaussianNaiveBayes",
     "MultinomialNaiveBayes",
     "QKMeans",

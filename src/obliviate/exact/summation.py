@@ -24,6 +24,8 @@ Learners here, each keeping its sums in float64:
   Algorithm 3 of "Making AI Forget You: Data Deletion in Machine Learning"; reference code
   tginart/deletion-efficient-kmeans). Deletion is O(T k d) when the quantised centroids do not
   move and a full re-run otherwise.
+* :class:`DCKMeans`: Ginart et al.'s divide-and-conquer k-means (a tree of height 1): a deletion
+  reruns k-means on the deleted rows' leaves and on the root only.
 
 Logistic regression has no exact summation form: its minimiser solves ``sum_i x_i (sigma(w.x_i) -
 y_i) + lambda w = 0``, whose terms depend on ``w`` itself, so no fixed set of sums determines the
@@ -55,6 +57,7 @@ from obliviate.errors import ForgetAllError, InvalidInputError, ObliviateError, 
 
 __all__ = [
     "AlreadyDeletedError",
+    "DCKMeans",
     "GaussianNaiveBayes",
     "MultinomialNaiveBayes",
     "QKMeans",
@@ -542,8 +545,120 @@ class QKMeans(_Rows):
         return float(((X - self.cluster_centers_[self._assign(X, self.cluster_centers_)]) ** 2).sum(1).mean())
 
 
+# ---------------------------------------------------------------------------- DC-k-means
+def _leaf_of(ids: np.ndarray, seed: int, leaves: int) -> np.ndarray:
+    """A leaf per id from a seeded splitmix64 hash: uniform, independent across ids, the same in every refit."""
+    with np.errstate(over="ignore"):
+        z = ids.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15) * np.uint64(seed + 1)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z % np.uint64(leaves)).astype(np.int64)
+
+
+def _weighted_lloyd(
+    X: np.ndarray, w: np.ndarray, k: int, iters: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted k-means (greedy k-means++ seeds, ``iters`` Lloyd steps): centroids (k', d) and cluster weights."""
+    if len(X) <= k:
+        return X.copy(), w.copy()
+    trials = 2 + int(math.log(k))
+    first = int(rng.choice(len(X), p=w / w.sum()))
+    C = [X[first]]
+    d2 = ((X - X[first]) ** 2).sum(1)
+    for _ in range(1, k):
+        p = w * d2
+        if p.sum() <= 0:
+            break
+        cands = rng.choice(len(X), size=trials, p=p / p.sum())
+        pots = [np.minimum(d2, ((X - X[c]) ** 2).sum(1)) for c in cands]
+        best = int(np.argmin([(w * q).sum() for q in pots]))
+        C.append(X[cands[best]])
+        d2 = pots[best]
+    C = np.array(C)
+    for _ in range(iters):
+        a = np.argmin((X * X).sum(1)[:, None] - 2.0 * X @ C.T + (C * C).sum(1)[None], axis=1)
+        W = np.bincount(a, weights=w, minlength=len(C))
+        S = np.zeros_like(C)
+        np.add.at(S, a, X * w[:, None])
+        nonempty = W > 0
+        C[nonempty] = S[nonempty] / W[nonempty, None]
+    a = np.argmin((X * X).sum(1)[:, None] - 2.0 * X @ C.T + (C * C).sum(1)[None], axis=1)
+    return C, np.bincount(a, weights=w, minlength=len(C))
+
+
+class DCKMeans(_Rows):
+    """Divide-and-conquer k-means with deletion (Ginart et al. NeurIPS 2019, Sec. 3.2, DC-k-means).
+
+    A tree of height 1: each row goes to one of ``leaves`` leaves by a seeded hash of its id
+    (uniform and independent, so the remaining rows' partition is that of a fresh run on them);
+    each leaf runs k-means on its rows (greedy k-means++ seeds drawn from ``(seed, leaf)``, ``iters``
+    Lloyd steps) and the root runs weighted k-means on the leaves' centroids, weighted by their
+    cluster sizes (the reference code's root treats them unweighted). Deleting rows reruns only
+    their leaves and the root: O((n / leaves + leaves k) k d iters) per request, against
+    O(n k d iters) for a fit. Every node's randomness is a function of the seed and the node, so a
+    deletion equals the fit on the remaining rows exactly (the tests check equality).
+    """
+
+    def __init__(self, k: int, *, leaves: int, iters: int = 10, seed: int = 0) -> None:
+        for name, value, low in (("k", k, 1), ("leaves", leaves, 1), ("iters", iters, 1), ("seed", seed, 0)):
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+                raise InvalidInputError(f"{name} must be an integer >= {low}, got {value!r}.")
+        self.k, self.leaves, self.iters, self.seed = int(k), int(leaves), int(iters), int(seed)
+
+    def fit(self, X: object, *, ids: object = None) -> DCKMeans:
+        X = _features(X)
+        if len(X) < self.k:
+            raise InvalidInputError(f"k={self.k} clusters need at least k rows, got {len(X)}.")
+        self._init_rows(_train_ids(ids, len(X)), X)
+        self.leaf_ = _leaf_of(self.train_ids, self.seed, self.leaves)
+        d = X.shape[1]
+        self.leaf_centers_ = np.zeros((self.leaves, self.k, d))
+        self.leaf_weights_ = np.zeros((self.leaves, self.k))
+        for leaf in range(self.leaves):
+            self._fit_leaf(leaf)
+        self._fit_root()
+        return self
+
+    def _fit_leaf(self, leaf: int) -> None:
+        rows = np.flatnonzero(self.active & (self.leaf_ == leaf))
+        rng = np.random.default_rng((self.seed, 1, leaf))
+        C, W = _weighted_lloyd(self._X[rows], np.ones(len(rows)), self.k, self.iters, rng)
+        self.leaf_centers_[leaf] = 0.0
+        self.leaf_weights_[leaf] = 0.0
+        self.leaf_centers_[leaf, : len(C)] = C
+        self.leaf_weights_[leaf, : len(C)] = W
+
+    def _fit_root(self) -> None:
+        keep = self.leaf_weights_.reshape(-1) > 0
+        C = self.leaf_centers_.reshape(-1, self.leaf_centers_.shape[2])[keep]
+        W = self.leaf_weights_.reshape(-1)[keep]
+        self.cluster_centers_, _ = _weighted_lloyd(C, W, self.k, self.iters, np.random.default_rng((self.seed, 2)))
+
+    def delete(self, ids: Iterable[int] | np.ndarray) -> DCKMeans:
+        """Remove rows, rerun their leaves and the root."""
+        pos = self._positions(ids)
+        self._erase(pos)
+        for leaf in np.unique(self.leaf_[pos]):
+            self._fit_leaf(int(leaf))
+        self._fit_root()
+        return self
+
+    def predict(self, X: object) -> np.ndarray:
+        X = _features(X)
+        C = self.cluster_centers_
+        return np.argmin((X * X).sum(1)[:, None] - 2.0 * X @ C.T + (C * C).sum(1)[None], axis=1)
+
+    def loss(self, X: object) -> float:
+        """Mean squared distance of X's rows to their nearest centroid."""
+        X = _features(X)
+        return float(((X - self.cluster_centers_[self.predict(X)]) ** 2).sum(1).mean())
+
+
 # ---------------------------------------------------------------------------- files
-LEARNERS = {cls.__name__: cls for cls in (GaussianNaiveBayes, MultinomialNaiveBayes, RidgeRegression, QKMeans)}
+LEARNERS = {
+    cls.__name__: cls for cls in (GaussianNaiveBayes, MultinomialNaiveBayes, RidgeRegression, QKMeans, DCKMeans)
+}
 _FORMAT = "obliviate.summation/1"
 
 
