@@ -2,7 +2,7 @@
 
 ``from conftest import X`` imports whichever ``conftest`` pytest put first on ``sys.path`` (the root
 one, or another folder's), so it works alone and breaks beside other folders; share values through
-fixtures instead. ``KNOWN`` holds files still doing it (not owned by this change) and shrinks only.
+fixtures instead.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from collections import Counter
 from pathlib import Path
 
 TESTS = Path(__file__).parent
-KNOWN = {"knowledge/test_knowledge_bench.py"}
 
 
 def _imports_conftest(path: Path) -> bool:
@@ -26,8 +25,7 @@ def _imports_conftest(path: Path) -> bool:
 
 def test_no_test_imports_conftest_by_name():
     offenders = {p.relative_to(TESTS).as_posix() for p in TESTS.rglob("*.py") if _imports_conftest(p)}
-    assert offenders <= KNOWN, f"use a fixture instead of importing conftest in {sorted(offenders - KNOWN)}"
-    assert KNOWN <= offenders, f"fixed: drop {sorted(KNOWN - offenders)} from KNOWN"
+    assert not offenders, f"use a fixture instead of importing conftest in {sorted(offenders)}"
 
 
 def test_test_module_basenames_are_unique():
