@@ -125,6 +125,7 @@ class StackedModels:
         self.touched = torch.zeros(m, len(ids), dtype=torch.bool)
         self._pending: tuple[Tensors, torch.Tensor] | None = None
         self._masks: tuple[int, Tensors] | None = None
+        self._objective: tuple[Callable[..., Any], Callable[..., Any], list[bool]] | None = None
 
     # ------------------------------------------------------------------ data
     def generator(self, stream: int) -> list[torch.Generator]:
@@ -176,7 +177,9 @@ class StackedModels:
     def loss(self, objective: Callable[..., Any], *args: Any) -> Any:
         """The objective on every model's own batch (training mode); BatchNorm statistics of the
         models still training are updated, as one model's forward pass updates its own."""
-        run, has_aux = stacked_objective(self.forward, objective)
+        if self._objective is None or self._objective[0] is not objective:  # built once per objective
+            self._objective = (objective, *stacked_objective(self.forward, objective))
+        _, run, has_aux = self._objective
         self.template.train()
         grads, values, aux, buffers = run(self.leaves, self.buffers, *args)
         if self.buffers:
