@@ -101,3 +101,27 @@ def test_auto_engine_stacks_only_many_seeds_of_trainable_recipes(tiny_suite):
     assert _stacked("auto", tiny_suite, 512) and not _stacked("auto", tiny_suite, 10)
     assert not _stacked("auto", get_suite("certified"), 512)  # solver models train one at a time
     assert _stacked("stack", tiny_suite, 4) and not _stacked("loop", tiny_suite, 512)
+
+
+def test_challenge_protocol_unlearns_one_original_with_every_seed(challenge):
+    """The challenge's main.py: one original, N unlearning runs, N retrained models. The untouched original
+    is then the same model for every seed: no spread, so the metric's range rule gives it nothing."""
+    assert challenge["config"]["protocol"] == "challenge" and challenge["config"]["original_seed"] >= SEEDS
+    original = {r["value"] for r in _rows(challenge, method="original", metric="forget_accuracy")}
+    assert len(original) == 1
+    (score,) = _rows(challenge, method="original", metric="nips_forget_score", seed=None)
+    assert score["value"] == 0.0
+    finetuned = {r["value"] for r in _rows(challenge, method="finetune", metric="retain_accuracy")}
+    assert len(finetuned) > 1  # the unlearning seeds differ: batch orders of one original
+
+
+def test_per_seed_protocol_trains_an_original_per_seed(tiny_suite):
+    results = run_challenge(
+        tiny_suite, methods=["finetune"], seeds=4, full_seeds=0, relearn=False, show_progress=False, protocol="per-seed"
+    )
+    assert results["config"]["protocol"] == "per-seed" and "original_seed" not in results["config"]
+    assert len({r["value"] for r in _rows(results, method="original", metric="retain_accuracy")}) > 1
+    with pytest.raises(InvalidInputError, match="protocol"):
+        run_challenge(tiny_suite, methods=["finetune"], seeds=4, show_progress=False, protocol="per-model")
+    with pytest.raises(InvalidInputError, match="protocol"):
+        run_suite(tiny_suite, methods=["finetune"], seeds=2, show_progress=False, protocol="nope")
