@@ -130,6 +130,11 @@ def test_relearn_epochs_penalty_pulls_back_to_the_start():
         relearn_epochs(_one_input_model(), forget, train, target_loss=0.1, epoch_size=0)
 
 
+def _relearn_key(metrics) -> str:
+    """evaluate() reports the forget-only readout as relearn_steps until suite.py moves to relearn_epochs."""
+    return "relearn_epochs" if "relearn_epochs" in metrics else "relearn_steps"
+
+
 def test_evaluate_against_the_oracle(models, train_set, test_set, class_request):
     original, oracle = models
     m = evaluate(
@@ -141,7 +146,7 @@ def test_evaluate_against_the_oracle(models, train_set, test_set, class_request)
         assert 0.0 <= m[key] <= 1.0 and m[f"oracle_{key}"] == m[key]
     assert m["avg_gap"] == 0.0 and m["seconds"] == 2.0 and m["efficiency"] == 2.0
     assert m["forget_accuracy"] < 0.2 and m["mia_efficacy"] > 0.5  # the retrained model never saw class 3
-    assert m["relearn_steps"] >= 1 and 0.0 <= m["loss_auc"] <= 1.0
+    assert m[_relearn_key(m)] >= 1 and 0.0 <= m["loss_auc"] <= 1.0
     with pytest.raises(TypeError):
         m["avg_gap"] = 1.0  # read-only
     assert "avg_gap" in repr(m) and "points" in repr(m)
@@ -151,7 +156,7 @@ def test_evaluate_original_and_optional_keys(models, train_set, test_set, class_
     original, oracle = models
     m = evaluate(original, class_request, train_set, test_set, oracle=oracle, original=original, cost=ob.Cost(),
                  oracle_seconds=4.0)  # fmt: skip
-    assert m["relearn_steps"] == 0  # already at its own forget accuracy
+    assert m[_relearn_key(m)] == 0  # already at its own forget loss and accuracy
     assert m["avg_gap"] > 10.0  # still knows class 3
     assert "efficiency" not in m and m["seconds"] == 0.0  # no work, no speed-up
     bare = evaluate(original, list(class_request.ids), train_set, test_set)

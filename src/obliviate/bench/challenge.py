@@ -146,9 +146,9 @@ def _cheap_metrics(logits: Mapping[str, np.ndarray], labels: Mapping[str, np.nda
     }
 
 
-def _mia(logits: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray], i: int, seed: int) -> float:
+def _mia(logits: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray], i: int) -> float:
     conf = {k: true_class_probability(logits[k][i], labels[k]) for k in ("retain", "test", "forget")}
-    return mia_efficacy(conf["retain"], conf["test"], conf["forget"], seed=seed)
+    return mia_efficacy(conf["retain"], conf["test"], conf["forget"])
 
 
 def run_stack_chunk(job: SeedJob) -> ChunkResult:
@@ -181,7 +181,7 @@ def run_stack_chunk(job: SeedJob) -> ChunkResult:
 
     logits = {name: {k: _logits(stack, d) for k, d in sets.items()} for name, (stack, _) in stacks.items()}
     full = [i for i, s in enumerate(job.seeds) if s in job.full_seeds]
-    oracle_full = {i: {**_cheap_metrics(logits[ORACLE], labels, i), "mia_efficacy": _mia(logits[ORACLE], labels, i, job.seeds[i])}
+    oracle_full = {i: {**_cheap_metrics(logits[ORACLE], labels, i), "mia_efficacy": _mia(logits[ORACLE], labels, i)}
                    for i in full}
     # relearn target: the original's forget loss + 1e-5 (SCRUB's readout; obliviate.evaluation.relearn)
     target_loss = [
@@ -192,7 +192,7 @@ def run_stack_chunk(job: SeedJob) -> ChunkResult:
             metrics = dict(oracle_full[i]) if name == ORACLE and i in oracle_full else _cheap_metrics(logits[name], labels, i)
             if i in oracle_full:
                 if name != ORACLE:
-                    metrics = {**metrics, "mia_efficacy": _mia(logits[name], labels, i, seed)}
+                    metrics = {**metrics, "mia_efficacy": _mia(logits[name], labels, i)}
                 if job.relearn:
                     metrics["relearn_epochs"] = float(
                         relearn_epochs(stack.model(i), forget, job.train, target_loss=target_loss[i], seed=seed)
