@@ -22,8 +22,6 @@ ROOT = Path(obliviate.__file__).parent
 
 # (importing module, imported subpackage): why it is still there.
 KNOWN: dict[tuple[str, str], str] = {
-    ("obliviate.storage", "models"): "save_model refuses solver models and load_model rebuilds from the spec",
-    ("obliviate.storage", "training"): "load_model rebuilds the Recipe of a saved model",
     ("obliviate.models", "training"): "models/__init__.py takes seeded_global_rng from training.loop",
     ("obliviate.models.lm", "training"): "models/lm.py takes seeded_global_rng from training.loop",
     ("obliviate.request", "data"): "ForgetRequest resolves ids against a Dataset",

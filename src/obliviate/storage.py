@@ -4,6 +4,11 @@ A write goes to a temporary file in the target folder, is fsynced, renamed over 
 the folder is fsynced, so a crash leaves either the old file or the new one, never half of one.
 Each checkpoint records the sha256 of its tensors in its header; loading recomputes it, so a
 truncated or altered file raises :class:`CorruptCheckpointError` instead of being loaded.
+
+This module sits below the model builders and the trainer (they write files through it), so it
+imports neither: :mod:`obliviate.training` registers how a model is rebuilt from its spec and
+which architectures must not be saved (:func:`register_model_files`) when it is imported, which
+``import obliviate`` always does.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import os
 import stat
 import struct
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +40,19 @@ __all__ = [
     "read_metadata",
     "attach_spec",
     "spec_of",
+    "register_model_files",
 ]
 
 _SPEC_ATTR = "_obliviate_spec"
+_REBUILD: list[Callable[[ModelSpec], nn.Module]] = []
+_NOT_SAVED: set[str] = set()
+
+
+def register_model_files(*, rebuild: Callable[[ModelSpec], nn.Module], not_saved: Collection[str] = ()) -> None:
+    """How :func:`load_model` rebuilds a module from its spec (``rebuild(spec)``: built, spec attached,
+    weights not loaded) and the architectures :func:`save_model` refuses (``not_saved``)."""
+    _REBUILD[:] = [rebuild]
+    _NOT_SAVED.update(not_saved)
 
 
 def check_regular_target(path: str | Path, *, what: str = "the output path") -> None:
@@ -131,10 +146,8 @@ def save_model(model: nn.Module, path: str | Path, *, metadata: Mapping[str, Any
     The header stores the weights' sha256, the model spec (if the model was built by
     obliviate, so :func:`load_model` can rebuild it) and any extra JSON ``metadata``.
     """
-    from obliviate.models import SOLVER_MODELS
-
     spec = spec_of(model)
-    if spec is not None and spec.get("model") in SOLVER_MODELS:
+    if spec is not None and spec.get("model") in _NOT_SAVED:
         raise InvalidInputError(
             f"a {spec['model']!r} model is not saved to a file: its state holds the secret noise of its certificate "
             "and certificate state a checkpoint cannot restore. Keep it in memory, or refit it from its recipe."
@@ -188,24 +201,17 @@ def load_model(path: str | Path, model: nn.Module | None = None) -> nn.Module:
 
     Raises :class:`CorruptCheckpointError` if the file is truncated, altered or not ours.
     """
-    from obliviate.models import build_model
-    from obliviate.training.recipe import Recipe
-
     path = Path(path)
     state, meta = _parse(path)
     rebuilt = model is None
     if model is None:
         if "obliviate.spec" not in meta:
             raise CorruptCheckpointError(path, "no model spec in header; pass the module to load into")
+        if not _REBUILD:
+            raise InvalidInputError("no model builder is registered to rebuild a checkpoint: import obliviate first.")
         try:
             spec = ModelSpec(json.loads(meta["obliviate.spec"]))
-            model = build_model(spec["model"], spec["input_shape"], spec["num_classes"], options=spec["options"])
-            attach_spec(
-                model,
-                recipe=Recipe.from_dict(spec["recipe"]),
-                input_shape=tuple(spec["input_shape"]),
-                num_classes=spec["num_classes"],
-            )
+            model = _REBUILD[0](spec)
             if "privacy" in spec:  # a DP model's spent-privacy record travels with it
                 spec_of(model)["privacy"] = spec["privacy"]
         except (ValueError, KeyError, TypeError) as exc:  # the header's spec is damaged (typed errors included)

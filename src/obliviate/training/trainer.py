@@ -16,9 +16,9 @@ from torch import nn
 
 from obliviate.data.dataset import Dataset
 from obliviate.errors import InvalidInputError
-from obliviate.models import build_model
+from obliviate.models import SOLVER_MODELS, build_model
 from obliviate.progress import progress_bar
-from obliviate.storage import attach_spec
+from obliviate.storage import ModelSpec, attach_spec, register_model_files
 from obliviate.training.backends import private_trainer, solver
 from obliviate.training.loop import (
     check_finite,
@@ -119,3 +119,17 @@ def train(recipe: Recipe, data: Dataset, *, show_progress: bool = False) -> nn.M
         if recipe.privacy is not None:
             return private_trainer()(model, data, recipe=recipe, show_progress=show_progress)
         return fit(model, data, recipe=recipe, show_progress=show_progress)
+
+
+def rebuild(spec: ModelSpec) -> nn.Module:
+    """The untrained module a saved spec describes, with the spec attached (``load_model`` fills the weights)."""
+    model = build_model(spec["model"], spec["input_shape"], spec["num_classes"], options=spec["options"])
+    return attach_spec(
+        model, recipe=Recipe.from_dict(spec["recipe"]), input_shape=tuple(spec["input_shape"]), num_classes=spec["num_classes"]
+    )
+
+
+# storage sits below the trainer: it learns here how to rebuild a saved model, and that solver models
+# (whose state holds their certificate's secret noise) are never saved.
+register_model_files(rebuild=rebuild, not_saved=SOLVER_MODELS)
+
