@@ -93,7 +93,8 @@ def train_logged(
 ) -> tuple[Params, SGDLog]:
     """Plain SGD (no momentum, no weight decay) from ``model``'s parameters, logging every batch's ids.
 
-    Returns the final parameters (float64) and the log. Batches come from
+    Returns the final parameters (float64; ``model`` itself is converted to float64 in place and its
+    parameters are left as they were) and the log. Batches come from
     :func:`~obliviate.training.loop.minibatches` with ``seeded_generator(seed)``.
     """
     X, y = _check(data, model)
