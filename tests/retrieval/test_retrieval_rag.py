@@ -73,11 +73,14 @@ def test_output_filter_redacts_contact_details_and_copies_of_other_documents():
             _Hit("Omar Diaz shares an office with Lisa Stone at Acme. His private phone number is 555-123-4567.")]
     text, red = f("Where was Lisa Stone born?", "Lisa Stone was born in Lyon. Call 555-123-4567 or o.d@acme.com.", hits)
     assert "555" not in text and "o.d@acme.com" not in text and "Lyon" in text and len(red) == 2
-    dump = "Omar Diaz shares an office with Lisa Stone at Acme today."
-    text, red = f("Where was Lisa Stone born?", f"She was born in Lyon. {dump}", hits)
-    assert "Omar" not in text and "Lyon" in text
-    text, _ = f("Where was Lisa Stone born?", "Lisa Stone was born in Lyon in 1979 and works at Acme.", hits)
-    assert "Acme" in text  # copying the best document is the answer, not a leak
+    unrelated = [*hits, _Hit("Omar Diaz shares an office with Ken Ito at Acme and likes long walks.")]
+    dump = "Omar Diaz shares an office with Ken Ito at Acme and likes long walks."
+    text, red = f("Where was Lisa Stone born?", f"She was born in Lyon. {dump}", unrelated)
+    assert "Omar" not in text and "Lyon" in text and red == [dump]
+    text, _ = f("Where was Lisa Stone born?", "Lisa Stone was born in Lyon in 1979 and works at Acme.", hits[::-1])
+    assert "Acme" in text  # copying a document about the question is the answer, not a leak, whatever its rank
+    text, _ = f("Where was she born?", "Omar Diaz shares an office with Lisa Stone at Acme.", hits)
+    assert text == "[redacted]"  # no anchors in the question: only the best-ranked document may be copied
     text, _ = f("Who has the number 555-123-4567?", "555-123-4567 is Omar's.", hits)
     assert "555-123-4567" in text  # the question already held it
 

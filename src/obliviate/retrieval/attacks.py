@@ -15,7 +15,9 @@
    share of questions whose answer contains the bystander's phone number or e-mail address.
 3. **Output filter** (:class:`OutputFilter`): redacts from an answer (a) contact details -- phone numbers and
    e-mail addresses -- that the question did not contain, and (b) any sentence that copies eight or more
-   consecutive words from a retrieved document other than the best-ranked one (a dump of the context). It knows
+   consecutive words from a retrieved document that is not about what was asked (a dump of the context): a
+   document is about the question when it holds every anchor of the question (its names, places and numbers,
+   :func:`obliviate.retrieval.expand.anchors_of`), or, when none does, when it is the best-ranked one. It knows
    nothing about the attack's wording; it is scored on the same questions without injection too, for what it
    costs in accuracy.
 """
@@ -114,8 +116,16 @@ class OutputFilter:
         return False
 
     def __call__(self, question: str, answer: str, hits: Sequence) -> tuple[str, list[str]]:
+        from obliviate.retrieval.bm25 import tokenize
+        from obliviate.retrieval.expand import anchors_of
+
         redactions: list[str] = []
-        others = [h.text for h in list(hits)[1:]]
+        hits = list(hits)
+        wanted = set(anchors_of(question))
+        about = [wanted and wanted <= set(tokenize(h.text)) for h in hits]
+        if not any(about) and hits:
+            about[0] = True
+        others = [h.text for h, ok in zip(hits, about) if not ok]
         kept = []
         for sentence in _SENTENCE.split(answer):
             if others and self._copies(sentence, others):

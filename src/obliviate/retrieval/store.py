@@ -428,14 +428,30 @@ class DocumentStore:
         n = self._db.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
         vectors = self._read_snapshot(VECTORS_FILE, "vectors", generation) if n else None
         keywords = self._read_snapshot(KEYWORDS_FILE, "keywords", generation) if n else None
+        table_ids = np.asarray([r[0] for r in self._db.execute("SELECT id FROM documents ORDER BY id")], dtype=np.int64)
         self.vectors = VectorIndex(self.embedder.dim, capacity=max(1024, n))
         if vectors is not None:
-            ids = np.frombuffer(vectors[: 8 * n], dtype="<i8")
-            matrix = np.frombuffer(vectors[8 * n :], dtype="<f4").reshape(n, self.embedder.dim)
-            self.vectors.add(ids, matrix)
-        self.keywords = BM25Index.from_bytes(keywords) if keywords is not None else BM25Index()
+            try:
+                ids = np.frombuffer(vectors[: 8 * n], dtype="<i8")
+                matrix = np.frombuffer(vectors[8 * n :], dtype="<f4").reshape(n, self.embedder.dim)
+                if not np.array_equal(np.sort(ids), table_ids):
+                    raise ValueError("its ids are not the table's documents")
+                self.vectors.add(ids, matrix)
+            except ValueError as exc:  # the table was changed without a new generation
+                self.repairs.append(f"{VECTORS_FILE} does not match the table ({exc}): rebuilt from the table")
+                self.vectors, vectors = VectorIndex(self.embedder.dim, capacity=max(1024, n)), None
+        if keywords is not None:
+            loaded = BM25Index.from_bytes(keywords)
+            if not np.array_equal(np.sort(np.fromiter(loaded.lengths, dtype=np.int64)), table_ids):
+                self.repairs.append(f"{KEYWORDS_FILE} does not match the table's documents: rebuilt from the table")
+                keywords = None
+        self.keywords = loaded if keywords is not None else BM25Index()
         if vectors is None or keywords is None:
             rows = self._db.execute("SELECT id, text, vector FROM documents ORDER BY id").fetchall()
+            width = 4 * self.embedder.dim
+            bad = next((r["id"] for r in rows if len(r["vector"]) != width), None)
+            if bad is not None:
+                raise CorruptStoreError(self.path, f"document {bad} has a vector that is not {width} bytes")
             if vectors is None and rows:
                 matrix = np.frombuffer(b"".join(r["vector"] for r in rows), dtype="<f4").reshape(len(rows), -1)
                 self.vectors.add(np.asarray([r["id"] for r in rows]), matrix)
@@ -522,11 +538,14 @@ class DocumentStore:
         for row in self._db.execute("SELECT id, minhash FROM documents ORDER BY id"):
             yield int(row[0]), bytes(row[1])
 
-    def state_sha256(self) -> str:
-        """sha256 over the live documents' ``(id, text sha256)`` in id order: what a certificate pins."""
+    def state_sha256(self, *, excluding: Iterable[int] = ()) -> str:
+        """sha256 over the live documents' ``(id, text sha256)`` in id order (``excluding`` some ids: the hash the
+        store will have once they are deleted): what a certificate pins."""
+        skip = {int(i) for i in excluding}
         h = hashlib.sha256()
         for row in self._db.execute("SELECT id, sha256 FROM documents ORDER BY id"):
-            h.update(f"{row[0]}:{row[1]}\n".encode())
+            if row[0] not in skip:
+                h.update(f"{row[0]}:{row[1]}\n".encode())
         return h.hexdigest()
 
     def presence(self, ids: Iterable[int]) -> dict[str, list[int]]:
