@@ -71,6 +71,9 @@ def serve(
     rate: Annotated[float, typer.Option(help="Calls per second per token (0: no limit).")] = 50.0,
     burst: Annotated[int, typer.Option(help="Calls a token may make at once before the rate applies.")] = 100,
     max_body: Annotated[int, typer.Option(help="Largest request body in bytes.")] = 1 << 20,
+    max_group: Annotated[
+        int, typer.Option(help="Filings committed in one transaction at most (group commit; 1 turns it off).")
+    ] = 512,
     public: Annotated[
         bool, typer.Option(help="Allow a non-loopback --host (put TLS in front: tokens travel in headers).")
     ] = False,
@@ -84,8 +87,8 @@ def serve(
             f"--host {host} is not a loopback address; bearer tokens would cross the network in clear. Put a TLS "
             "proxy in front and pass --public, or serve on 127.0.0.1."
         )
-    if rate < 0 or burst < 1 or max_body < 1024:
-        raise InvalidInputError("--rate must be >= 0, --burst >= 1 and --max-body >= 1024.")
+    if rate < 0 or burst < 1 or max_body < 1024 or max_group < 1:
+        raise InvalidInputError("--rate must be >= 0, --burst >= 1, --max-body >= 1024 and --max-group >= 1.")
     import uvicorn
 
     from obliviate.service import ServiceConfig, create_app
@@ -103,6 +106,7 @@ def serve(
         rate=rate,
         burst=burst,
         max_body=max_body,
+        max_group=max_group,
     )
     application = create_app(config)
     out_console.print(

@@ -14,14 +14,17 @@ filing in a group is refused by the ledger (an idempotency key reused for other 
 transaction rolls back and the group is filed again in halves (bisection), so only that filing gets the
 error.
 
-Audit rows of the service's calls are written by the same thread, also in groups, to the service's
-own file (:mod:`obliviate.service.tokens`).
+Audit rows of the service's calls are written by the same thread, in groups of up to
+:data:`AUDIT_BATCH` or every :data:`AUDIT_DELAY` seconds, to the service's own file
+(:mod:`obliviate.service.tokens`); a kill can lose the audit rows of the last 0.2 s (the filings
+themselves are in the ledger's own trail, with the filing token in their key).
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +37,10 @@ __all__ = ["GroupCommitter", "Filing"]
 
 #: The most filings committed in one transaction (a larger queue is committed in several).
 MAX_GROUP = 512
+#: Audit rows are written when this many are waiting, or when the oldest has waited AUDIT_DELAY seconds.
+AUDIT_BATCH = 256
+AUDIT_DELAY = 0.2
+_FLUSH = object()
 
 
 @dataclass
@@ -46,8 +53,9 @@ class Filing:
 class GroupCommitter:
     """A writer thread with its own ledger connection; :meth:`file` queues, the thread commits in groups."""
 
-    def __init__(self, folder: str | Path, tokens: TokenStore | None = None) -> None:
+    def __init__(self, folder: str | Path, tokens: TokenStore | None = None, *, max_group: int = MAX_GROUP) -> None:
         self.folder = Path(folder)
+        self.max_group = max(1, int(max_group))  # 1: every filing in its own transaction (no group commit)
         self.tokens = tokens
         self._queue: queue.Queue = queue.Queue()
         self._started = threading.Event()
@@ -98,25 +106,36 @@ class GroupCommitter:
             self._started.set()
             return
         self._started.set()
+        audits: list[AuditRow] = []
+        oldest = 0.0
         try:
             while True:
-                first = self._queue.get()
+                wait = None if not audits else max(0.0, oldest + AUDIT_DELAY - time.monotonic())
+                try:
+                    first = self._queue.get(timeout=wait)
+                except queue.Empty:
+                    first = _FLUSH
                 items = [first]
-                while len(items) < MAX_GROUP:
+                filed = isinstance(first, Filing)
+                while filed < self.max_group:
                     try:
-                        items.append(self._queue.get_nowait())
+                        item = self._queue.get_nowait()
                     except queue.Empty:
                         break
+                    items.append(item)
+                    filed += isinstance(item, Filing)
                 filings = [i for i in items if isinstance(i, Filing)]
-                audits = [i for i in items if isinstance(i, AuditRow)]
                 if filings:
                     self._commit(ledger, filings)
-                if audits and self.tokens is not None:
-                    try:
-                        self.tokens.write_audit(audits)
-                    except Exception:  # noqa: BLE001 - an audit failure must not stop filings
-                        pass
-                if any(i is None for i in items) and self._stop:
+                fresh = [i for i in items if isinstance(i, AuditRow)]
+                if fresh and not audits:
+                    oldest = time.monotonic()
+                audits += fresh
+                stopping = any(i is None for i in items) and self._stop
+                if audits and (stopping or len(audits) >= AUDIT_BATCH or time.monotonic() - oldest >= AUDIT_DELAY):
+                    self._write_audit(audits)
+                    audits = []
+                if stopping:
                     break
         finally:
             ledger.close()
@@ -127,6 +146,14 @@ class GroupCommitter:
                     break
                 if isinstance(item, Filing) and not item.future.done():
                     item.future.set_exception(RuntimeError("the server is shutting down; file the request again."))
+
+    def _write_audit(self, rows: list[AuditRow]) -> None:
+        if self.tokens is None:
+            return
+        try:
+            self.tokens.write_audit(rows)
+        except Exception:  # noqa: BLE001 - an audit failure must not stop filings
+            pass
 
     def _commit(self, ledger, filings: list[Filing]) -> None:
         try:
