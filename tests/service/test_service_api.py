@@ -331,3 +331,28 @@ def test_concurrent_filings_through_the_api_are_each_stored_once(make_client, to
         t.join()
     assert sorted(code for _, code in seen).count(201) == 80 and len({rid for rid, _ in seen}) == 80
     assert _ledger_rows(service_ledger)[0]["received"] == 80
+
+
+def test_the_queue_is_paged_by_deadline_and_filtered_by_state_and_overdue(make_client, tokens, auth):
+    client = make_client()
+    h = auth(tokens["alice"])
+    for n, days in enumerate([9, 0, 5, 7, 3]):
+        assert client.post("/requests", json={"ids": [n], "deadline_days": days}, headers=h).status_code == 201
+    first = client.get("/requests?limit=2", headers=h).json()
+    second = client.get("/requests?limit=2&offset=2", headers=h).json()
+    last = client.get("/requests?limit=2&offset=4", headers=h).json()
+    assert (first["total"], first["next_offset"], second["next_offset"], last["next_offset"]) == (5, 2, 4, None)
+    order = [r["ids"][0] for page in (first, second, last) for r in page["items"]]
+    assert order == [1, 4, 2, 3, 0]  # by deadline
+    overdue = client.get("/requests?overdue=true", headers=h).json()
+    assert [r["ids"] for r in overdue["items"]] == [[1]] and overdue["items"][0]["overdue"] is True
+    assert client.get("/requests?state=applied", headers=h).json()["total"] == 0
+    assert client.get("/requests?state=received", headers=h).json()["total"] == 5
+
+
+def test_a_server_on_a_missing_ledger_is_refused_before_it_starts(tmp_path):
+    from obliviate.ledger import LedgerNotFoundError
+    from obliviate.service import ServiceConfig, create_app
+
+    with pytest.raises(LedgerNotFoundError, match="no ledger at"):
+        create_app(ServiceConfig(ledger=tmp_path / "nowhere"))
