@@ -356,3 +356,21 @@ def test_a_server_on_a_missing_ledger_is_refused_before_it_starts(tmp_path):
 
     with pytest.raises(LedgerNotFoundError, match="no ledger at"):
         create_app(ServiceConfig(ledger=tmp_path / "nowhere"))
+
+
+def test_the_dashboard_is_served_locally_without_a_token_and_loads_nothing_from_elsewhere(make_client):
+    import re
+
+    client = make_client()
+    page = client.get("/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    links = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert links and all(link.startswith("/static/") for link in links), links
+    for link in links:
+        asset = client.get(link)
+        assert asset.status_code == 200
+        assert not re.findall(r"https?://(?!www\.w3\.org/2000/svg)", asset.text), link  # only the SVG namespace
+    assert client.get("/docs").status_code == 401  # no Swagger page (its scripts come from a CDN)
+    assert client.get("/static/../ledger.sqlite").status_code == 401  # the client normalises it to /ledger.sqlite
+    leak = client.get("/static/..%2F..%2F..%2Fservice%2Ftokens.py")
+    assert leak.status_code == 404 and "TokenStore" not in leak.text

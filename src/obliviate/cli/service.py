@@ -78,7 +78,7 @@ def serve(
         bool, typer.Option(help="Allow a non-loopback --host (put TLS in front: tokens travel in headers).")
     ] = False,
 ) -> None:
-    """Serve the ledger over HTTP: the API (OpenAPI at /docs) and the dashboard at /."""
+    """Serve the ledger over HTTP: the API (OpenAPI schema at /openapi.json) and the dashboard at /."""
     _needs_service_extra()
     if not 0 < port < 65536:
         raise InvalidInputError(f"--port must be 1..65535, got {port}.")
@@ -110,8 +110,8 @@ def serve(
     )
     application = create_app(config)
     out_console.print(
-        f"serving the ledger {safe_for_terminal(config.ledger)} on http://{host}:{port} (dashboard at /, API docs "
-        "at /docs); Ctrl-C stops it.",
+        f"serving the ledger {safe_for_terminal(config.ledger)} on http://{host}:{port} (dashboard at /, OpenAPI "
+        "schema at /openapi.json); Ctrl-C stops it.",
         highlight=False,
         soft_wrap=True,
         markup=False,

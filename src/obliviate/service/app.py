@@ -1,8 +1,8 @@
 """``obliviate serve``: the ledger and its target behind an HTTP API, and the dashboard, in one process.
 
 Built only on the ledger's public API (:class:`~obliviate.ledger.Ledger`, :func:`~obliviate.ledger.apply`,
-:func:`~obliviate.ledger.verify_certificate`). Endpoints (OpenAPI schema at ``/openapi.json``, docs at
-``/docs``); the scopes that may call each are in brackets:
+:func:`~obliviate.ledger.verify_certificate`). Endpoints (OpenAPI schema at ``/openapi.json``; no Swagger
+page, whose scripts would come from a CDN); the scopes that may call each are in brackets:
 
 - ``POST /requests`` [requester]: file a request; idempotent by ``client_key`` (or ``Idempotency-Key``)
   per token: 201 when filed, 200 with the stored request when the key was seen. Acknowledged only once
@@ -247,6 +247,8 @@ def create_app(config: ServiceConfig) -> FastAPI:
         description="File, track and apply deletion requests; download and verify their signed certificates. "
         "Every call needs `Authorization: Bearer <token>` (`obliviate token create --scope ...`).",
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's Swagger and ReDoc pages load their scripts from a CDN; the schema is local
+        redoc_url=None,
         dependencies=[Depends(HTTPBearer(auto_error=False, description="A token from `obliviate token create`."))],
     )
     app.state.service = service

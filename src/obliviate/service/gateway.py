@@ -32,8 +32,8 @@ from obliviate.service.tokens import AuditRow, TokenStore
 
 __all__ = ["Gateway", "RateLimiter", "scoped", "PUBLIC_PATHS"]
 
-PUBLIC_PATHS = ("/", "/dashboard", "/openapi.json", "/docs", "/favicon.ico")
-PUBLIC_PREFIXES = ("/static/", "/docs/")
+PUBLIC_PATHS = ("/", "/dashboard", "/openapi.json", "/favicon.ico")
+PUBLIC_PREFIXES = ("/static/",)
 
 
 def scoped(*scopes: str) -> Callable:
