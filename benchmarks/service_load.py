@@ -74,7 +74,7 @@ def measure_throughput(root: Path, *, clients: int, seconds: float, warmup: floa
     return result
 
 
-def measure_kills(root: Path, *, kills: int, clients: int, pause: float, seed: int) -> dict:
+def measure_kills(root: Path, *, kills: int, clients: int, pause: float, between: tuple[float, float], seed: int) -> dict:
     folder = root / "kills"
     folder.mkdir()
     data = ob.data.digits(writers=12)
@@ -94,7 +94,7 @@ def measure_kills(root: Path, *, kills: int, clients: int, pause: float, seed: i
     started = time.monotonic()
     run = kill_run(
         server, requester, operator, ids=[int(i) for i in data.ids[:300]], clients=clients, kills=kills, seed=seed,
-        between=(0.2, 1.0), apply_every=1.0, pause=pause, first_env={"OBLIVIATE_CRASH_AT": "deleted"},
+        between=between, apply_every=1.0, pause=pause, first_env={"OBLIVIATE_CRASH_AT": "deleted"},
     )
     run_seconds = time.monotonic() - started
     checked = time.monotonic()
@@ -129,7 +129,8 @@ def markdown(results: dict, command: str) -> str:
     if k:
         lines += ["", f"Kill run: {k['kills']} SIGKILLs (+1 inside the first apply), {k['server_starts']} server starts "
                   f"(median restart {k['restart_p50_s']} s), {k['acknowledged']} acknowledged filings, "
-                  f"{k['certificates']} certificates; run {k['run_seconds']} s, checks {k['check_seconds']} s.", "",
+                  f"{k['certificates']} certificates from {k['batches']} batches ({k['applies_during_run']} applies "
+                  f"completed between kills); run {k['run_seconds']} s, checks {k['check_seconds']} s.", "",
                   "| lost | duplicated | applied twice | ids removed by two batches | certificates failing | left open |",
                   "|---:|---:|---:|---:|---:|---:|",
                   f"| {k['lost']} | {k['duplicated']} | {k['applied_twice']} | {k['ids_removed_by_two_batches']} | "
@@ -146,6 +147,8 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=100, help="SIGKILLs in the kill run (0: skip it)")
     parser.add_argument("--kill-clients", type=int, default=8)
     parser.add_argument("--pause", type=float, default=1.0, help="seconds each kill-run client waits after an ack")
+    parser.add_argument("--between", type=float, nargs=2, default=(0.2, 1.0), metavar=("LO", "HI"),
+                        help="seconds a server lives before its kill: uniform in [LO, HI]")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--folder", type=Path, default=None, help="where the ledgers go (default: a temp dir)")
@@ -167,15 +170,17 @@ def main() -> None:
             results["throughput"].append(r)
     if args.kills:
         results["kills"] = measure_kills(root, kills=args.kills, clients=args.kill_clients, pause=args.pause,
-                                         seed=args.seed)
+                                         between=tuple(args.between), seed=args.seed)
         print(json.dumps(results["kills"]), flush=True)
     results["load_after"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
     results["wall_seconds"] = time.monotonic() - started
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     command = "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/service_load.py " + " ".join(
-        f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k not in ("out", "folder", "skip_throughput")
-    )
+        f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list | tuple) else v}"
+        for k, v in vars(args).items()
+        if k not in ("out", "folder", "skip_throughput")
+    ) + (" --skip-throughput" if args.skip_throughput else "")
     print(markdown(results, command))
 
 

@@ -404,6 +404,7 @@ def check_ledger(folder: Path, acks: dict[str, str], token_id: str, target) -> d
         "applied_twice": len(applied_twice),
         "ids_removed_by_two_batches": len(removed_twice),
         "certificates": len(certificates),
+        "batches": len({json.loads(body)["batch_id"] for body in certificates.values()}),
         "certificates_failing": len(failed_checks),
         "left_open": len(open_left),
         "counts": counts,
