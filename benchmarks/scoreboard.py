@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 from results_md import write_block
 
 matplotlib.use("Agg")
@@ -39,21 +40,27 @@ def _f(value, digits=3, scale=1.0):
     return "-" if value is None else f"{value * scale:.{digits}f}"
 
 
-def draw(points: list[tuple[str, float, float]], seeds: int, path: Path) -> None:
-    """Score ratio against time ratio, one labelled point per unlearner, with the challenge's reference lines."""
+def draw(points: list[tuple[str, float, float]], seeds: int, path: Path, protocol: str = "challenge") -> None:
+    """Score ratio against time ratio, one labelled point per unlearner, with the challenge's reference lines.
+
+    Labels of points close together are stacked upwards instead of printed over each other."""
     fig, ax = plt.subplots(figsize=(7, 4.2))
     ax.set_xscale("log")
     ax.set_xlim(min([p[1] for p in points] + [0.1]) / 2, 1.5)
     ax.axvspan(ax.get_xlim()[0], 0.10, color="#e3f8ec", label="< 10% of retraining time")
-    for name, t, r in points:
+    placed: list[tuple[float, float]] = []
+    for name, t, r in sorted(points, key=lambda p: (p[2], p[1])):
         ax.scatter(t, r, color="#0072B2")
-        ax.annotate(name, (t, r), fontsize=8, xytext=(3, 3), textcoords="offset points")
+        lift = sum(1 for pt, pr in placed if abs(np.log10(pt / t)) < 0.3 and abs(pr - r) < 0.05)
+        placed.append((t, r))
+        ax.annotate(name, (t, r), fontsize=8, xytext=(3, 3 + 10 * lift), textcoords="offset points",
+                    arrowprops={"arrowstyle": "-", "color": "#bbbbbb", "lw": 0.5} if lift else None)
     ax.axhline(1.0, color="#7b8794", lw=1, ls="--", label="retrain (split-half reference)")
     ax.axhline(0.63, color="#D55E00", lw=1, ls=":", label="challenge winner (0.63x)")
     ax.axhline(0.32, color="#CC79A7", lw=1, ls=":", label="challenge gradient ascent (0.32x)")
     ax.set_xlabel("time / retraining (per model, amortised over the stack)")
     ax.set_ylabel("NeurIPS score / retraining's")
-    ax.set_title(f"digits {SCENARIO}, {seeds} models a side", loc="left")
+    ax.set_title(f"digits {SCENARIO}, {seeds} models a side, {protocol} protocol", loc="left")
     ax.legend(fontsize=8, frameon=False, loc="center left")
     fig.tight_layout()
     fig.savefig(path, dpi=130)
@@ -72,7 +79,7 @@ def _table(results, seeds: int) -> tuple[list[str], list[tuple[str, float, float
         time_fraction = e.get("time_fraction") if e["role"] == "unlearner" else (1.0 if e["role"] == "oracle" else None)
         tag = {"oracle": " (split-half reference)", "original": " (untouched original)"}.get(e["role"], "")
         rows.append(
-            f"| {e['method']}{tag} | {_f(e.get('nips_score'))} | {_f(ratio, 2)} | {_f(e.get('nips_forget_score'))} | "
+            f"| {e['method']}{tag} | {_f(e.get('nips_score'), 4)} | {_f(ratio, 3)} | {_f(e.get('nips_forget_score'), 4)} | "
             f"{_f(e.get('ulira_accuracy'), 1, 100)} | {_f(time_fraction, 3)} | {_f(e.get('avg_gap'), 2)} |"
         )
         if e["role"] == "unlearner" and ratio is not None and time_fraction:
@@ -116,7 +123,7 @@ def main() -> None:
             if best else "No method scored."
         )
         plot = f"scoreboard_{protocol.replace('-', '_')}.png"
-        draw(points, args.seeds, HERE / "plots" / plot)
+        draw(points, args.seeds, HERE / "plots" / plot, protocol)
         beat = refs["beat"]
         sections += [
             f"### Protocol `{protocol}` ({results['config']['protocol_note']}); run {walls[protocol]:.0f} s",
@@ -125,7 +132,7 @@ def main() -> None:
             "|---|---|---|---|---|---|---|",
             *rows,
             "",
-            f"The untouched original scores {_f(refs['original'])}; "
+            f"The untouched original scores {_f(refs['original'], 4)}; "
             + (f"{len(beat)} method(s) beat doing nothing: {', '.join(sorted(beat))}. " if beat
                else "no method beats doing nothing. ")
             + verdict,
