@@ -6,6 +6,9 @@ import pytest
 
 from obliviate.retrieval import DocumentStore
 
+for _module in ("faiss", "datasketch"):  # the [retrieval] extra; without it the family is not installed
+    pytest.importorskip(_module, reason="pip install 'obliviate[retrieval]' (faiss-cpu, datasketch)")
+
 TEXTS = (
     "Marie Curie was born in Warsaw and won two Nobel prizes.",
     "Paris is the capital of France and lies on the Seine.",
