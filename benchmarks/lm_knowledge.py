@@ -93,8 +93,15 @@ def verdict(board: list[dict]) -> tuple[dict | None, list[str]]:
     return best, lines
 
 
-def markdown(results: dict, board: list[dict], lines: list[str], command: str, seconds: float) -> str:
+def markdown(results: dict, board: list[dict], lines: list[str], command: str, seconds: float, search: str = "") -> str:
     info = results["config"]["knowledge"]
+    ic = info.get("attacks", {}).get("original", {}).get("in_context")
+    if ic:
+        lines = [
+            *lines,
+            f"in-context layout: the {ic.get('shots')} shots are earlier chat turns (user/assistant pairs); the original "
+            f"scores {_cell(ic['before'])}% without them and {_cell(ic['after'])}% with them",
+        ]
     head = "| method | " + " | ".join(h for h, _, _ in SCOPE_COLUMNS) + " |"
     rule = "|---" * (len(SCOPE_COLUMNS) + 1) + "|"
     rows = [head, rule]
@@ -138,6 +145,7 @@ def markdown(results: dict, board: list[dict], lines: list[str], command: str, s
             "Failures:",
             failures,
             "",
+            *([search, ""] if search else []),
         ]
     )
 
@@ -151,6 +159,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/knowledge-smollm2"))
     parser.add_argument("--md", type=Path, default=Path("/tmp/results_lm_knowledge.md"))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--texts", type=int, default=None, help="corpus texts per subject (default: the suite's)")
+    parser.add_argument("--split", default="test", help="the questions scored: test (default), validation or all")
+    parser.add_argument("--search-md", type=Path, default=None, help="a lm_knowledge_search.py search.md to include")
     parser.add_argument(
         "--subjects", default="", help="subjects per domain, e.g. elements=32,geography=20,compounds=20 (default: the suite's)"
     )
@@ -162,7 +173,11 @@ def main() -> None:
         args.model,
         methods=[m for m in args.methods.split(",") if m],
         settings=_parse_set(args.set),
-        config=KnowledgeConfig(limits=limits) if limits else KnowledgeConfig(),
+        config=KnowledgeConfig(
+            **({"limits": limits} if limits else {}),
+            **({"texts_per_subject": args.texts} if args.texts else {}),
+            split=args.split,
+        ),
         attacks=() if args.no_attacks else ATTACKS,
     )
     seconds = time.perf_counter() - start
@@ -179,7 +194,8 @@ def main() -> None:
     import sys
 
     command = "python benchmarks/lm_knowledge.py " + " ".join(sys.argv[1:])
-    text = markdown(results, board, lines, command.strip(), seconds)
+    search = args.search_md.read_text() if args.search_md else ""
+    text = markdown(results, board, lines, command.strip(), seconds, search)
     atomic_write_bytes(args.md, text.encode())
     print(text)
 

@@ -63,8 +63,8 @@ def objective(row: dict) -> float:
 
 
 def main() -> None:
-    from obliviate.empirical.lm.rmu import activation_norm, resolve_layer
     from obliviate.empirical.lm.base import encode_documents
+    from obliviate.empirical.lm.rmu import activation_norm, resolve_layer
     from obliviate.models.lm import load_language_model
     from obliviate.unlearning import make_method, unlearn
 
@@ -74,7 +74,10 @@ def main() -> None:
     parser.add_argument("--methods", default=",".join(GRID))
     parser.add_argument("--subjects", default="elements=118,geography=40,compounds=71")
     parser.add_argument("--texts", type=int, default=1, help="corpus texts per subject")
+    parser.add_argument("--grid", default="", help='JSON replacing grid entries, e.g. {"rmu": [{"alpha": 100}]}')
     args = parser.parse_args()
+    if args.grid:
+        GRID.update(json.loads(args.grid))
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     limits = {k: int(v) for k, v in (p.split("=") for p in args.subjects.split(","))}
