@@ -38,7 +38,9 @@ def bench(
     scenario: Annotated[list[str] | None, typer.Option(help="Only these scenarios (repeatable).")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a setting: method.key=value (repeatable).")] = None,
     out: Annotated[Path | None, typer.Option(help="Output folder (default runs/<suite>/).")] = None,
-    relearn: Annotated[bool, typer.Option(help="Measure relearn time (fine-tuning steps to regain the forget set).")] = True,
+    relearn: Annotated[
+        bool, typer.Option(help="Measure relearn time (SGD epochs on the training set until the forget loss returns).")
+    ] = True,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
     model: Annotated[
         str | None,
@@ -59,6 +61,13 @@ def bench(
     full_seeds: Annotated[
         int, typer.Option(help="Stack engine: seeds that get MIA-Efficacy, relearn time and Avg. Gap (expensive).")
     ] = 10,
+    protocol: Annotated[
+        str,
+        typer.Option(
+            help="NeurIPS score protocol: challenge (one original per scenario, N unlearning seeds, N retrained; "
+            "the challenge's main.py; default) or per-seed (one original per seed)."
+        ),
+    ] = "challenge",
 ) -> None:
     """Compare methods against the retrained oracle; print a leaderboard; write results and report.html.
 
@@ -96,7 +105,7 @@ def bench(
     check_bench_settings(settings, example="scrub")
     out_dir = writable_folder(out or Path("runs") / chosen.name)  # fail on a bad --out now, not after the run
     options = {"methods": method_list, "scenarios": scenario, "settings": settings, "relearn": relearn,
-               "show_progress": progress, "backend": backend, "address": address}
+               "show_progress": progress, "backend": backend, "address": address, "protocol": protocol}
     if _stacked(engine, chosen, seeds):
         from obliviate.bench.challenge import run_challenge
 

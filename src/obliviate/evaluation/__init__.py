@@ -3,7 +3,7 @@
 - efficiency: :func:`efficiency` (speed-up over retraining);
 - model utility: :func:`accuracy` on the retain and test sets;
 - forget quality: forget accuracy, :func:`mia_efficacy`, :func:`loss_attack_auc`,
-  :func:`relearn_time`, and the NeurIPS 2023 challenge's :func:`nips_epsilons`,
+  :func:`relearn_epochs` (SCRUB's readout; :func:`forget_relearn_steps` the forget-only one), and the NeurIPS 2023 challenge's :func:`nips_epsilons`,
   :func:`nips_forget_score`, :func:`nips_final_score` over many models, and the per-example
   likelihood-ratio attack :func:`ulira` (Hayes et al. 2024);
 - against the oracle: :func:`avg_gap`; all at once for one model: :func:`evaluate`;
@@ -46,7 +46,7 @@ from obliviate.evaluation.nips import (
     nips_points,
 )
 from obliviate.evaluation.predictions import predict_logits
-from obliviate.evaluation.relearn import relearn_time
+from obliviate.evaluation.relearn import forget_relearn_steps, relearn_epochs, relearn_target
 from obliviate.evaluation.suite import Metrics, evaluate, model_metrics
 from obliviate.evaluation.ulira import ULiraResult, ulira, ulira_log_ratio
 
@@ -82,7 +82,9 @@ __all__ = [
     "nips_points",
     "per_example_loss",
     "predict_logits",
-    "relearn_time",
+    "relearn_epochs",
+    "relearn_target",
+    "forget_relearn_steps",
     "true_class_probability",
     "ULiraResult",
     "ulira",

@@ -36,7 +36,6 @@ __all__ = [
     "relearn_target",
     "forget_loss",
     "forget_relearn_steps",
-    "relearn_time",
     "RELEARN_STREAM",
     "RELEARN_EPOCH_STREAM",
     "LOSS_MARGIN",
@@ -197,8 +196,3 @@ def forget_relearn_steps(
             if reached():
                 return step
     return int(max_steps) + 1
-
-
-#: Transitional: ``evaluation.suite.evaluate`` (not this module's) still calls the forget-only
-#: readout by its old name; once it calls :func:`relearn_epochs`, delete this alias.
-relearn_time = forget_relearn_steps

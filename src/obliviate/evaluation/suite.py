@@ -15,7 +15,7 @@ from obliviate.evaluation.confidence import per_example_loss, true_class_probabi
 from obliviate.evaluation.gaps import avg_gap, efficiency
 from obliviate.evaluation.mia import loss_attack_auc, mia_efficacy
 from obliviate.evaluation.predictions import predict_logits
-from obliviate.evaluation.relearn import relearn_time
+from obliviate.evaluation.relearn import relearn_epochs, relearn_target
 from obliviate.request import ForgetRequest
 
 __all__ = ["Metrics", "evaluate", "model_metrics"]
@@ -57,8 +57,8 @@ def _format(name: str, value: float) -> str:
         return f"{value:.3f} s"
     if name == "efficiency":
         return f"{value:.1f} x faster than retraining"
-    if name == "relearn_steps":
-        return f"{value:g} steps"
+    if name == "relearn_epochs":
+        return f"{value:g} epochs"
     return f"{value:.4f}"
 
 
@@ -72,7 +72,7 @@ def model_metrics(model: nn.Module, forget: Dataset, retain: Dataset, test: Data
         "retain_accuracy": accuracy_of_logits(logits["retain"], labels["retain"]),
         "test_accuracy": accuracy_of_logits(logits["test"], labels["test"]),
         "forget_accuracy": accuracy_of_logits(logits["forget"], labels["forget"]),
-        "mia_efficacy": mia_efficacy(conf["retain"], conf["test"], conf["forget"], seed=seed),
+        "mia_efficacy": mia_efficacy(conf["retain"], conf["test"], conf["forget"]),
         "loss_auc": loss_attack_auc(loss["forget"], loss["test"]),
     }
 
@@ -120,12 +120,12 @@ def evaluate(
 
     - ``retain_accuracy``, ``test_accuracy``, ``forget_accuracy`` (fractions; UA = 1 - forget
       accuracy), :func:`~obliviate.evaluation.accuracy`;
-    - ``mia_efficacy`` (fraction), :func:`~obliviate.evaluation.mia_efficacy` seeded by ``seed``;
+    - ``mia_efficacy`` (fraction), :func:`~obliviate.evaluation.mia_efficacy` (no randomness: the first len(test) retain examples);
     - ``loss_auc``: :func:`~obliviate.evaluation.loss_attack_auc` with the forget set as members
       and the test set as non-members;
-    - ``relearn_steps`` when ``relearn`` and ``original`` is given:
-      :func:`~obliviate.evaluation.relearn_time` to the original's forget accuracy (its
-      default budget; ``max_steps + 1`` = not reached);
+    - ``relearn_epochs`` when ``relearn`` and ``original`` is given:
+      :func:`~obliviate.evaluation.relearn.relearn_epochs` on ``data`` (the full training set) to
+      the original's forget loss + 1e-5 (its default budget; ``max_epochs + 1`` = not reached);
     - with ``oracle`` (the retrained model): ``oracle_<metric>`` for the four accuracy and MIA
       metrics and ``oracle_loss_auc``, and ``avg_gap`` (:func:`~obliviate.evaluation.avg_gap`,
       percentage points);
@@ -142,8 +142,8 @@ def evaluate(
     forget, retain = request.split(data)
     values: dict[str, float] = model_metrics(model, forget, retain, test, seed=seed)
     if relearn and original is not None:
-        target = accuracy_of_logits(predict_logits(original, forget), forget.y)
-        values["relearn_steps"] = float(relearn_time(model, forget, target_accuracy=target, seed=seed))
+        target = relearn_target(original, forget)
+        values["relearn_epochs"] = float(relearn_epochs(model, forget, data, target_loss=target, seed=seed))
     if oracle is not None:
         reference = model_metrics(oracle, forget, retain, test, seed=seed)
         values.update({f"oracle_{k}": v for k, v in reference.items()})

@@ -71,7 +71,7 @@ def evidence_for(model: nn.Module, forget: Dataset, *, retain: Dataset, test: Da
     out["retain_accuracy"] = accuracy(model, retain)
     if test is not None:
         out["test_accuracy"] = accuracy(model, test)
-        out["mia_efficacy"] = mia_efficacy(confidence(retain), confidence(test), confidence(forget), seed=seed)
+        out["mia_efficacy"] = mia_efficacy(confidence(retain), confidence(test), confidence(forget))
     return out
 
 

@@ -130,11 +130,19 @@ METRICS: dict[str, Metric] = {
             "(a forgotten class). The target is the oracle's value, not 0.5.",
         ),
         Metric(
+            "relearn_epochs",
+            "Relearn epochs",
+            digits=1,
+            help="Epochs of plain SGD (lr 0.01, the model in eval mode) on 500-example draws from the full training "
+            "set until the forget loss is back at the original's + 1e-5 (SCRUB's readout_retrain; Golatkar et al. "
+            "2020); 101 = not within 100. Fewer epochs = weaker forgetting; the target is the oracle's value.",
+        ),
+        Metric(
             "relearn_steps",
             "Relearn steps",
             digits=1,
-            help="Fine-tuning steps on the forget set until the model regains the original model's forget "
-            "accuracy (relearn time; the budget + 1 when it never does). Information that is truly gone takes "
+            help="Results written before relearn epochs: fine-tuning steps on the forget set until the model regains "
+            "the original model's forget accuracy (the budget + 1 when it never does). Information that is truly gone takes "
             "longer to relearn; the target is the oracle's value.",
         ),
         Metric(

@@ -65,7 +65,7 @@ def _columns(board: Sequence[dict[str, Any]]) -> list[str]:
     keys = [k for k in dict.fromkeys(k for e in board for k in e) if k not in skip]
     keys = [k for k in keys if any(e.get(k) is not None for e in board)]
     preferred = ["avg_gap", "forget_accuracy", "retain_accuracy", "test_accuracy", "mia_efficacy", "nips_score",
-                 "nips_forget_score", "loss_auc", "relearn_steps"]
+                 "nips_forget_score", "loss_auc", "relearn_epochs", "relearn_steps"]
     return [k for k in preferred if k in keys] + [k for k in keys if k not in preferred]
 
 
@@ -344,6 +344,19 @@ def _per_example(scenario: str, view: Any, board: Sequence[dict[str, Any]]) -> s
     )
 
 
+def _protocol_note(board: Sequence[dict[str, Any]], config: Mapping[str, Any]) -> str:
+    """Which NeurIPS 2023 protocol the scores used; results written before the field existed were per-seed."""
+    if not any(e.get("nips_score") is not None for e in board):
+        return ""
+    protocol = config.get("protocol") if isinstance(config.get("protocol"), str) else "per-seed"
+    note = config.get("protocol_note") if isinstance(config.get("protocol_note"), str) else (
+        "one original per seed; seed s unlearns its own original" if protocol == "per-seed" else ""
+    )
+    return f'<p class="note">NeurIPS 2023 score under the <strong>{esc(protocol)}</strong> protocol' + (
+        f": {esc(note)}.</p>" if note else ".</p>"
+    )
+
+
 def _section(
     index: int, scenario: str, board: Sequence[dict[str, Any]], config: Mapping[str, Any], view: Any = None
 ) -> str:
@@ -362,6 +375,7 @@ def _section(
         "Shaded green: the best unlearner in each column (closest to the oracle where the oracle is the target). "
         "Sorted by Avg. Gap; hover a column header for its definition.</p>"
         + (f'<p class="note">{esc(config["per_seed_note"])}.</p>' if isinstance(config.get("per_seed_note"), str) else "")
+        + _protocol_note(board, config)
         + _failures(config, scenario)
         + _figures(board, scenario)
         + _per_example(scenario, view, board)
