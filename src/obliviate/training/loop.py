@@ -5,13 +5,13 @@ everywhere.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 import torch
 
 from obliviate.errors import DivergedError, InvalidInputError
+from obliviate.training.schedules import make_schedule
 
 __all__ = ["seeded_global_rng", "make_optimizer", "make_scheduler", "minibatches", "num_batches", "check_finite", "seeded_generator"]
 
@@ -48,17 +48,9 @@ def make_optimizer(
 
 
 def make_scheduler(name: str, optimizer: torch.optim.Optimizer, total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
-    """A per-step learning-rate schedule: constant, cosine to zero, or x0.1 at 50% and 75%."""
-    total = max(1, int(total_steps))
-    if name == "constant":
-        factor = lambda step: 1.0  # noqa: E731
-    elif name == "cosine":
-        factor = lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))  # noqa: E731
-    elif name == "step":
-        factor = lambda step: 0.1 ** ((step >= total // 2) + (step >= (3 * total) // 4))  # noqa: E731
-    else:
-        raise InvalidInputError(f"schedule must be constant, cosine or step, got {name!r}.")
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    """A per-step learning-rate schedule (:mod:`obliviate.training.schedules`: constant, cosine to zero, x0.1 at 50%
+    and 75% (``step``), or linear to zero); the one schedule module the LM trainer uses too."""
+    return make_schedule(name, optimizer, total_steps)
 
 
 def num_batches(n: int, batch_size: int) -> int:
