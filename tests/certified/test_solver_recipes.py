@@ -94,3 +94,18 @@ def test_secure_noise_is_not_reproducible_from_the_seed(small_train):
     assert torch.equal(fit_certified(small_train, seed=0).b, fit_certified(small_train, seed=0).b)
     d1, d2 = (train_descent_to_delete(small_train, iterations=20, seed=0, secure=True) for _ in range(2))
     assert torch.equal(d1.secret, d2.secret) and not torch.equal(d1.weight, d2.weight)  # same fit, fresh noise
+
+
+def test_stored_hessian_recipe_removes_like_guo_et_al(small_train):
+    """``certified_logreg_stored`` is the same certified fit keeping its Hessian; its first removal is Guo et al.'s."""
+    from obliviate.certified.stored_hessian import StoredHessianLogisticRegression
+
+    request = ob.ForgetRequest(ids=small_train.ids[:5])
+    plain = ob.train(ob.Recipe(model="certified_logreg", model_options=OPTIONS, seed=3), small_train)
+    stored = ob.train(ob.Recipe(model="certified_logreg_stored", model_options=OPTIONS, seed=3), small_train)
+    assert isinstance(stored, StoredHessianLogisticRegression)
+    assert torch.allclose(stored.weight, plain.weight)
+    a = ob.unlearn(plain, request, small_train, method="certified_newton").model
+    b = ob.unlearn(stored, request, small_train, method="certified_newton").model
+    assert not torch.allclose(b.weight, stored.weight)  # the removal moved the weights
+    assert torch.allclose(a.weight, b.weight, atol=1e-6)

@@ -18,6 +18,7 @@ from torch import nn
 
 from obliviate.certified.descent_to_delete import train_descent_to_delete
 from obliviate.certified.logistic import fit_certified
+from obliviate.certified.stored_hessian import fit_stored_hessian
 from obliviate.data.dataset import Dataset
 from obliviate.errors import InvalidInputError
 from obliviate.training.backends import register_solver
@@ -27,6 +28,7 @@ __all__ = ["SOLVERS", "solve"]
 
 SOLVERS: dict[str, Callable[..., nn.Module]] = {
     "certified_logreg": fit_certified,
+    "certified_logreg_stored": fit_stored_hessian,  # the same model keeping its Hessian: O(d^2) removals
     "d2d_logreg": train_descent_to_delete,
 }
 

@@ -17,7 +17,7 @@ __all__ = ["MLP", "SmallCNN", "ResNet18", "MODELS", "SOLVER_MODELS", "KNOWN_MODE
 
 MODELS: dict[str, Callable[..., nn.Module]] = {"mlp": MLP, "cnn": SmallCNN, "resnet18": ResNet18}
 # Convex models fitted by their own certified solvers (obliviate.certified.solvers), not built then trained.
-SOLVER_MODELS: tuple[str, ...] = ("certified_logreg", "d2d_logreg")
+SOLVER_MODELS: tuple[str, ...] = ("certified_logreg", "certified_logreg_stored", "d2d_logreg")
 KNOWN_MODELS: tuple[str, ...] = (*MODELS, *SOLVER_MODELS)
 
 
