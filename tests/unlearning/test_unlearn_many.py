@@ -60,6 +60,10 @@ def _assert_matches_one_by_one(stack: ModelStack, request, data, method: str, se
         ("neggrad_plus", {"epochs": 2}),  # early stop fires at a different step per model here
         ("kl_retain", {"epochs": 2}),
         ("scrub", {"epochs": 2}),  # Adam with a per-epoch learning rate
+        ("uniform_contrast", {"epochs": 2, "batch_size": 64, "uniform_lr": 0.05, "retain_lr": 0.02}),  # three optimisers
+        ("snip_reinit", {"epochs": 2, "lr": 0.1, "init_rate": 0.9}),  # per-model gradient masks (0.1 / 1)
+        ("noise_finetune", {"epochs": 2, "lr": 0.05, "std": 1.0}),  # per-model noise, again before the last epoch
+        ("prune_reinit", {"epochs": 2.0, "lr": 0.05, "amount": 0.9}),  # teacher, re-draw, float16 rounding
     ],
 )
 def test_vectorised_method_equals_unlearn_per_model(method, settings, mlp_stack, class3, digits300):
