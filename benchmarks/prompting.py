@@ -220,7 +220,12 @@ def main() -> None:
         if not args.skip_finetune:
             log("task-vector negation (fine-tuning)")
             run = unlearn(
-                lm, request, corpus, method="task_vector", settings=SUITE_SETTINGS["task_vector"], seed=args.seed
+                lm,
+                request,
+                corpus,
+                method="task_vector",
+                settings=SUITE_SETTINGS.get("task_vector", {}),
+                seed=args.seed,
             )
             models["task_vector (fine-tuned)"] = run.model
             setup["task_vector (fine-tuned)"] = run.cost.seconds
