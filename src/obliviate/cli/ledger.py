@@ -340,14 +340,21 @@ def _target(
     backend: str,
     address,
     summation: Path | None = None,
+    store: Path | None = None,
+    expand: bool = True,
 ):
     from obliviate.ledger import ModelTarget, SisaTarget
 
-    if sum(x is not None for x in (sisa, model, summation)) != 1:
+    if sum(x is not None for x in (sisa, model, summation, store)) != 1:
         raise InvalidInputError(
-            "give exactly one target: --sisa FOLDER (a SISA ensemble), --model FILE (a saved model) or "
-            "--summation FILE (a summation-form learner)."
+            "give exactly one target: --sisa FOLDER (a SISA ensemble), --model FILE (a saved model), "
+            "--summation FILE (a summation-form learner) or --store DIR (a document store)."
         )
+    if store is not None:
+        from obliviate.retrieval.expand import ExpansionPolicy
+        from obliviate.retrieval.ledger_target import StoreTarget
+
+        return StoreTarget(store, policy=ExpansionPolicy() if expand else None)
     if summation is not None:
         from obliviate.ledger.summation_target import SummationTarget
 
@@ -366,6 +373,16 @@ def apply_cmd(
     summation: Annotated[
         Path | None, typer.Option(help="A summation-form learner file (exact deletes; obliviate.exact.summation).")
     ] = None,
+    store: Annotated[
+        Path | None,
+        typer.Option(
+            help="A document store folder (`obliviate store init`): the requests' documents and their accepted "
+            "near-duplicates, quotations and paraphrases are deleted (exact)."
+        ),
+    ] = None,
+    no_expand: Annotated[
+        bool, typer.Option("--no-expand", help="With --store: delete only the named documents, not their copies.")
+    ] = False,
     data: Annotated[
         str | None,
         typer.Option(help="The training data: 'digits' or an .npz (default: the model file's record, else digits)."),
@@ -390,6 +407,13 @@ def apply_cmd(
 
     if not 0 <= seed <= MAX_SEED:
         raise InvalidInputError(f"--seed must be a whole number from 0 to {MAX_SEED}, got {seed}.")
+    if store is not None and (data is not None or test is not None):
+        raise InvalidInputError(
+            "--store takes no --data or --test: requests resolve against the store's own documents and owners; "
+            "drop those options."
+        )
+    if no_expand and store is None:
+        raise InvalidInputError("--no-expand only applies to --store DIR (a document store); drop it.")
     check_backend(backend, address)
     with _open(ledger) as book:  # a missing ledger is an error before any work
         target = _target(
@@ -401,9 +425,19 @@ def apply_cmd(
             backend=backend,
             address=address,
             summation=summation,
+            store=store,
+            expand=not no_expand,
         )
-        dataset = load_data(data or getattr(target, "data_name", None) or "digits")
-        outcome = apply(book, target, dataset, test=_test_split(test), seed=seed)
+        try:
+            if store is not None:
+                dataset, test_split = target.dataset(), None
+            else:
+                dataset = load_data(data or getattr(target, "data_name", None) or "digits")
+                test_split = _test_split(test)
+            outcome = apply(book, target, dataset, test=test_split, seed=seed)
+        finally:
+            if hasattr(target, "close"):
+                target.close()
     if outcome.nothing_due:
         _print("nothing due: every request is applied, verified or failed.")
         return
@@ -428,18 +462,29 @@ def _print_batch(batch) -> None:
             + f", {d.seconds:.2f} s"
         )
     _print(_show(head), soft_wrap=True)
+    store = any(cert["target"].get("kind") == "store" for _, _, cert in batch.applied)
     table = Table()
-    for column in ("request", "ids", "forget acc %", "MIA-Eff. %", "deadline"):
+    columns = ("request", "ids", "copies deleted", "still present", "deadline") if store else (
+        "request", "ids", "forget acc %", "MIA-Eff. %", "deadline"
+    )
+    for column in columns:
         table.add_column(column, no_wrap=True)
     for request, _, cert in batch.applied:
         ev = cert["evidence"]
-        mia = f"{100 * ev['mia_efficacy']:.1f}" if "mia_efficacy" in ev else "-"
         late = cert["overdue"]
+        if store:
+            present = sorted({i for found in ev.get("still_present", {}).values() for i in found})
+            middle = [_cell(", ".join(map(str, ev.get("expanded_ids", []))) or "none"), _cell(present or "none")]
+        else:
+            accuracy = ev.get("forget_accuracy")
+            middle = [
+                f"{100 * accuracy:.1f}" if accuracy is not None else "-",
+                f"{100 * ev['mia_efficacy']:.1f}" if "mia_efficacy" in ev else "-",
+            ]
         table.add_row(
             _cell(request.request_id),
             str(len(cert["removed_ids"])),
-            f"{100 * ev['forget_accuracy']:.1f}",
-            mia,
+            *middle,
             "OVERDUE (applied late)" if late else "met",
             style="bold red" if late else None,
         )
@@ -509,6 +554,7 @@ def verify_cmd(
     summation: Annotated[
         Path | None, typer.Option(help="The summation-form learner file the certificates are about.")
     ] = None,
+    store: Annotated[Path | None, typer.Option(help="The document store folder the certificates are about.")] = None,
     pubkey: Annotated[
         Path | None, typer.Option(help="Trusted public key (default: the ledger's keys/ed25519.pub).")
     ] = None,
@@ -522,9 +568,13 @@ def verify_cmd(
     from obliviate.ledger import ModelTarget, SisaTarget, default_ledger_path, mark_verified, verify_certificate
 
     target = None
-    if sum(x is not None for x in (sisa, model, summation)) > 1:
-        raise InvalidInputError("give one of --sisa, --model and --summation, not several.")
-    if summation is not None:
+    if sum(x is not None for x in (sisa, model, summation, store)) > 1:
+        raise InvalidInputError("give one of --sisa, --model, --summation and --store, not several.")
+    if store is not None:
+        from obliviate.retrieval.ledger_target import StoreTarget
+
+        target = StoreTarget(store)
+    elif summation is not None:
         from obliviate.ledger.summation_target import SummationTarget
 
         target = SummationTarget(summation)
@@ -535,16 +585,22 @@ def verify_cmd(
     from obliviate.ledger.store import DB_NAME
 
     folder = ledger or default_ledger_path()
-    if not (folder / DB_NAME).exists() and (ledger is not None or pubkey is None):
-        _open(folder).close()  # the error naming the folder (--pubkey without --ledger verifies without one)
-    book = _open(folder) if (folder / DB_NAME).exists() else None
     try:
-        results = [verify_certificate(path, target, ledger=book, pubkey=pubkey, mark=False) for path in certificates]
-        if book is not None:
-            mark_verified(book, results)
+        if not (folder / DB_NAME).exists() and (ledger is not None or pubkey is None):
+            _open(folder).close()  # the error naming the folder (--pubkey without --ledger verifies without one)
+        book = _open(folder) if (folder / DB_NAME).exists() else None
+        try:
+            results = [
+                verify_certificate(path, target, ledger=book, pubkey=pubkey, mark=False) for path in certificates
+            ]
+            if book is not None:
+                mark_verified(book, results)
+        finally:
+            if book is not None:
+                book.close()
     finally:
-        if book is not None:
-            book.close()
+        if hasattr(target, "close"):
+            target.close()
     for result in results:
         _print(
             f"certificate {_show(result.certificate)} (request {_show(result.request_id)})", soft_wrap=True
@@ -554,7 +610,8 @@ def verify_cmd(
             _print(f"  {mark} {_show(check.name)}: {_show(check.detail)}", soft_wrap=True)
         if target is None:
             _print(
-                "  [yellow]model not checked[/]: pass --sisa FOLDER or --model FILE to check the model too."
+                "  [yellow]model not checked[/]: pass --sisa FOLDER, --model FILE, --summation FILE or --store DIR "
+                "to check the model (or store) too."
             )
         elif result.ok:
             _print(

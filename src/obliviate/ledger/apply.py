@@ -235,7 +235,10 @@ def apply(
     if not isinstance(ledger, Ledger):
         raise InvalidInputError(f"ledger must be an obliviate.ledger.Ledger, got {type(ledger).__name__}.")
     if not isinstance(target, Target):
-        raise InvalidInputError(f"target must be a SisaTarget or ModelTarget, got {type(target).__name__}.")
+        raise InvalidInputError(
+            "target must be a SisaTarget or ModelTarget (or a SummationTarget, or for a document store "
+            f"obliviate.retrieval.ledger_target.StoreTarget), got {type(target).__name__}."
+        )
     if not isinstance(data, Dataset) or (test is not None and not isinstance(test, Dataset)):
         raise InvalidInputError("data (and test) must be obliviate Datasets; load them with obliviate.data.")
     _check_data(target, data)
@@ -317,7 +320,7 @@ def _run_batch(
     for request in requests:
         ids = list(request.resolved_ids or ())
         evidence = target.evidence(ids, data, test=test, seed=seed)
-        evidence.update(deletion.details)
+        evidence.update(target.details_for(deletion, ids))
         overdue = (now or utc_now()) > request.deadline
         bodies[request.request_id] = {
             "request": request.to_dict() | {"status": APPLIED},

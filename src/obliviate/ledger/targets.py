@@ -112,6 +112,18 @@ class Target:
         retain = data.without(np.asarray(sorted(self.deleted_ids()), dtype=np.int64))
         return evidence_for(self.module(), data.subset(forget_ids), retain=retain, test=test, seed=seed)
 
+    def details_for(self, deletion: Deletion, forget_ids: list[int]) -> dict:
+        """The part of the batch's ``deletion.details`` that goes into the certificate of the request that asked
+        for ``forget_ids`` (default: all of it; a document store keeps only the copies of that request's ids)."""
+        return dict(deletion.details)
+
+    def replayed_sha256(self, cert: dict) -> tuple[str | None, str]:
+        """The target's hash as it was right after ``cert``'s batch, recomputed from what it holds now, and how;
+        ``(None, why)`` where it cannot be. Only a target that changes outside the ledger (a document store, where
+        documents are added every day) needs it: the model hash check accepts this hash equal to the certified one
+        when the hash chain of later batches does not reach the current hash."""
+        return None, f"a {self.kind} target changes only through certified batches"
+
 
 class SisaTarget(Target):
     """A SISA ensemble folder (``obliviate.exact.SISAEnsemble``), loaded with its hashes checked."""

@@ -6,14 +6,19 @@ Checks, each reported pass/fail:
    given, else a key the ledger pinned (the current pin, or a retired one for a certificate the ledger
    issued before that key's rotation; see :mod:`obliviate.ledger.keys`). The key a certificate embeds
    is never trusted on its own: with neither ``pubkey`` nor a ledger pin, :class:`UntrustedKeyError`;
-2. **data**: the model was trained on the data the certificate names (fingerprints equal);
+2. **data**: the model was trained on the data the certificate names (fingerprints equal); for a document
+   store, it is the certified store (same ``store_id``: documents added later change its id table, not the store);
 3. **model hash**: the model's hash, **recomputed from the weights on disk now** (every current SISA
    checkpoint re-read and hashed, every slice's weights matching its manifest and the state; a model
    file's tensors hashed), is the certified one, or the model descends from it through later batches
    whose certificates (in the ledger, each signed by a trusted key) chain the hashes
-   ``sha256_before -> sha256``. A flipped bit, an empty, missing or swapped checkpoint fails it;
+   ``sha256_before -> sha256``. A flipped bit, an empty, missing or swapped checkpoint fails it. A document
+   store also changes outside the ledger (documents added, deleted by ``obliviate store delete``): its hash as of
+   the certificate is replayed from the table and the tombstones (:meth:`Target.replayed_sha256`), so later
+   additions and deletions pass while a deleted document written back fails;
 4. **ids gone**: none of the removed ids is in any current manifest (SISA), or all of them are in the
-   model file's ``forgotten_ids`` (a model unlearned from a file).
+   model file's ``forgotten_ids`` (a model unlearned from a file); for a store, neither the removed ids nor the
+   near-duplicates deleted with them (``evidence.expanded_ids``) are in the table, either index or the snapshots.
 
 A certificate whose fields are wrongly typed fails a **format** check (nothing else is checked);
 a file that is not a certificate at all is an :class:`InvalidCertificateError`.
@@ -143,7 +148,65 @@ def _model_hash(cert: dict, target: Target, ledger: Ledger | None, pubkey: Ed255
     if current is None:  # pragma: no cover - an unreadable file is always reported as a problem
         return Check("model hash", False, "the model's weights cannot be read from disk")
     ok, detail = _hash_chain(cert, current, ledger, pubkey)
+    if not ok:
+        try:
+            replayed, how = target.replayed_sha256(cert)
+        except ObliviateError as exc:
+            replayed, how = None, str(exc)
+        if replayed is not None and replayed == cert["model"]["sha256"]:
+            return Check("model hash", True, f"{how}, is the certified one")
+        if replayed is not None:
+            detail += f"; {how}, is not the certified hash either"
     return Check("model hash", ok, detail)
+
+
+def _data(cert: dict, target: Target) -> Check:
+    """The target holds the data the certificate is about. A document store is the same store (its ``store_id``,
+    a random id drawn when it was created): its id table grows with every document added after the certificate,
+    so its fingerprint is not comparable; a model's training data is fixed, so its fingerprint is."""
+    if target.kind == "store":
+        certified = cert["target"].get("store_id")
+        current = target.describe().get("store_id")
+        same = bool(certified) and certified == current
+        return Check(
+            "data",
+            same,
+            f"store id {str(current)[:16]}... {'is' if same else 'is not'} the certified store's"
+            + ("" if same else f" ({str(certified)[:16]}...): the certificate is about another document store"),
+        )
+    fingerprint = target.data_fingerprint()
+    same = fingerprint == cert.get("data_fingerprint")
+    return Check(
+        "data",
+        same,
+        f"training data fingerprint {str(fingerprint)[:16]}... {'matches' if same else 'differs from'} the certificate's",
+    )
+
+
+def _ids_gone(cert: dict, target: Target) -> Check:
+    """None of the removed ids (and, for a store, none of the near-duplicates deleted with them) is held."""
+    removed = [int(i) for i in cert["removed_ids"]]
+    expanded: list[int] = []
+    if target.kind == "store":
+        listed = cert["evidence"].get("expanded_ids", [])
+        if not isinstance(listed, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in listed):
+            return Check("ids gone", False, "the certificate's evidence.expanded_ids is not a list of document ids")
+        expanded = sorted(set(listed) - set(removed))
+    try:
+        present = target.ids_still_present(removed + expanded)
+    except ObliviateError as exc:
+        return Check("ids gone", False, f"cannot read what the model holds: {exc}")
+    where = {
+        "sisa": "current manifest",
+        "store": "store (table, both indexes, snapshot files)",
+    }.get(target.kind, "model (not in its forgotten_ids)")
+    what = f"{len(removed)} removed ids" + (f" and {len(expanded)} near-duplicate(s) deleted with them" if expanded else "")
+    detail = (
+        f"none of the {what} is in any {where}"
+        if not present
+        else f"{len(present)} removed id(s) still in the {where}: {present[:10]}"
+    )
+    return Check("ids gone", not present and bool(removed), detail)
 
 
 def verify_certificate(
@@ -181,29 +244,9 @@ def verify_certificate(
                 Check("target", False, f"the certificate is for a {expected_kind} target, not a {target.kind}")
             )
             return result
-        fingerprint = target.data_fingerprint()
-        same = fingerprint == cert.get("data_fingerprint")
-        result.checks.append(
-            Check(
-                "data",
-                same,
-                f"training data fingerprint {str(fingerprint)[:16]}... {'matches' if same else 'differs from'} the certificate's",
-            )
-        )
+        result.checks.append(_data(cert, target))
         result.checks.append(_model_hash(cert, target, ledger, trusted))
-        removed = [int(i) for i in cert["removed_ids"]]
-        try:
-            present = target.ids_still_present(removed)
-        except ObliviateError as exc:
-            result.checks.append(Check("ids gone", False, f"cannot read what the model holds: {exc}"))
-        else:
-            where = "current manifest" if target.kind == "sisa" else "model (not in its forgotten_ids)"
-            detail = (
-                f"none of the {len(removed)} removed ids is in any {where}"
-                if not present
-                else f"{len(present)} removed id(s) still in the {where}: {present[:10]}"
-            )
-            result.checks.append(Check("ids gone", not present and bool(removed), detail))
+        result.checks.append(_ids_gone(cert, target))
     result.model_checked = target is not None
     if mark and ledger is not None:
         mark_verified(ledger, [result])

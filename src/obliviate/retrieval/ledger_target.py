@@ -16,8 +16,12 @@ run on a store as on a SISA folder:
   holds a deleted id and a database that fails SQLite's integrity check;
 - :meth:`ids_still_present` looks for ids in the table, both in-memory indexes and the snapshot files.
 
-The accepted expansions travel in the certificate's evidence (``expanded_ids``, with each candidate's scores), so
-``verify`` can check them too (see the report of issue 13 for the two lines ``verify`` needs for that).
+The accepted expansions travel in the certificate's evidence (``expanded_ids``, with each candidate's scores but
+not its text: a certificate, and the batch record kept in the store, must not hold the content they certify gone),
+per request (:meth:`details_for`: the copies of that request's documents), and ``verify`` checks that they are gone
+too. A store keeps changing after a certificate (documents added, others deleted), so the certificate also pins
+the largest id stored and the moment just before the batch's delete; :meth:`replayed_sha256` rebuilds the store's
+hash as of the certificate from the table and the tombstones on disk, which the model hash check accepts.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import numpy as np
 from obliviate.errors import InvalidInputError
 from obliviate.ledger.targets import Deletion, Target
 from obliviate.retrieval.expand import ExpansionPolicy, expand
-from obliviate.retrieval.store import DB_NAME, DocumentStore, StoreNotFoundError
+from obliviate.retrieval.store import DB_NAME, DocumentStore, StoreNotFoundError, _now
 
 __all__ = ["StoreTarget"]
 
@@ -100,6 +104,9 @@ class StoreTarget(Target):
         extra = [i for i in (expansion.accepted_ids if expansion else []) if i not in set(fresh)]
         gone = sorted(set(fresh) | set(extra))
         after = self.store.state_sha256(excluding=gone)
+        last_id = self.store._db.execute(
+            "SELECT MAX(id) FROM (SELECT id FROM documents UNION ALL SELECT id FROM tombstones)"
+        ).fetchone()[0]
         deletion = Deletion(
             batch_id=batch_id,
             method="store-delete" + ("+expansion" if self.policy is not None else ""),
@@ -112,7 +119,9 @@ class StoreTarget(Target):
             model_files={DB_NAME: after},
             details={
                 "expanded_ids": extra,
-                "expansion": [c.to_dict() for c in expansion.candidates] if expansion else [],
+                "expansion": [_scores(c.to_dict()) for c in expansion.candidates] if expansion else [],
+                "store_last_id": int(last_id or 0),
+                "store_time": _now(),  # every earlier delete is before it, this batch's and later ones after
                 "oracle": "exact: the documents are gone from the table, both indexes, the snapshots and the cache",
             },
         )
@@ -121,6 +130,47 @@ class StoreTarget(Target):
             self.store.delete(gone, batch_id=batch_id, reason="ledger", record=deletion.to_dict())
         deletion.seconds = time.perf_counter() - started
         return deletion
+
+    def details_for(self, deletion: Deletion, forget_ids: list[int]) -> dict:
+        """The batch's details cut to one request: the candidates examined for ITS documents and the copies of them
+        deleted with it (``expanded_ids``), so a certificate names no other request's documents."""
+        details = dict(deletion.details)
+        asked = {int(i) for i in forget_ids}
+        mine = [c for c in details.get("expansion", []) if c.get("of") in asked]
+        details["expansion"] = mine
+        details["expanded_ids"] = sorted({int(c["id"]) for c in mine if c.get("kind")} - asked)
+        return details
+
+    def replayed_sha256(self, cert: dict) -> tuple[str | None, str]:
+        """The store's hash right after ``cert``'s batch, rebuilt from the database on disk now: the live documents
+        with an id up to the largest stored then (later ones were added after it), plus the tombstones of those ids
+        deleted after the batch by another batch or by hand. A deleted document written back is in the table again
+        (with an old id, or with its tombstone gone), so it changes this hash."""
+        evidence = cert.get("evidence") if isinstance(cert.get("evidence"), dict) else {}
+        last_id, at, batch_id = evidence.get("store_last_id"), evidence.get("store_time"), cert.get("batch_id")
+        if isinstance(last_id, bool) or not isinstance(last_id, int) or not isinstance(at, str):
+            return None, "the certificate does not pin the store's last id and time (written before they were)"
+        path = self.folder / DB_NAME
+        try:
+            db = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+            try:
+                rows = db.execute("SELECT id, sha256 FROM documents WHERE id <= ?", (last_id,)).fetchall()
+                later = db.execute(
+                    "SELECT id, sha256 FROM tombstones WHERE id <= ? AND deleted_at > ? AND batch_id IS NOT ?",
+                    (last_id, at, batch_id),
+                ).fetchall()
+                added = db.execute("SELECT COUNT(*) FROM documents WHERE id > ?", (last_id,)).fetchone()[0]
+            finally:
+                db.close()
+        except sqlite3.Error as exc:
+            return None, f"the store's database cannot be read ({exc})"
+        h = hashlib.sha256()
+        for doc_id, sha in sorted(rows + later):
+            h.update(f"{doc_id}:{sha}\n".encode())
+        return h.hexdigest(), (
+            f"the store's hash as of batch {batch_id}, replayed from its table and tombstones on disk ({added} "
+            f"document(s) added and {len(later)} deleted since)"
+        )
 
     # ------------------------------------------------------------------ what verify asks
     def module(self):  # noqa: ANN201 - a store has no module
@@ -170,3 +220,8 @@ class StoreTarget(Target):
             "store_generation": self.store.generation,
             "documents_left": len(self.store),
         }
+
+
+def _scores(candidate: dict) -> dict:
+    """A candidate as the certificate keeps it: ids, kind and scores, not the text (it may be deleted content)."""
+    return {key: value for key, value in candidate.items() if key != "text"}
