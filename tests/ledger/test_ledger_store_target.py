@@ -71,7 +71,7 @@ def test_apply_store_deletes_the_document_and_its_near_duplicate_and_verify_stor
     assert cli("request", "add", "--owner", "iron").returncode == 0
     applied = cli("apply", "--store", store_dir)
     assert applied.returncode == 0, applied.stdout + applied.stderr
-    assert "store-delete+expansion (exact)" in applied.stdout and "copies deleted" in applied.stdout
+    assert "store-delete+expansion (exact), 2 ids removed, 1 copies deleted with them" in applied.stdout
 
     presence = _present(store_dir, [1, 5, 7])
     assert all(presence[place] == [] for place in WHERE), presence

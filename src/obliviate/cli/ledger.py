@@ -457,6 +457,7 @@ def _print_batch(batch) -> None:
     if d is not None:
         head += (
             f": {d.method} ({d.guarantee}), {len(d.removed_ids)} ids removed"
+            + (f", {len(d.details['expanded_ids'])} copies deleted with them" if d.details.get("expanded_ids") else "")
             + (f", {len(d.already_deleted_ids)} already gone" if d.already_deleted_ids else "")
             + (f", shards rebuilt {d.shards_rebuilt}" if d.shards_rebuilt else "")
             + f", {d.seconds:.2f} s"
