@@ -219,8 +219,9 @@ class LMUnlearner(Unlearner):
     Defaults belong to a model family. ``Config`` holds the published values (the ``"other"``
     family: any model not listed); ``family_defaults[family]`` replaces some of them for
     ``"tiny-gpt"`` (the 2-layer GPT trained from scratch; measured on the tiny authors bench) and
-    ``"llama"`` (SmolLM2-class Llamas under 1B parameters: starting values for a 135M pretrained model,
-    not yet chosen by a search; what they reach is in benchmarks/RESULTS.md).
+    ``"llama"`` (SmolLM2-class Llamas under 1B parameters: RMU's and task_vector's were chosen on the
+    knowledge suite's validation split by benchmarks/lm_knowledge_search.py; the others are starting
+    values for a 135M pretrained model, not searched; what they reach is in benchmarks/RESULTS.md).
     ``execute`` picks the model's family; a setting the caller gave explicitly (a keyword, or a
     ``config=`` field that differs from ``Config()``) always wins over any family default.
     After a run, :meth:`settings` reports the values that were used.
