@@ -465,7 +465,7 @@ def _print_batch(batch) -> None:
     _print(_show(head), soft_wrap=True)
     store = any(cert["target"].get("kind") == "store" for _, _, cert in batch.applied)
     table = Table()
-    columns = ("request", "ids", "copies deleted", "still present", "deadline") if store else (
+    columns = ("request", "ids", "copies deleted (ids)", "still present (ids)", "deadline") if store else (
         "request", "ids", "forget acc %", "MIA-Eff. %", "deadline"
     )
     for column in columns:
