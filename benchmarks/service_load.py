@@ -61,8 +61,7 @@ def measure_throughput(root: Path, *, clients: int, seconds: float, warmup: floa
         requester, _ = store.create("requester")
         operator, _ = store.create("operator")
     server = ServerProcess(
-        folder / "ledger", port=free_port(), args=["--rate", "0", "--max-group", str(max_group)],
-        log=folder / "server.log",
+        folder / "ledger", port=free_port(), options={"rate": 0, "max_group": max_group}, log=folder / "server.log",
     )
     server.start()
     try:
@@ -89,7 +88,7 @@ def measure_kills(root: Path, *, kills: int, clients: int, pause: float, between
         operator, _ = store.create("operator")
     server = ServerProcess(
         folder / "ledger", port=free_port(),
-        args=["--sisa", str(folder / "sisa"), "--data", str(npz), "--rate", "0"], log=folder / "server.log",
+        options={"sisa": folder / "sisa", "data": npz, "rate": 0}, log=folder / "server.log",
     )
     started = time.monotonic()
     run = kill_run(

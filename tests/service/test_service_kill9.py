@@ -21,7 +21,7 @@ def test_no_acknowledged_request_is_lost_duplicated_or_applied_twice_across_kill
         requester, record = store.create("requester")
         operator, _ = store.create("operator")
     server = ServerProcess(
-        service_ledger, port=free_port(), args=["--sisa", str(service_sisa), "--data", str(npz), "--rate", "0"]
+        service_ledger, port=free_port(), options={"sisa": service_sisa, "data": npz, "rate": 0}
     )
     run = kill_run(
         server, requester, operator,

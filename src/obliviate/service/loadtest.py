@@ -1,7 +1,7 @@
 """Load and crash harness for the service: a server subprocess, filing clients, kill -9, and the checks.
 
 Loopback only. Used by ``tests/service/test_service_kill9.py`` (small) and ``benchmarks/service_load.py``
-(32 clients; 100 kills). The server is ``python -m obliviate.cli.service serve`` in its own process, so a
+(32 clients; 100 kills). The server (the app of ``obliviate serve`` on uvicorn) runs in its own process, so a
 SIGKILL stops it at an arbitrary instruction: in the middle of a group commit, of an HTTP response, or of an
 apply's retraining.
 
@@ -40,17 +40,19 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """``obliviate serve`` on ``127.0.0.1:port`` in its own process (one torch thread), restartable.
+    """The service on ``127.0.0.1:port`` in its own process (one torch thread), restartable.
 
     With ``preload`` (the default), each server process is forked from a parent that imported obliviate,
-    FastAPI and uvicorn once (as ``gunicorn --preload`` does), so a restart after a kill takes a fraction of
-    a second instead of the 3-5 s of imports; the parent holds no ledger, socket or thread when it forks.
-    Without it, each start is a fresh ``python -m obliviate.cli.service serve``."""
+    FastAPI and uvicorn once (as ``gunicorn --preload`` does) and builds the app as ``obliviate serve`` does,
+    so a restart after a kill takes a fraction of a second instead of the 3-5 s of imports; the parent holds
+    no ledger, socket or thread when it forks. Without it, each start is a fresh
+    ``python -m obliviate.cli.service serve`` with the same options."""
 
     def __init__(
-        self, ledger: Path, *, port: int, args: list[str] | None = None, log: Path | None = None, preload: bool = True
+        self, ledger: Path, *, port: int, options: dict | None = None, log: Path | None = None, preload: bool = True
     ) -> None:
-        self.ledger, self.port, self.args = Path(ledger), port, list(args or [])
+        self.ledger, self.port = Path(ledger), port
+        self.options = dict(options or {})  # ServiceConfig fields: sisa, data, rate, max_group, ...
         self.log = Path(log) if log else self.ledger.parent / "server.log"
         self.preload = preload
         self.proc: subprocess.Popen | None = None
@@ -63,7 +65,9 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def _command(self) -> list[str]:
-        return ["serve", "--ledger", str(self.ledger), "--port", str(self.port), *self.args]
+        """The same server as ``obliviate serve`` options (for a start without preload)."""
+        flags = [f for k, v in self.options.items() for f in (f"--{k.replace('_', '-')}", str(v))]
+        return ["serve", "--ledger", str(self.ledger), "--port", str(self.port), *flags]
 
     def start(self, *, env: dict[str, str] | None = None, timeout: float = 120.0) -> None:
         environment = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -73,7 +77,9 @@ class ServerProcess:
                     [sys.executable, "-c", "from obliviate.service.loadtest import _zygote; _zygote()"],
                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=environment, text=True, bufsize=1,
                 )
-            self.zygote.stdin.write(json.dumps({"argv": self._command(), "env": env or {}, "log": str(self.log)}) + "\n")
+            order = {"ledger": str(self.ledger), "port": self.port, "options": {k: str(v) for k, v in self.options.items()},
+                     "env": env or {}, "log": str(self.log)}
+            self.zygote.stdin.write(json.dumps(order) + "\n")
             self.zygote.stdin.flush()
             line = self.zygote.stdout.readline()
             if not line:
@@ -137,17 +143,20 @@ class ServerProcess:
 
 
 def _zygote() -> None:
-    """The preloading parent: import once, then fork one server per line read from stdin (see ServerProcess)."""
+    """The preloading parent: import once, then fork one server per line read from stdin (see ServerProcess).
+
+    The child builds the app as ``obliviate serve`` does (:class:`ServiceConfig` from the same options)."""
+    import dataclasses
+
     import torch
 
     torch.set_num_threads(1)
-    import fastapi  # noqa: F401
-    import uvicorn  # noqa: F401
+    import uvicorn
 
-    import obliviate.cli.service  # noqa: F401  (registers serve)
-    import obliviate.exact  # noqa: F401
-    import obliviate.service.app  # noqa: F401
+    import obliviate.exact  # noqa: F401  (SISA, as apply will need it)
+    from obliviate.service.app import ServiceConfig, create_app
 
+    kinds = {f.name: f.type for f in dataclasses.fields(ServiceConfig)}
     for line in sys.stdin:
         order = json.loads(line)
         if "wait" in order:
@@ -165,12 +174,17 @@ def _zygote() -> None:
                 fd = os.open(order["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
                 os.dup2(fd, 1)
                 os.dup2(fd, 2)
-                devnull = os.open(os.devnull, os.O_RDONLY)
-                os.dup2(devnull, 0)
-                sys.argv = ["obliviate", *order["argv"]]
-                from obliviate.cli import main
-
-                main()
+                os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+                options = {}
+                for key, value in order["options"].items():
+                    kind = str(kinds[key])
+                    options[key] = (
+                        float(value) if "float" in kind else int(value) if kind == "int" else
+                        Path(value) if "Path" in kind else value
+                    )
+                app = create_app(ServiceConfig(ledger=Path(order["ledger"]), **options))
+                print(f"serving on 127.0.0.1:{order['port']}", flush=True)
+                uvicorn.run(app, host="127.0.0.1", port=int(order["port"]), log_level="warning", access_log=False)
             finally:
                 os._exit(0)
         print(pid, flush=True)
