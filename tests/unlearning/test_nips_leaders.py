@@ -20,6 +20,7 @@ LEADERS = {
     "snip_reinit": {"epochs": 4, "lr": 0.1, "init_rate": 0.9},
     "noise_finetune": {"epochs": 4, "lr": 0.05, "std": 1.0, "layers": 2},
     "prune_reinit": {"epochs": 3.0, "lr": 0.05, "amount": 0.9},
+    "reset_distill": {"epochs": 6, "lr": 0.1, "reset": 0.9},
 }
 
 

@@ -64,6 +64,7 @@ def _assert_matches_one_by_one(stack: ModelStack, request, data, method: str, se
         ("snip_reinit", {"epochs": 2, "lr": 0.1, "init_rate": 0.9}),  # per-model gradient masks (0.1 / 1)
         ("noise_finetune", {"epochs": 2, "lr": 0.05, "std": 1.0}),  # per-model noise, again before the last epoch
         ("prune_reinit", {"epochs": 2.0, "lr": 0.05, "amount": 0.9}),  # teacher, re-draw, float16 rounding
+        ("reset_distill", {"epochs": 2, "reset": 0.9}),  # per-model stochastic re-initialisation, teacher
     ],
 )
 def test_vectorised_method_equals_unlearn_per_model(method, settings, mlp_stack, class3, digits300):
