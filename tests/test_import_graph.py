@@ -25,7 +25,6 @@ KNOWN: dict[tuple[str, str], str] = {
     ("obliviate.models", "training"): "models/__init__.py takes seeded_global_rng from training.loop",
     ("obliviate.models.lm", "training"): "models/lm.py takes seeded_global_rng from training.loop",
     ("obliviate.request", "data"): "ForgetRequest resolves ids against a Dataset",
-    ("obliviate.service.loadtest", "cli"): "the load test forks the CLI's server; it belongs in benchmarks/ or cli/",
     ("obliviate.unlearning.execution", "empirical"): "the LM task class (LMUnlearnTask) lives in empirical.lm.base",
 }
 

@@ -7,7 +7,7 @@ for a mistake in the input.
 
 from __future__ import annotations
 
-from obliviate.cli import audit, core, keys, ledger, retrieval  # noqa: F401  (each registers its commands)
+from obliviate.cli import audit, core, keys, ledger, retrieval, service  # noqa: F401  (each registers its commands)
 from obliviate.cli.common import app, fail
 from obliviate.errors import ObliviateError
 
