@@ -20,6 +20,7 @@ bench: $(STAMP)
 	$(BIN)/obliviate bench
 
 test: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest
 
 clean:

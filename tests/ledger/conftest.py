@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -79,3 +82,18 @@ def cli(monkeypatch, tmp_path):
         return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
 
     return invoke
+
+
+@pytest.fixture
+def crash_folder(tmp_path, fitted_sisa):
+    """A fresh folder holding a copy of the fitted ensemble, on /dev/shm when there is one."""
+    shm = Path("/dev/shm")
+    root = (
+        Path(tempfile.mkdtemp(prefix="obliviate-kill9-", dir=shm))
+        if shm.is_dir() and os.access(shm, os.W_OK)
+        else tmp_path
+    )
+    shutil.copytree(fitted_sisa, root / "ensemble")
+    yield root
+    if root != tmp_path:
+        shutil.rmtree(root, ignore_errors=True)

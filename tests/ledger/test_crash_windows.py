@@ -20,7 +20,7 @@ import traceback
 
 import pytest
 import torch
-from test_kill9 import _check_invariants, crash_folder  # noqa: F401  (crash_folder is a fixture)
+from test_kill9 import _check_invariants
 
 import obliviate as ob
 from obliviate.exact import SISAEnsemble

@@ -33,15 +33,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import tempfile
 import time
 import traceback
-from pathlib import Path
 
 import numpy as np
-import pytest
 
 import obliviate as ob
 from obliviate.exact import SISAEnsemble
@@ -135,21 +131,6 @@ def _check_invariants(ledger_folder, sisa_folder, filed: dict[str, set[int]], se
         assert not present & set(cert["removed_ids"])
     seen.update(bodies)
     return len(scheduled)
-
-
-@pytest.fixture
-def crash_folder(tmp_path, fitted_sisa):
-    """A fresh folder holding a copy of the fitted ensemble, on /dev/shm when there is one."""
-    shm = Path("/dev/shm")
-    root = (
-        Path(tempfile.mkdtemp(prefix="obliviate-kill9-", dir=shm))
-        if shm.is_dir() and os.access(shm, os.W_OK)
-        else tmp_path
-    )
-    shutil.copytree(fitted_sisa, root / "ensemble")
-    yield root
-    if root != tmp_path:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_kill_9_at_random_points_of_apply_leaves_ledger_and_checkpoints_consistent(crash_folder, owned_data):
