@@ -8,9 +8,28 @@ from :class:`ValueError` or :class:`KeyError` too, so generic handlers keep work
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterable
+from pathlib import Path
 
 __all__ = [
+    "AlreadyDeletedError",
+    "NotAnEnsembleError",
+    "ServiceStoreError",
+    "UntrustedKeyError",
+    "DamagedKeyError",
+    "SigningKeyError",
+    "UnknownRequestError",
+    "InvalidTransitionError",
+    "LedgerUnavailableError",
+    "LedgerDiskFullError",
+    "LedgerNotFoundError",
+    "CorruptLedgerError",
+    "InvalidCertificateError",
+    "ApplyInProgressError",
+    "EmbedderMismatchError",
+    "CorruptStoreError",
+    "StoreNotFoundError",
     "PrivateModelError",
     "AlreadyRemovedError",
     "NotACausalLMError",
@@ -226,4 +245,150 @@ class PrivateModelError(UnsupportedModelError):
             f"Model {model!r} cannot be trained with DP-SGD: {'; '.join(problems)}. Layers that mix examples "
             "(BatchNorm) leak across the batch; use a model with GroupNorm/LayerNorm (e.g. model='mlp' or 'cnn'), "
             "or convert yours with opacus.validators.ModuleValidator.fix(model).",
+        )
+
+
+class StoreNotFoundError(InvalidInputError):
+    """No document store in the given folder (only ``create=True`` makes one)."""
+
+
+class CorruptStoreError(CorruptCheckpointError):
+    """The store's table (the source of truth) cannot be read; index files are rebuilt instead of raising this."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        self.path = path
+        OSError.__init__(
+            self,
+            f"Document store {path} is damaged ({reason}), so nothing was read or written. Restore store.sqlite "
+            "(with store.sqlite-wal) from a backup; the index files are rebuilt from it.",
+        )
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class EmbedderMismatchError(InvalidInputError):
+    """The store's vectors were made by another embedder than the one given."""
+
+
+class ApplyInProgressError(InvalidInputError):
+    """Another ``apply`` holds this ledger's lock."""
+
+
+class InvalidCertificateError(CorruptCheckpointError):
+    """A file given as a certificate that is not one (binary, not JSON, not an object, another schema)."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        self.path = path
+        OSError.__init__(
+            self,
+            f"{path} is not a deletion certificate ({reason}); give a certificate file written by `obliviate apply` "
+            "(under <ledger>/certificates/), or restore it from the ledger with the next `obliviate apply`.",
+        )
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class CorruptLedgerError(CorruptCheckpointError):
+    """The ledger's SQLite file cannot be read or fails SQLite's integrity check."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        self.path = path
+        OSError.__init__(
+            self,
+            f"Ledger {path} is damaged ({reason}), so nothing was read or written. Restore it from a backup "
+            "(copy ledger.sqlite together with ledger.sqlite-wal while no command runs); the signed certificates "
+            "under certificates/ remain valid evidence of what was applied.",
+        )
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class LedgerNotFoundError(InvalidInputError):
+    """No ledger at the given folder (read-only commands never create one)."""
+
+
+class LedgerDiskFullError(ObliviateError, OSError):
+    """The disk holding the ledger (or its certificates) is full; the failed write changed nothing."""
+
+    def __init__(self, path: object, detail: str = "") -> None:
+        self.path = path
+        OSError.__init__(
+            self,
+            errno.ENOSPC,
+            f"Disk full: no space left to write {path}{' (' + detail + ')' if detail else ''}. The ledger is not "
+            "damaged: the write that failed was rolled back. Free space on that disk and run the command again.",
+        )
+        self.filename = str(path)
+
+    def __str__(self) -> str:
+        return str(self.args[1])
+
+
+class LedgerUnavailableError(InvalidInputError):
+    """The ledger cannot be opened or written now: no permission, or another command holds it too long."""
+
+
+class InvalidTransitionError(InvalidInputError):
+    """A lifecycle move the ledger does not allow (e.g. applied -> received)."""
+
+
+class UnknownRequestError(InvalidInputError, KeyError):
+    """A request id that the ledger does not hold."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class SigningKeyError(InvalidInputError):
+    """The ledger's private key is missing, damaged or not the pinned one."""
+
+
+class DamagedKeyError(CorruptCheckpointError):
+    """The private key file exists but cannot be read as an Ed25519 key (never replaced silently)."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        self.path = path
+        folder = Path(str(path)).parent.parent
+        OSError.__init__(
+            self,
+            f"The ledger's signing key {path} is damaged ({reason}); nothing was signed. Restore it from a backup "
+            f"of {Path(str(path)).parent}, or, if it is lost for good, rotate explicitly with "
+            f"`obliviate key rotate --ledger {folder}` (audited; certificates signed before the rotation still verify).",
+        )
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class UntrustedKeyError(InvalidInputError):
+    """No trusted key to verify a certificate against (a certificate's own key is never trusted)."""
+
+
+class ServiceStoreError(ObliviateError):
+    """The service's token and audit file cannot be read or written."""
+
+
+class NotAnEnsembleError(UnsupportedModelError):
+    """The ``sisa`` method was given a model that is not a SISA ensemble's module."""
+
+    def __init__(self, got: str) -> None:
+        ValueError.__init__(
+            self,
+            f"Method 'sisa' deletes from a SISA ensemble, not from a {got}: train one with "
+            "ens = SISA(recipe, shards=5).fit(data, folder) and pass ens.module(), or pick another method.",
+        )
+
+
+class AlreadyDeletedError(ObliviateError, ValueError):
+    """A delete request names examples that were deleted before."""
+
+    def __init__(self, ids: Iterable[int]) -> None:
+        self.ids = sorted(int(i) for i in ids)
+        shown = ", ".join(str(i) for i in self.ids[:10]) + (" ..." if len(self.ids) > 10 else "")
+        super().__init__(
+            f"{len(self.ids)} id(s) were already deleted from this model: [{shown}]. An example is deleted "
+            "once; drop these ids from the request (model.deleted_ids lists them)."
         )

@@ -46,8 +46,8 @@ from obliviate.errors import (
     CorruptCheckpointError,
     ForgetAllError,
     InvalidInputError,
+    NotAnEnsembleError,
     UnknownIdsError,
-    UnsupportedModelError,
 )
 from obliviate.exact.checkpoints import (
     CheckpointStore,
@@ -836,15 +836,6 @@ class SISAModule(nn.Module):
 
 
 # ---------------------------------------------------------------------- SISA as an unlearner
-class NotAnEnsembleError(UnsupportedModelError):
-    """The ``sisa`` method was given a model that is not a SISA ensemble's module."""
-
-    def __init__(self, got: str) -> None:
-        ValueError.__init__(
-            self,
-            f"Method 'sisa' deletes from a SISA ensemble, not from a {got}: train one with "
-            "ens = SISA(recipe, shards=5).fit(data, folder) and pass ens.module(), or pick another method.",
-        )
 
 
 def _training_set(forget: Dataset, retain: Dataset) -> Dataset:

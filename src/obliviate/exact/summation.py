@@ -53,7 +53,12 @@ import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 
 from obliviate.data.dataset import _as_id_array
-from obliviate.errors import ForgetAllError, InvalidInputError, ObliviateError, UnknownIdsError
+from obliviate.errors import (
+    AlreadyDeletedError,
+    ForgetAllError,
+    InvalidInputError,
+    UnknownIdsError,
+)
 
 __all__ = [
     "AlreadyDeletedError",
@@ -66,18 +71,6 @@ __all__ = [
     "load_summation",
     "save_summation",
 ]
-
-
-class AlreadyDeletedError(ObliviateError, ValueError):
-    """A delete request names examples that were deleted before."""
-
-    def __init__(self, ids: Iterable[int]) -> None:
-        self.ids = sorted(int(i) for i in ids)
-        shown = ", ".join(str(i) for i in self.ids[:10]) + (" ..." if len(self.ids) > 10 else "")
-        super().__init__(
-            f"{len(self.ids)} id(s) were already deleted from this model: [{shown}]. An example is deleted "
-            "once; drop these ids from the request (model.deleted_ids lists them)."
-        )
 
 
 def _features(X: object, name: str = "X") -> np.ndarray:

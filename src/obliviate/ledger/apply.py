@@ -47,7 +47,12 @@ from pathlib import Path
 import numpy as np
 
 from obliviate.data.dataset import Dataset
-from obliviate.errors import CorruptCheckpointError, InvalidInputError, ObliviateError
+from obliviate.errors import (
+    ApplyInProgressError,
+    CorruptCheckpointError,
+    InvalidInputError,
+    ObliviateError,
+)
 from obliviate.ledger.certificate import certificate_path, sign_certificate, write_certificate
 from obliviate.ledger.keys import load_or_create_key
 from obliviate.ledger.store import (
@@ -87,10 +92,6 @@ def crash_point(name: str) -> None:
     """Test hook: SIGKILL this process if ``$OBLIVIATE_CRASH_AT`` is ``name``; otherwise nothing."""
     if os.environ.get(CRASH_ENV) == name:
         os.kill(os.getpid(), signal.SIGKILL)
-
-
-class ApplyInProgressError(InvalidInputError):
-    """Another ``apply`` holds this ledger's lock."""
 
 
 @dataclass

@@ -19,7 +19,10 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from obliviate.errors import CorruptCheckpointError, InvalidInputError
+from obliviate.errors import (
+    InvalidCertificateError,
+    InvalidInputError,
+)
 from obliviate.ledger.files import read_user_file
 from obliviate.ledger.keys import key_fingerprint, public_key_b64, public_key_from_b64
 from obliviate.storage import atomic_write_bytes
@@ -141,21 +144,6 @@ def write_certificate(path: str | Path, cert: dict) -> Path:
     data = (json.dumps(cert, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
     atomic_write_bytes(path, data, mode=0o600)
     return path
-
-
-class InvalidCertificateError(CorruptCheckpointError):
-    """A file given as a certificate that is not one (binary, not JSON, not an object, another schema)."""
-
-    def __init__(self, path: object, reason: str) -> None:
-        self.path = path
-        OSError.__init__(
-            self,
-            f"{path} is not a deletion certificate ({reason}); give a certificate file written by `obliviate apply` "
-            "(under <ledger>/certificates/), or restore it from the ledger with the next `obliviate apply`.",
-        )
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 def read_certificate(path: str | Path) -> dict:

@@ -41,7 +41,13 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from obliviate.errors import CorruptCheckpointError, InvalidInputError
+from obliviate.errors import (
+    CorruptCheckpointError,
+    DamagedKeyError,
+    InvalidInputError,
+    SigningKeyError,
+    UntrustedKeyError,
+)
 from obliviate.ledger.files import read_user_file
 from obliviate.storage import atomic_write_bytes
 
@@ -72,31 +78,6 @@ __all__ = [
 PIN_META = "signing_key_fingerprint"
 PINNED_EVENT = "signing key pinned"
 ROTATED_EVENT = "signing key rotated"
-
-
-class SigningKeyError(InvalidInputError):
-    """The ledger's private key is missing, damaged or not the pinned one."""
-
-
-class DamagedKeyError(CorruptCheckpointError):
-    """The private key file exists but cannot be read as an Ed25519 key (never replaced silently)."""
-
-    def __init__(self, path: object, reason: str) -> None:
-        self.path = path
-        folder = Path(str(path)).parent.parent
-        OSError.__init__(
-            self,
-            f"The ledger's signing key {path} is damaged ({reason}); nothing was signed. Restore it from a backup "
-            f"of {Path(str(path)).parent}, or, if it is lost for good, rotate explicitly with "
-            f"`obliviate key rotate --ledger {folder}` (audited; certificates signed before the rotation still verify).",
-        )
-
-    def __str__(self) -> str:
-        return str(self.args[0])
-
-
-class UntrustedKeyError(InvalidInputError):
-    """No trusted key to verify a certificate against (a certificate's own key is never trusted)."""
 
 
 def private_key_path(ledger_folder: str | Path) -> Path:

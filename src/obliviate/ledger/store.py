@@ -45,7 +45,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from obliviate.errors import CorruptCheckpointError, InvalidInputError, ObliviateError
+from obliviate.errors import (
+    CorruptLedgerError,
+    InvalidInputError,
+    InvalidTransitionError,
+    LedgerDiskFullError,
+    LedgerNotFoundError,
+    LedgerUnavailableError,
+    ObliviateError,
+    UnknownRequestError,
+)
 from obliviate.request import MAX_NOTE_CHARS, MAX_OWNER_CHARS, ForgetRequest, check_text
 
 __all__ = [
@@ -131,47 +140,6 @@ CREATE TABLE IF NOT EXISTS certificates (
 """
 
 
-class CorruptLedgerError(CorruptCheckpointError):
-    """The ledger's SQLite file cannot be read or fails SQLite's integrity check."""
-
-    def __init__(self, path: object, reason: str) -> None:
-        self.path = path
-        OSError.__init__(
-            self,
-            f"Ledger {path} is damaged ({reason}), so nothing was read or written. Restore it from a backup "
-            "(copy ledger.sqlite together with ledger.sqlite-wal while no command runs); the signed certificates "
-            "under certificates/ remain valid evidence of what was applied.",
-        )
-
-    def __str__(self) -> str:
-        return str(self.args[0])
-
-
-class LedgerNotFoundError(InvalidInputError):
-    """No ledger at the given folder (read-only commands never create one)."""
-
-
-class LedgerDiskFullError(ObliviateError, OSError):
-    """The disk holding the ledger (or its certificates) is full; the failed write changed nothing."""
-
-    def __init__(self, path: object, detail: str = "") -> None:
-        self.path = path
-        OSError.__init__(
-            self,
-            errno.ENOSPC,
-            f"Disk full: no space left to write {path}{' (' + detail + ')' if detail else ''}. The ledger is not "
-            "damaged: the write that failed was rolled back. Free space on that disk and run the command again.",
-        )
-        self.filename = str(path)
-
-    def __str__(self) -> str:
-        return str(self.args[1])
-
-
-class LedgerUnavailableError(InvalidInputError):
-    """The ledger cannot be opened or written now: no permission, or another command holds it too long."""
-
-
 def check_ledger_request_id(request_id: object) -> str:
     """``request_id`` if it is of the ledger's form ``req-<hex>`` (8 to 64 hex digits); else an input error."""
     if not isinstance(request_id, str) or not LEDGER_REQUEST_ID.fullmatch(request_id):
@@ -242,17 +210,6 @@ def _fsync_folder(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-class InvalidTransitionError(InvalidInputError):
-    """A lifecycle move the ledger does not allow (e.g. applied -> received)."""
-
-
-class UnknownRequestError(InvalidInputError, KeyError):
-    """A request id that the ledger does not hold."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 def utc_now() -> datetime:

@@ -56,7 +56,13 @@ from pathlib import Path
 
 import numpy as np
 
-from obliviate.errors import CorruptCheckpointError, InvalidInputError, UnknownIdsError
+from obliviate.errors import (
+    CorruptStoreError,
+    EmbedderMismatchError,
+    InvalidInputError,
+    StoreNotFoundError,
+    UnknownIdsError,
+)
 from obliviate.retrieval.bm25 import BM25Index
 from obliviate.retrieval.embed import Embedder, make_embedder
 from obliviate.retrieval.minhash import signature
@@ -121,29 +127,6 @@ def crash_point(name: str) -> None:
     """Test hook: SIGKILL this process if ``$OBLIVIATE_CRASH_AT`` is ``name``; otherwise nothing."""
     if os.environ.get(CRASH_ENV) == name:
         os.kill(os.getpid(), signal.SIGKILL)
-
-
-class StoreNotFoundError(InvalidInputError):
-    """No document store in the given folder (only ``create=True`` makes one)."""
-
-
-class CorruptStoreError(CorruptCheckpointError):
-    """The store's table (the source of truth) cannot be read; index files are rebuilt instead of raising this."""
-
-    def __init__(self, path: object, reason: str) -> None:
-        self.path = path
-        OSError.__init__(
-            self,
-            f"Document store {path} is damaged ({reason}), so nothing was read or written. Restore store.sqlite "
-            "(with store.sqlite-wal) from a backup; the index files are rebuilt from it.",
-        )
-
-    def __str__(self) -> str:
-        return str(self.args[0])
-
-
-class EmbedderMismatchError(InvalidInputError):
-    """The store's vectors were made by another embedder than the one given."""
 
 
 def rrf(rankings: Sequence[Sequence[int]], *, k: int = RRF_K) -> list[tuple[int, float]]:

@@ -34,7 +34,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from obliviate.errors import InvalidInputError, ObliviateError
+from obliviate.errors import (
+    InvalidInputError,
+    ServiceStoreError,
+)
 
 __all__ = [
     "SCOPES",
@@ -76,10 +79,6 @@ CREATE TABLE IF NOT EXISTS audit (
 );
 CREATE INDEX IF NOT EXISTS audit_token ON audit(token_id, seq);
 """
-
-
-class ServiceStoreError(ObliviateError):
-    """The service's token and audit file cannot be read or written."""
 
 
 def check_scopes(scopes: object) -> tuple[str, ...]:
