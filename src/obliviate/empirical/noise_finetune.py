@@ -60,18 +60,25 @@ def balanced_class_weights(y: np.ndarray, num_classes: int) -> torch.Tensor:
 
 @register
 class NoiseFinetune(Unlearner):
-    """Seif's noise-then-fine-tune (equations in the module docstring)."""
+    """Seif's noise-then-fine-tune (equations in the module docstring).
+
+    Defaults: chosen on the validation protocol of ``benchmarks/nips_search.py`` (digits MLP, challenge
+    protocol with 64 models a side, a forget draw, original and seeds the scoreboard does not use; the
+    best final score within 10% of retraining's gradient work), by ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/nips_search.py --models 64`` (round 1) and ``--round 2``: std 0.1
+    on the first layer, 3 epochs at lr 0.1, final_std 0.005 as published (validation score 0.088
+    against the split-half reference's 0.182; the published std 0.6 scored at most 0.016).
+    """
 
     name = "noise_finetune"
     summary = "Gaussian noise on the first layer's weights, then class-balanced fine-tuning (NeurIPS'23 3rd)"
 
     @dataclass(frozen=True)
     class Config:
-        std: float = 0.6
+        std: float = 0.1
         final_std: float = 0.005
         layers: int = 1
-        epochs: int = 4
-        lr: float = 7e-4
+        epochs: int = 3
+        lr: float = 0.1
         momentum: float = 0.9
         weight_decay: float = 5e-4
         batch_size: int = 64

@@ -83,16 +83,23 @@ def entropy_matching_loss(logits: torch.Tensor, y: torch.Tensor, teacher_logits:
 
 @register
 class PruneReinit(Unlearner):
-    """Sebastian's PRMQ (equations in the module docstring)."""
+    """Sebastian's PRMQ (equations in the module docstring).
+
+    Defaults: chosen on the validation protocol of ``benchmarks/nips_search.py`` (digits MLP, challenge
+    protocol with 64 models a side, a forget draw, original and seeds the scoreboard does not use; the
+    best final score within 10% of retraining's gradient work), by ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/nips_search.py --models 64`` (round 1) and ``--round 2``: prune
+    80% (99% leaves the 17k-weight MLP too little to rebuild in 3 epochs: 0.012), 3 epochs at lr 0.05
+    (validation score 0.091 against the split-half reference's 0.182).
+    """
 
     name = "prune_reinit"
     summary = "prune 99% of weights, re-draw them, retrain on D_r with the original's entropy (NeurIPS'23 4th)"
 
     @dataclass(frozen=True)
     class Config:
-        amount: float = 0.99
-        epochs: float = 3.2
-        lr: float = 5e-4
+        amount: float = 0.8
+        epochs: float = 3.0
+        lr: float = 0.05
         momentum: float = 0.9
         weight_decay: float = 5e-4
         batch_size: int = 64

@@ -13,7 +13,8 @@ top-7 entries (the ``munl`` package, class ``KGLTop1``):
    every retain example), SGD lr 3e-4 with a cosine schedule to 1e-6 over all forget steps; then
    a *retain round*, one pass of ``CE(f(x_r), y_r)``, SGD lr 0.001 x batch/64, weight decay 1e-2.
 
-Published: 8 epochs, batch 256, T = 1.15.
+Published: 8 epochs, batch 256, T = 1.15, retain lr 0.004. obliviate's defaults differ where the
+validation protocol chose otherwise (see :class:`UniformContrast`).
 """
 
 from __future__ import annotations
@@ -56,6 +57,13 @@ class UniformContrast(Unlearner):
     ``uniform_lr`` (stage 1), ``forget_lr`` (forget rounds, cosine to ``eta_min``) and ``retain_lr``
     (retain rounds, the published 0.001 x 256/64 = 0.004) with their own SGD optimisers, as the
     reference keeps three. ``retain_weight_decay`` 1e-2 as published.
+
+    Defaults: chosen on the validation protocol of ``benchmarks/nips_search.py`` (digits MLP, challenge
+    protocol with 64 models a side, a forget draw, original and seeds the scoreboard does not use; the
+    best final score among configurations within 10% of retraining's gradient work), by
+    ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/nips_search.py --models 64`` (round 1) and ``--round 2``: 1 epoch (8 would cost 35% of retraining here), batch 64, retain lr 0.1, forget lr
+    3e-3 (validation score 0.028 against the split-half reference's 0.182; forget lr 3e-4 as published,
+    with retain lr 0.05, scored 0.009).
     """
 
     name = "uniform_contrast"
@@ -63,12 +71,12 @@ class UniformContrast(Unlearner):
 
     @dataclass(frozen=True)
     class Config:
-        epochs: int = 8
-        batch_size: int = 256
+        epochs: int = 1
+        batch_size: int = 64
         temperature: float = 1.15
         uniform_lr: float = 0.005
-        forget_lr: float = 3e-4
-        retain_lr: float = 0.004
+        forget_lr: float = 3e-3
+        retain_lr: float = 0.1
         momentum: float = 0.9
         retain_weight_decay: float = 1e-2
         eta_min: float = 1e-6
