@@ -98,6 +98,9 @@ def main() -> None:
     parser.add_argument("--protocol", default="both", choices=["both", "challenge", "per-seed"])
     parser.add_argument("--out", type=Path, default=Path("runs/scoreboard"))
     parser.add_argument("--results-md", type=Path, default=None, help="write the block here (default RESULTS.md)")
+    parser.add_argument("--block", default="scoreboard-protocols", help="the RESULTS.md block's marker name")
+    parser.add_argument("--plot-prefix", default="scoreboard",
+                        help="plots go to benchmarks/plots/PREFIX_PROTOCOL.png (a subset of methods: use another prefix)")
     args = parser.parse_args()
     suite = get_suite("digits")
     methods = args.methods.split(",") if args.methods else list(suite.methods)
@@ -122,7 +125,7 @@ def main() -> None:
             else f"Target not met: the best score ratio is {best[2]:.2f}x ({best[0]}, at {best[1]:.3f}x retraining's time)."
             if best else "No method scored."
         )
-        plot = f"scoreboard_{protocol.replace('-', '_')}.png"
+        plot = f"{args.plot_prefix}_{protocol.replace('-', '_')}.png"
         draw(points, args.seeds, HERE / "plots" / plot, protocol)
         beat = refs["beat"]
         sections += [
@@ -158,9 +161,9 @@ def main() -> None:
         ">= 0.75x in < 10% of retraining's time.",
     ])
     if args.results_md is not None:
-        write_block("scoreboard-protocols", text, args.results_md)
+        write_block(args.block, text, args.results_md)
     else:
-        write_block("scoreboard-protocols", text)
+        write_block(args.block, text)
     print(text)
 
 
