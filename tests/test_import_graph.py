@@ -22,8 +22,6 @@ ROOT = Path(obliviate.__file__).parent
 
 # (importing module, imported subpackage): why it is still there.
 KNOWN: dict[tuple[str, str], str] = {
-    ("obliviate.models", "training"): "models/__init__.py takes seeded_global_rng from training.loop",
-    ("obliviate.models.lm", "training"): "models/lm.py takes seeded_global_rng from training.loop",
     ("obliviate.request", "data"): "ForgetRequest resolves ids against a Dataset",
     ("obliviate.unlearning.execution", "empirical"): "the LM task class (LMUnlearnTask) lives in empirical.lm.base",
 }

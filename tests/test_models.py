@@ -42,7 +42,7 @@ def test_mlp_hidden_layers_follow_options():
 
 
 def test_unknown_model_lists_the_known_ones():
-    with pytest.raises(UnknownModelError, match="Unknown model 'vgg'. Known models: certified_logreg, cnn, d2d_logreg, mlp, resnet18."):
+    with pytest.raises(UnknownModelError, match="Unknown model 'vgg'. Known models: certified_logreg, certified_logreg_stored, cnn, d2d_logreg, mlp, resnet18."):
         build_model("vgg", (64,), 10)
     with pytest.raises(InvalidInputError, match="bad options for model 'mlp'"):
         build_model("mlp", (64,), 10, options={"depth": 3})

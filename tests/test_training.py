@@ -114,7 +114,7 @@ def test_schedules_follow_their_definitions():
 @pytest.mark.parametrize(
     ("kwargs", "error", "fragment"),
     [
-        ({"model": "vgg"}, UnknownModelError, "Known models: certified_logreg, cnn, d2d_logreg, mlp, resnet18"),
+        ({"model": "vgg"}, UnknownModelError, "Known models: certified_logreg, certified_logreg_stored, cnn, d2d_logreg, mlp, resnet18"),
         ({"optimizer": "rmsprop"}, InvalidInputError, "optimizer must be one of"),
         ({"schedule": "linear"}, InvalidInputError, "schedule must be one of"),
         ({"lr": 0}, InvalidInputError, "lr must be > 0"),

@@ -11,7 +11,7 @@ from obliviate.errors import InvalidInputError, UnknownModelError
 from obliviate.models.cnn import SmallCNN
 from obliviate.models.mlp import MLP
 from obliviate.models.resnet import ResNet18
-from obliviate.training.loop import seeded_global_rng
+from obliviate.seeding import seeded_global_rng
 
 __all__ = ["MLP", "SmallCNN", "ResNet18", "MODELS", "SOLVER_MODELS", "KNOWN_MODELS", "build_model", "parametrised_layers"]
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from obliviate.cache import cache_root, check_folder, content_key, load_or_build, write_folder
 from obliviate.errors import CorruptCheckpointError, InvalidInputError, NotACausalLMError
-from obliviate.training.loop import seeded_global_rng
+from obliviate.seeding import seeded_global_rng
 
 __all__ = [
     "LanguageModel",
