@@ -260,7 +260,7 @@ def _apply_locked(
     ledger: Ledger, target: Target, data: Dataset, *, test: Dataset | None, seed: int, now: datetime | None
 ) -> ApplyOutcome:
     outcome = ApplyOutcome()
-    with _apply_lock(ledger.folder):
+    with ledger.apply_lock():
         key = load_or_create_key(ledger)  # the pinned key (created and pinned on first use)
         export_certificates(ledger)
         for batch_id, requests in ledger.pending_batches().items():

@@ -329,10 +329,8 @@ def rotate_key(ledger: Ledger, *, revoke: bool = False) -> tuple[str | None, Ed2
     Works when the old private key is lost or replaced (that is what it is for). ``revoke`` withdraws
     trust from the old key's certificates too (see the module docstring). Holds the apply lock, so no
     ``apply`` signs with the old key while the pin changes."""
-    from obliviate.ledger.apply import _apply_lock
-
     folder = ledger.folder
-    with _apply_lock(folder):
+    with ledger.apply_lock():
         old = ledger.get_meta(PIN_META)
         if old is None and private_key_path(folder).exists():
             try:  # a key made before pins existed: pin it first, so its certificates keep verifying

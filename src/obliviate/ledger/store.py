@@ -40,10 +40,11 @@ import re
 import sqlite3
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 from obliviate.errors import (
     CorruptLedgerError,
@@ -59,6 +60,8 @@ from obliviate.request import MAX_NOTE_CHARS, MAX_OWNER_CHARS, ForgetRequest, ch
 
 __all__ = [
     "Ledger",
+    "LedgerStore",
+    "SqliteStore",
     "LedgerRequest",
     "Transition",
     "CorruptLedgerError",
@@ -74,6 +77,8 @@ __all__ = [
     "VERIFIED",
     "FAILED",
     "default_ledger_path",
+    "default_ledger_location",
+    "is_dsn",
     "content_key",
     "check_ledger_request_id",
     "utc_now",
@@ -222,6 +227,21 @@ def default_ledger_path() -> Path:
     return Path(os.environ.get("OBLIVIATE_LEDGER") or "obliviate-ledger")
 
 
+#: The URI schemes of a PostgreSQL DSN given in place of a ledger folder.
+DSN_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_dsn(location: object) -> bool:
+    """Whether ``location`` (a ``--ledger`` value) is a PostgreSQL DSN rather than a folder."""
+    return isinstance(location, str) and location.startswith(DSN_SCHEMES)
+
+
+def default_ledger_location() -> str | Path:
+    """``$OBLIVIATE_LEDGER`` (a folder, or a ``postgresql://`` DSN) or ``./obliviate-ledger``."""
+    raw = os.environ.get("OBLIVIATE_LEDGER") or ""
+    return raw if is_dsn(raw) else default_ledger_path()
+
+
 def content_key(ids: Iterable[int], owners: Iterable[str]) -> str:
     """The default idempotency key: sha256 of the sorted ids and owners a request names."""
     body = json.dumps({"ids": sorted({int(i) for i in ids}), "owners": sorted({str(o) for o in owners})})
@@ -313,13 +333,45 @@ def _schema_statements() -> list[str]:
     return [statement for statement in _SCHEMA.split(";") if statement.strip()]
 
 
-class Ledger:
-    """The deletion-request ledger in ``folder`` (``ledger.sqlite``; keys and certificates beside it).
+class LedgerStore(Protocol):
+    """What :class:`Ledger` needs of a backend (:class:`SqliteStore`, :class:`~obliviate.ledger.postgres.PostgresStore`).
 
-    ``Ledger(folder)`` opens an existing ledger; ``Ledger(folder, create=True)`` also creates one
-    if there is none (``created`` says whether it did). See the module docstring for what is
-    refused. Use it as a context manager or call :meth:`close`.
-    """
+    Both hold the same tables (``meta``, ``requests``, ``transitions``, ``events``, ``certificates``) with
+    the same columns and text encodings; :class:`Ledger` writes its SQL once, with ``?`` placeholders, and
+    reads rows by column name. ``folder`` is the ledger's file home (signing keys, exported certificates,
+    the service's files); ``location`` names the ledger in messages; ``path`` is what a
+    :class:`CorruptLedgerError` names (the database file, or the redacted DSN)."""
+
+    kind: str
+    folder: Path
+    path: Path | str
+    created: bool
+    #: Appended to the row reads of a transition: ``" FOR UPDATE"`` where the backend has row locks.
+    for_update: str
+
+    @property
+    def location(self) -> str: ...
+
+    def close(self) -> None: ...
+
+    def transaction(self) -> AbstractContextManager: ...
+
+    def query(self, sql: str, params: Sequence = ()) -> list: ...
+
+    def insert_request(self, db, sql: str, params: Sequence) -> bool: ...
+
+    def apply_lock(self) -> AbstractContextManager: ...
+
+
+class SqliteStore:
+    """The SQLite backend: ``ledger.sqlite`` in ``folder`` (WAL, ``synchronous=FULL``), keys and certificates beside it.
+
+    The module docstring says what opening and creation refuse; the apply lock is the file lock
+    ``<folder>/apply.lock``."""
+
+    kind = "sqlite"
+    #: SQLite's ``BEGIN IMMEDIATE`` already makes every write transaction the only writer.
+    for_update = ""
 
     def __init__(self, folder: str | Path | None = None, *, create: bool = False) -> None:
         self.folder = Path(folder) if folder is not None else default_ledger_path()
@@ -434,18 +486,20 @@ class Ledger:
                 raise LedgerDiskFullError(self.path, "creating the ledger") from exc
             raise
 
-    # ------------------------------------------------------------------ plumbing
+    @property
+    def location(self) -> str:
+        """The ledger as messages name it: its folder."""
+        return str(self.folder)
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        return self._db
+
     def close(self) -> None:
         self._db.close()
 
-    def __enter__(self) -> Ledger:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction (``BEGIN IMMEDIATE``): all of it commits, or none of it.
 
         A SQLite failure becomes the typed error of :func:`_sqlite_error` (disk full, busy, damaged)."""
@@ -464,11 +518,98 @@ class Ledger:
         except sqlite3.Error as exc:
             raise _sqlite_error(exc, self.path) from exc
 
-    def _query(self, sql: str, params: Sequence = ()) -> list[sqlite3.Row]:
+    def query(self, sql: str, params: Sequence = ()) -> list[sqlite3.Row]:
         try:
             return self._db.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             raise _sqlite_error(exc, self.path) from exc
+
+    def insert_request(self, db: sqlite3.Connection, sql: str, params: Sequence) -> bool:
+        """Insert a request row; True. (Under ``BEGIN IMMEDIATE`` no other writer can have filed its key since
+        :meth:`Ledger.add_many` looked it up, so the insert never meets a conflict.)"""
+        db.execute(sql, params)
+        return True
+
+    @contextmanager
+    def apply_lock(self) -> Iterator[None]:
+        """The file lock ``<folder>/apply.lock``: one ``apply`` (or key rotation) at a time on this ledger."""
+        from obliviate.ledger.apply import _apply_lock
+
+        with _apply_lock(self.folder):
+            yield
+
+
+class Ledger:
+    """The deletion-request ledger: in ``folder`` (``ledger.sqlite``; keys and certificates beside it), or in
+    PostgreSQL when ``folder`` is a DSN (``postgresql://...``; keys and certificates in ``files``).
+
+    ``Ledger(folder)`` opens an existing ledger; ``Ledger(folder, create=True)`` also creates one
+    if there is none (``created`` says whether it did). See the module docstring for what is
+    refused (and :mod:`obliviate.ledger.postgres` for PostgreSQL). Without ``folder``,
+    ``$OBLIVIATE_LEDGER`` (a folder or a DSN) or ``./obliviate-ledger``. Use it as a context manager or
+    call :meth:`close`.
+    """
+
+    def __init__(
+        self, folder: str | Path | None = None, *, create: bool = False, files: str | Path | None = None
+    ) -> None:
+        where = folder if folder is not None else default_ledger_location()
+        if is_dsn(where):
+            from obliviate.ledger.postgres import PostgresStore
+
+            self._store: LedgerStore = PostgresStore(str(where), create=create, files=files)
+        else:
+            self._store = SqliteStore(where, create=create)
+        self.folder: Path = self._store.folder
+        self.path = self._store.path
+        self.created: bool = self._store.created
+
+    @property
+    def backend(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self._store.kind
+
+    @property
+    def location(self) -> str:
+        """The ledger as messages name it: its folder, or its DSN without the password."""
+        return self._store.location
+
+    @property
+    def _db(self):
+        """The backend's connection (tests and diagnostics only)."""
+        return self._store.db
+
+    # ------------------------------------------------------------------ plumbing
+    def close(self) -> None:
+        self._store.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _transaction(self):
+        """One write transaction of the backend: all of it commits, or none of it (typed errors on failure)."""
+        return self._store.transaction()
+
+    def _query(self, sql: str, params: Sequence = ()) -> list:
+        return self._store.query(sql, params)
+
+    def apply_lock(self) -> AbstractContextManager:
+        """Held by ``apply`` and key rotation: one at a time per ledger (a file lock on SQLite, an advisory lock on
+        PostgreSQL, so that replicas sharing one database exclude each other); else :class:`ApplyInProgressError`."""
+        return self._store.apply_lock()
+
+    def append_events(self, events: Iterable[tuple[str, str]]) -> None:
+        """Append ``(kind, detail)`` rows to the ledger-wide audit trail, in ONE transaction."""
+        rows = [(str(kind), str(detail)) for kind, detail in events]
+        if not rows:
+            return
+        now = utc_now().isoformat()
+        with self._transaction() as db:
+            for kind, detail in rows:
+                db.execute("INSERT INTO events(at, kind, detail) VALUES (?, ?, ?)", (now, kind, detail))
 
     # ------------------------------------------------------------------ filing
     def add(self, request: ForgetRequest, *, key: str | None = None) -> tuple[LedgerRequest, bool]:
@@ -493,7 +634,9 @@ class Ledger:
             row = db.execute("SELECT value FROM meta WHERE key = ?", (META_KEY,)).fetchone()
             policy = RetrainPolicy.from_json(row["value"]) if row is not None and row["value"] else None
             open_now = int(
-                db.execute("SELECT COUNT(*) FROM requests WHERE status IN (?, ?)", (RECEIVED, SCHEDULED)).fetchone()[0]
+                db.execute(
+                    "SELECT COUNT(*) AS n FROM requests WHERE status IN (?, ?)", (RECEIVED, SCHEDULED)
+                ).fetchone()["n"]
             )
             for request, key in zip(requests, keys):
                 natural = content_key(request.ids, request.owners)
@@ -525,7 +668,8 @@ class Ledger:
                 if db.execute("SELECT 1 FROM requests WHERE request_id = ?", (request_id,)).fetchone():
                     # the same content filed in the same second under a new key: name it after its key
                     request_id = "req-" + hashlib.sha256(key.encode()).hexdigest()[:16]
-                db.execute(
+                inserted = self._store.insert_request(
+                    db,
                     "INSERT INTO requests(request_id, idem_key, ids, owners, note, received, deadline, status, updated)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
@@ -540,6 +684,16 @@ class Ledger:
                         now,
                     ),
                 )
+                if not inserted:  # PostgreSQL: a concurrent transaction filed this key first and committed
+                    open_now -= 1
+                    stored = _row_to_request(db.execute("SELECT * FROM requests WHERE idem_key = ?", (key,)).fetchone())
+                    if content_key(stored.ids, stored.owners) != natural:
+                        raise InvalidInputError(
+                            f"key {key!r} was already used for request {stored.request_id} asking for other ids or "
+                            "owners; give a new --key for a new request."
+                        )
+                    out.append((stored, False))
+                    continue
                 db.execute(
                     "INSERT INTO transitions(request_id, from_status, to_status, at, detail) VALUES (?, NULL, ?, ?, ?)",
                     (request_id, RECEIVED, now, f"filed under key {key}"),
@@ -581,10 +735,12 @@ class Ledger:
         now = utc_now().isoformat()
         with self._transaction() as db:
             for rid in request_ids:
-                row = db.execute("SELECT status, batch_id FROM requests WHERE request_id = ?", (rid,)).fetchone()
+                row = db.execute(
+                    "SELECT status, batch_id FROM requests WHERE request_id = ?" + self._store.for_update, (rid,)
+                ).fetchone()
                 if row is None:
                     raise UnknownRequestError(
-                        f"no request {rid!r} in the ledger {self.folder}; `obliviate request list` lists them."
+                        f"no request {rid!r} in the ledger {self.location}; `obliviate request list` lists them."
                     )
                 current = row["status"]
                 if to not in TRANSITIONS[current]:
@@ -626,7 +782,10 @@ class Ledger:
         """Set a ledger-wide setting and record ``event`` in the ledger's audit trail, in ONE transaction."""
         now = utc_now().isoformat()
         with self._transaction() as db:
-            db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, str(value)))
+            db.execute(
+                "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, str(value)),
+            )
             db.execute("INSERT INTO events(at, kind, detail) VALUES (?, ?, ?)", (now, event, detail))
 
     def events(self) -> list[tuple[int, datetime, str, str]]:
@@ -641,7 +800,7 @@ class Ledger:
         rows = self._query("SELECT * FROM requests WHERE request_id = ?", (request_id,))
         if not rows:
             raise UnknownRequestError(
-                f"no request {request_id!r} in the ledger {self.folder}; `obliviate request list` lists them."
+                f"no request {request_id!r} in the ledger {self.location}; `obliviate request list` lists them."
             )
         return _row_to_request(rows[0])
 
