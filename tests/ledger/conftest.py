@@ -97,3 +97,101 @@ def crash_folder(tmp_path, fitted_sisa):
     yield root
     if root != tmp_path:
         shutil.rmtree(root, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------------- PostgreSQL
+PG_BINARIES = ("initdb", "pg_ctl", "postgres")
+
+
+def _pg_user() -> str | None:
+    """The user that runs the throwaway server: ourselves, or (as root, whom initdb refuses) ``postgres``/``nobody``."""
+    if os.geteuid() != 0:
+        return None
+    import pwd
+
+    for name in ("postgres", "nobody"):
+        try:
+            pwd.getpwnam(name)
+            return name
+        except KeyError:
+            continue
+    pytest.skip("running as root and no unprivileged user (postgres, nobody) to run PostgreSQL's initdb as")
+
+
+def _as_user(user: str | None, argv: list[str]) -> list[str]:
+    return argv if user is None else ["runuser", "-u", user, "--", *argv]
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A throwaway PostgreSQL server on loopback for the session: its base DSN (user ``obliviate``, trust auth).
+
+    initdb into a fresh temporary folder, ``pg_ctl start`` on 127.0.0.1 and a free port (socket in the same
+    folder), stopped and removed at the end. Skipped, with the reason, only where the binaries are missing."""
+    missing = [b for b in PG_BINARIES if shutil.which(b) is None]
+    if missing:
+        pytest.skip(
+            f"PostgreSQL binaries not found ({', '.join(missing)}): install Debian's `postgresql` package (and put "
+            "its bin/ on PATH) to run the PostgreSQL ledger tests"
+        )
+    pytest.importorskip("psycopg", reason="psycopg 3 is not installed: pip install 'obliviate[postgres]'")
+    import socket
+
+    user = _pg_user()
+    root = Path(tempfile.mkdtemp(prefix="obliviate-pg-"))
+    if user is not None:
+        shutil.chown(root, user=user)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = root / "data"
+    env = {**os.environ, "LC_ALL": "C"}
+    subprocess.run(
+        _as_user(user, ["initdb", "-D", str(data), "-A", "trust", "-U", "obliviate", "-E", "UTF8", "--locale=C"]),
+        check=True,
+        capture_output=True,
+        env=env,
+    )
+    options = f"-k {root} -p {port} -c listen_addresses=127.0.0.1 -c max_connections=200"
+    subprocess.run(
+        _as_user(user, ["pg_ctl", "-D", str(data), "-l", str(root / "server.log"), "-w", "-o", options, "start"]),
+        check=True,
+        capture_output=True,
+        env=env,
+    )
+    try:
+        yield f"postgresql://obliviate@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(
+            _as_user(user, ["pg_ctl", "-D", str(data), "-m", "immediate", "-w", "stop"]), capture_output=True, env=env
+        )
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_dsn(pg_server):
+    """A DSN whose current schema is a fresh, empty one (a database of its own, as far as the ledger can tell)."""
+    import uuid
+
+    import psycopg
+
+    schema = "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    yield f"{pg_server}?options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_backend(request, tmp_path):
+    """Where a ledger of each backend goes: ``(location, files)`` for ``Ledger(location, files=files, create=...)``."""
+    if request.param == "sqlite":
+        return str(tmp_path / "ledger"), None
+    return request.getfixturevalue("pg_dsn"), tmp_path / "ledger-files"
+
+
+@pytest.fixture
+def any_ledger(ledger_backend):
+    """A new, empty ledger on each backend (the store tests run against both)."""
+    location, files = ledger_backend
+    with Ledger(location, files=files, create=True) as book:
+        yield book

@@ -1,4 +1,7 @@
-"""The ledger store: idempotent filing, validated lifecycle, audit trail, overdue, durability settings."""
+"""The ledger store: idempotent filing, validated lifecycle, audit trail, overdue, durability settings.
+
+The behaviour tests run against both backends (``any_ledger``: SQLite and a throwaway PostgreSQL); the
+tests of SQLite's files and pragmas against SQLite only."""
 
 from __future__ import annotations
 
@@ -21,7 +24,8 @@ from obliviate.ledger import (
 )
 
 
-def test_the_same_request_filed_twice_is_one_request(ledger):
+def test_the_same_request_filed_twice_is_one_request(any_ledger):
+    ledger = any_ledger  # each backend (SQLite, PostgreSQL)
     first, created = ledger.add(ob.ForgetRequest(owners=["alice", "bob"]))
     later = ob.ForgetRequest(owners=["bob", "alice"], received=datetime.now(UTC) + timedelta(hours=1))
     again, created_again = ledger.add(later)
@@ -32,7 +36,8 @@ def test_the_same_request_filed_twice_is_one_request(ledger):
     assert created_other and other.request_id != first.request_id
 
 
-def test_a_user_key_makes_a_new_request_and_may_not_be_reused_for_other_content(ledger):
+def test_a_user_key_makes_a_new_request_and_may_not_be_reused_for_other_content(any_ledger):
+    ledger = any_ledger  # each backend (SQLite, PostgreSQL)
     a, _ = ledger.add(ob.ForgetRequest(owners="alice"))
     b, created = ledger.add(ob.ForgetRequest(owners="alice", note="new data since"), key="ticket-2")
     assert created and b.request_id != a.request_id
@@ -43,7 +48,8 @@ def test_a_user_key_makes_a_new_request_and_may_not_be_reused_for_other_content(
     assert len(ledger.requests()) == 2
 
 
-def test_the_lifecycle_is_validated_and_every_transition_audited(ledger):
+def test_the_lifecycle_is_validated_and_every_transition_audited(any_ledger):
+    ledger = any_ledger  # each backend (SQLite, PostgreSQL)
     r, _ = ledger.add(ob.ForgetRequest(ids=[1, 2]))
     ledger.transition([r.request_id], SCHEDULED, batch_id="b1", resolved_ids={r.request_id: [1, 2]})
     with pytest.raises(InvalidInputError, match="one certificate per request"):
@@ -67,7 +73,8 @@ def test_the_lifecycle_is_validated_and_every_transition_audited(ledger):
     assert ledger.certificate(r.request_id) == "{}"
 
 
-def test_a_refused_transition_in_a_batch_changes_nothing(ledger):
+def test_a_refused_transition_in_a_batch_changes_nothing(any_ledger):
+    ledger = any_ledger  # each backend (SQLite, PostgreSQL)
     a, _ = ledger.add(ob.ForgetRequest(ids=[1]))
     b, _ = ledger.add(ob.ForgetRequest(ids=[2]))
     ledger.transition([b.request_id], FAILED, reason="unknown ids")
@@ -82,7 +89,8 @@ def test_a_refused_transition_in_a_batch_changes_nothing(ledger):
         ledger.transition(["req-nope"], SCHEDULED)
 
 
-def test_overdue_counts_and_next_deadline(ledger):
+def test_overdue_counts_and_next_deadline(any_ledger):
+    ledger = any_ledger  # each backend (SQLite, PostgreSQL)
     past = datetime.now(UTC) - timedelta(days=40)
     late, _ = ledger.add(ob.ForgetRequest(ids=[1], received=past))  # 30-day default deadline: 10 days ago
     soon, _ = ledger.add(ob.ForgetRequest(ids=[2], deadline=timedelta(days=1)))
@@ -143,7 +151,8 @@ def test_a_file_given_as_the_ledger_folder_is_refused(tmp_path):
         Ledger(tmp_path / "f", create=True)
 
 
-def test_add_many_files_in_one_transaction(ledger):
+def test_add_many_files_in_one_transaction(any_ledger):
+    ledger = any_ledger  # each backend (SQLite, PostgreSQL)
     stored = ledger.add_many([ob.ForgetRequest(ids=[i]) for i in range(50)])
     assert all(created for _, created in stored) and len(ledger.requests()) == 50
     with pytest.raises(InvalidInputError, match="ForgetRequest"):

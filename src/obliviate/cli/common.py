@@ -126,3 +126,23 @@ def check_out_file(path: Path, option: str = "--out") -> None:
     from obliviate.storage import check_regular_target
 
     check_regular_target(path, what=option)
+
+
+# ---------------------------------------------------------------------------------------------------- the ledger
+LEDGER_HELP = (
+    "Ledger folder, or a PostgreSQL DSN (postgresql://user@host/db) for a ledger several operators share "
+    "(default: $OBLIVIATE_LEDGER or ./obliviate-ledger)."
+)
+LEDGER_FILES_HELP = (
+    "A PostgreSQL ledger's folder for its signing key and exported certificate files (default: "
+    "$OBLIVIATE_LEDGER_FILES); give every replica the same key. Not used with a ledger folder."
+)
+
+
+def ledger_location(value: str | None) -> str | Path | None:
+    """A ``--ledger`` value: a DSN stays a string, anything else is a folder; None is the default ledger."""
+    from obliviate.ledger.store import is_dsn
+
+    if value is None:
+        return None
+    return value if is_dsn(value) else Path(value)

@@ -1,7 +1,10 @@
 """Commands for deletion requests: ledger init, request add/import/list/show/retry, apply, status, verify.
 
 The ledger lives in ``--ledger`` (default ``$OBLIVIATE_LEDGER`` or ``./obliviate-ledger``): the
-SQLite file, the signing key under ``keys/`` and the certificates under ``certificates/``. Only
+SQLite file, the signing key under ``keys/`` and the certificates under ``certificates/``. A
+``postgresql://`` DSN in place of the folder keeps the ledger in PostgreSQL
+(:mod:`obliviate.ledger.postgres`), with the key and certificate files in ``--ledger-files DIR``
+(or ``$OBLIVIATE_LEDGER_FILES``). Only
 ``ledger init`` and ``request add``/``import`` create a ledger; every other command on a folder
 without one is an error naming it. Text that came from a request (owners, notes, keys, reasons)
 is printed escaped: no rich markup and no terminal escape sequence reaches the terminal.
@@ -20,7 +23,16 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from obliviate.cli.common import app, load_data, out_console, parse_settings, read_ids
+from obliviate.cli.common import (
+    LEDGER_FILES_HELP,
+    LEDGER_HELP,
+    app,
+    ledger_location,
+    load_data,
+    out_console,
+    parse_settings,
+    read_ids,
+)
 from obliviate.errors import InvalidInputError
 from obliviate.ledger.files import safe_for_terminal
 from obliviate.request import MAX_DEADLINE
@@ -30,10 +42,8 @@ app.add_typer(request_app, name="request")
 ledger_app = typer.Typer(no_args_is_help=True, help="Create the ledger of deletion requests.")
 app.add_typer(ledger_app, name="ledger")
 
-LedgerOption = Annotated[
-    Path | None,
-    typer.Option("--ledger", help="Ledger folder (default: $OBLIVIATE_LEDGER or ./obliviate-ledger)."),
-]
+LedgerOption = Annotated[str | None, typer.Option("--ledger", help=LEDGER_HELP)]
+LedgerFilesOption = Annotated[Path | None, typer.Option("--ledger-files", help=LEDGER_FILES_HELP)]
 STATUS_STYLE = {
     "received": "yellow",
     "scheduled": "cyan",
@@ -43,11 +53,11 @@ STATUS_STYLE = {
 }
 
 
-def _open(ledger: Path | None, *, create: bool = False):
-    """The ledger in ``ledger``; only ``create=True`` (init, add, import) makes a new one."""
+def _open(ledger: str | Path | None, *, create: bool = False, files: Path | None = None):
+    """The ledger in ``ledger`` (a folder or a DSN); only ``create=True`` (init, add, import) makes a new one."""
     from obliviate.ledger import Ledger
 
-    return Ledger(ledger, create=create)
+    return Ledger(ledger_location(ledger) if isinstance(ledger, str) else ledger, create=create, files=files)
 
 
 def _when(moment) -> str:
@@ -78,10 +88,10 @@ def _deadline(days: object, where: str) -> timedelta:
 
 
 @ledger_app.command("init")
-def ledger_init(ledger: LedgerOption = None) -> None:
+def ledger_init(ledger: LedgerOption = None, ledger_files: LedgerFilesOption = None) -> None:
     """Create an empty ledger (folder mode 0700, database 0600); an existing ledger is left unchanged."""
-    with _open(ledger, create=True) as book:
-        created, folder, n = book.created, book.folder, sum(book.counts().values())
+    with _open(ledger, create=True, files=ledger_files) as book:
+        created, folder, n = book.created, book.location, sum(book.counts().values())
     if created:
         _print(f"created the ledger {_show(folder)}", soft_wrap=True)
     else:
@@ -91,13 +101,18 @@ def ledger_init(ledger: LedgerOption = None) -> None:
 @ledger_app.command("policy")
 def ledger_policy(
     every_days: Annotated[float | None, typer.Option("--every-days", help="Retrain every D days (from now).")] = None,
-    every_hours: Annotated[float | None, typer.Option("--every-hours", help="Retrain every H hours (from now).")] = None,
-    pending: Annotated[int | None, typer.Option("--pending", help="Also retrain as soon as N requests are open.")] = None,
+    every_hours: Annotated[
+        float | None, typer.Option("--every-hours", help="Retrain every H hours (from now).")
+    ] = None,
+    pending: Annotated[
+        int | None, typer.Option("--pending", help="Also retrain as soon as N requests are open.")
+    ] = None,
     duration_hours: Annotated[
         float, typer.Option("--duration-hours", help="How long a retrain takes before its requests are applied.")
     ] = 0.0,
     clear: Annotated[bool, typer.Option("--clear", help="Remove the policy: requests are filed unchecked.")] = False,
     ledger: LedgerOption = None,
+    ledger_files: LedgerFilesOption = None,
 ) -> None:
     """Show or set the retrain-every policy; filing then refuses deadlines the policy cannot meet."""
     from obliviate.ledger.policy import RetrainPolicy, clear_policy, get_policy, set_policy
@@ -105,13 +120,17 @@ def ledger_policy(
 
     if every_days is not None and every_hours is not None:
         raise InvalidInputError("give the period once: --every-days or --every-hours, not both.")
-    for name, value in (("--every-days", every_days), ("--every-hours", every_hours), ("--duration-hours", duration_hours)):
+    for name, value in (
+        ("--every-days", every_days),
+        ("--every-hours", every_hours),
+        ("--duration-hours", duration_hours),
+    ):
         if value is not None and not (value >= 0 and value < 1e6):
             raise InvalidInputError(f"{name} must be a number from 0 to 1e6, got {value!r}.")
     setting = every_days is not None or every_hours is not None or pending is not None
     if clear and setting:
         raise InvalidInputError("--clear takes no other option; clear first, then set a new policy.")
-    with _open(ledger) as book:
+    with _open(ledger, files=ledger_files) as book:
         if clear:
             clear_policy(book)
             _print("retrain policy cleared: requests are filed without a deadline check.")
@@ -122,7 +141,8 @@ def ledger_policy(
                 period = timedelta(days=every_days) if every_days is not None else timedelta(hours=every_hours)
             start = utc_now().replace(second=0, microsecond=0)
             set_policy(
-                book, RetrainPolicy(period=period, pending=pending, start=start, duration=timedelta(hours=duration_hours))
+                book,
+                RetrainPolicy(period=period, pending=pending, start=start, duration=timedelta(hours=duration_hours)),
             )
         policy = get_policy(book)
     if policy is None:
@@ -147,6 +167,7 @@ def request_add(
     ] = None,
     note: Annotated[str, typer.Option(help="Free text kept with the request (e.g. the ticket number).")] = "",
     ledger: LedgerOption = None,
+    ledger_files: LedgerFilesOption = None,
 ) -> None:
     """File a deletion request (creating the ledger if there is none); the same request (same key) filed
     again returns the stored one."""
@@ -160,7 +181,7 @@ def request_add(
         deadline=_deadline(deadline_days, "--deadline-days"),
         note=note,
     )
-    with _open(ledger, create=True) as book:
+    with _open(ledger, create=True, files=ledger_files) as book:
         stored, created = book.add(request, key=key)
     what = ", ".join(filter(None, [f"{len(stored.ids)} ids" if stored.ids else "", ", ".join(stored.owners)]))
     verb = "filed" if created else "already filed (same key), unchanged:"
@@ -218,10 +239,11 @@ def _requests_from_file(path: Path):
 def request_import(
     path: Annotated[Path, typer.Argument(help="JSON list or JSON lines of {ids, owners, key, note, deadline_days}.")],
     ledger: LedgerOption = None,
+    ledger_files: LedgerFilesOption = None,
 ) -> None:
     """File many requests in one transaction (one fsync); same idempotency as `request add`."""
     pairs = _requests_from_file(path)
-    with _open(ledger, create=True) as book:
+    with _open(ledger, create=True, files=ledger_files) as book:
         stored = book.add_many([r for r, _ in pairs], keys=[k for _, k in pairs])
     created = sum(1 for _, new in stored if new)
     _print(f"filed {created} request(s); {len(stored) - created} already filed (same key), unchanged.")
@@ -236,11 +258,12 @@ def request_list(
         str | None, typer.Option(help="Only this status: received, scheduled, applied, verified, failed.")
     ] = None,
     ledger: LedgerOption = None,
+    ledger_files: LedgerFilesOption = None,
 ) -> None:
     """List requests by deadline; overdue ones in red."""
     from obliviate.ledger.store import utc_now
 
-    with _open(ledger) as book:
+    with _open(ledger, files=ledger_files) as book:
         rows = book.requests(status=status, overdue=overdue)
     now = utc_now()
     table = Table(title=f"deletion requests ({len(rows)})")
@@ -274,12 +297,14 @@ def request_list(
 
 @request_app.command("show")
 def request_show(
-    request_id: Annotated[str, typer.Argument(help="The request id.")], ledger: LedgerOption = None
+    request_id: Annotated[str, typer.Argument(help="The request id.")],
+    ledger: LedgerOption = None,
+    ledger_files: LedgerFilesOption = None,
 ) -> None:
     """One request and its audit trail (every transition, UTC)."""
     from obliviate.ledger import certificate_path
 
-    with _open(ledger) as book:
+    with _open(ledger, files=ledger_files) as book:
         r = book.get(request_id)
         trail = book.history(request_id)
         has_cert = book.certificate(request_id) is not None
@@ -310,12 +335,14 @@ def request_show(
 
 @request_app.command("retry")
 def request_retry(
-    request_id: Annotated[str, typer.Argument(help="A failed request's id.")], ledger: LedgerOption = None
+    request_id: Annotated[str, typer.Argument(help="A failed request's id.")],
+    ledger: LedgerOption = None,
+    ledger_files: LedgerFilesOption = None,
 ) -> None:
     """Put a failed request back to received, so the next apply takes it again."""
     from obliviate.ledger import RECEIVED
 
-    with _open(ledger) as book:
+    with _open(ledger, files=ledger_files) as book:
         book.transition([request_id], RECEIVED, reason="retry")
     _print(f"{_show(request_id)} is received again; `obliviate apply` will take it.", soft_wrap=True)
 
@@ -396,6 +423,7 @@ def apply_cmd(
     backend: Annotated[str, typer.Option(help="SISA retraining backend: local or ray.")] = "local",
     address: Annotated[str | None, typer.Option(help="Ray cluster address for --backend ray.")] = None,
     ledger: LedgerOption = None,
+    ledger_files: LedgerFilesOption = None,
 ) -> None:
     """Apply every due request in one batch; write a signed certificate per request.
 
@@ -415,7 +443,7 @@ def apply_cmd(
     if no_expand and store is None:
         raise InvalidInputError("--no-expand only applies to --store DIR (a document store); drop it.")
     check_backend(backend, address)
-    with _open(ledger) as book:  # a missing ledger is an error before any work
+    with _open(ledger, files=ledger_files) as book:  # a missing ledger is an error before any work
         target = _target(
             sisa,
             model,
@@ -465,8 +493,10 @@ def _print_batch(batch) -> None:
     _print(_show(head), soft_wrap=True)
     store = any(cert["target"].get("kind") == "store" for _, _, cert in batch.applied)
     table = Table()
-    columns = ("request", "ids", "copies deleted (ids)", "still present (ids)", "deadline") if store else (
-        "request", "ids", "forget acc %", "MIA-Eff. %", "deadline"
+    columns = (
+        ("request", "ids", "copies deleted (ids)", "still present (ids)", "deadline")
+        if store
+        else ("request", "ids", "forget acc %", "MIA-Eff. %", "deadline")
     )
     for column in columns:
         table.add_column(column, no_wrap=True)
@@ -497,15 +527,15 @@ def _print_batch(batch) -> None:
 
 
 @app.command("status")
-def status_cmd(ledger: LedgerOption = None) -> None:
+def status_cmd(ledger: LedgerOption = None, ledger_files: LedgerFilesOption = None) -> None:
     """Counts per state, the overdue count, the next deadline and the pinned signing key."""
     from obliviate.ledger import STATUSES
 
-    with _open(ledger) as book:
+    with _open(ledger, files=ledger_files) as book:
         counts = book.counts()
         late = book.requests(overdue=True)
         upcoming = book.next_deadline()
-        folder = book.folder
+        folder = book.location
         pinned = book.get_meta("signing_key_fingerprint")
         from obliviate.ledger.policy import get_policy
         from obliviate.ledger.store import utc_now
@@ -540,7 +570,9 @@ def status_cmd(ledger: LedgerOption = None) -> None:
         slot = policy.next_slot(utc_now())
         _print(f"retrain policy: {_show(policy.describe())}", soft_wrap=True)
         if policy.count_due(open_now):
-            _print(f"[bold]retrain due now[/]: {open_now} open request(s) reached the pending count; run `obliviate apply`.")
+            _print(
+                f"[bold]retrain due now[/]: {open_now} open request(s) reached the pending count; run `obliviate apply`."
+            )
         if slot is not None:
             _print(f"next scheduled retrain: {_when(slot)}", soft_wrap=True)
         elif policy.pending is not None:
@@ -560,13 +592,14 @@ def verify_cmd(
         Path | None, typer.Option(help="Trusted public key (default: the ledger's keys/ed25519.pub).")
     ] = None,
     ledger: LedgerOption = None,
+    ledger_files: LedgerFilesOption = None,
 ) -> None:
     """Check each certificate's signature, the model's hash and that no removed id is in the model.
 
     Requests whose certificates pass are marked verified in the ledger (one transaction for all);
     exits 1 if any check fails.
     """
-    from obliviate.ledger import ModelTarget, SisaTarget, default_ledger_path, mark_verified, verify_certificate
+    from obliviate.ledger import ModelTarget, SisaTarget, mark_verified, verify_certificate
 
     target = None
     if sum(x is not None for x in (sisa, model, summation, store)) > 1:
@@ -583,13 +616,17 @@ def verify_cmd(
         target = SisaTarget(sisa)
     elif model is not None:
         target = ModelTarget(model)
-    from obliviate.ledger.store import DB_NAME
+    from obliviate.ledger.store import DB_NAME, default_ledger_location, is_dsn
 
-    folder = ledger or default_ledger_path()
+    location = ledger_location(ledger) if ledger is not None else default_ledger_location()
     try:
-        if not (folder / DB_NAME).exists() and (ledger is not None or pubkey is None):
-            _open(folder).close()  # the error naming the folder (--pubkey without --ledger verifies without one)
-        book = _open(folder) if (folder / DB_NAME).exists() else None
+        if is_dsn(location):
+            book = _open(location, files=ledger_files)
+        else:
+            folder = Path(location)
+            if not (folder / DB_NAME).exists() and (ledger is not None or pubkey is None):
+                _open(folder).close()  # the error naming the folder (--pubkey without --ledger verifies without one)
+            book = _open(folder) if (folder / DB_NAME).exists() else None
         try:
             results = [
                 verify_certificate(path, target, ledger=book, pubkey=pubkey, mark=False) for path in certificates
@@ -603,9 +640,7 @@ def verify_cmd(
         if hasattr(target, "close"):
             target.close()
     for result in results:
-        _print(
-            f"certificate {_show(result.certificate)} (request {_show(result.request_id)})", soft_wrap=True
-        )
+        _print(f"certificate {_show(result.certificate)} (request {_show(result.request_id)})", soft_wrap=True)
         for check in result.checks:
             mark = "[bold green]PASS[/]" if check.ok else "[bold red]FAIL[/]"
             _print(f"  {mark} {_show(check.name)}: {_show(check.detail)}", soft_wrap=True)
