@@ -387,9 +387,11 @@ def _fit_stack(
 
 
 #: Step the stacked weights with torch's fused SGD/Adam kernels (one pass over each tensor instead of
-#: one per update term): the optimiser phase of a digits-MLP step of 256 models fell from 7.9 to
-#: 2.2 ms (benchmarks/nips_profile.py). Same update rule; off only to measure the difference.
-FUSED_OPTIMISER = True
+#: one per update term). Off: alone, the optimiser step of 256 stacked digits MLPs fell from 7.9 to
+#: 2.2 ms, but the optimiser is only 7-15% of a training step (the vmapped gradient is 80-89%), and
+#: whole train_many runs showed no gain beyond the shared machine's noise (64 models x 30 epochs:
+#: 13.4 s plain, 14.0 s fused; benchmarks/nips_profile.py --train-many 64). Kept as a switch to re-measure.
+FUSED_OPTIMISER = False
 
 
 def stack_optimizer(
