@@ -58,6 +58,7 @@ from obliviate.ledger import (
     UnknownRequestError,
     content_key,
 )
+from obliviate.ledger.store import is_dsn
 from obliviate.service.gateway import Gateway, RateLimiter, scoped
 from obliviate.service.models import FileRequest
 from obliviate.service.tokens import AUDITOR, OPERATOR, REQUESTER, Token, TokenStore
@@ -84,7 +85,7 @@ class ServiceConfig:
     file); ``sisa``/``model``: the target (at
     most one; neither: the API files and reads but cannot apply, and verify checks signatures only)."""
 
-    ledger: Path
+    ledger: Path | str
     sisa: Path | None = None
     model: Path | None = None
     method: str = "finetune"
@@ -98,6 +99,9 @@ class ServiceConfig:
     max_body: int = 1 << 20
     token_cache_seconds: float = 2.0
     max_group: int = 512
+    #: A PostgreSQL ledger (``ledger`` a ``postgresql://`` DSN) keeps its key, certificate files and the
+    #: service's tokens (``service.sqlite``) in this folder (``--ledger-files``); unused with a ledger folder.
+    ledger_files: Path | None = None
 
 
 def _one_line(text: object, limit: int = 400) -> str:
@@ -124,12 +128,15 @@ class _Service:
 
     def __init__(self, config: ServiceConfig) -> None:
         self.config = config
-        self.folder = Path(config.ledger)
-        Ledger(self.folder).close()  # a missing or damaged ledger is an error before the server starts
+        self.location = config.ledger if is_dsn(config.ledger) else Path(config.ledger)
+        with Ledger(self.location, files=config.ledger_files) as book:  # missing or damaged: an error before starting
+            self.folder, self.shown = book.folder, book.location
         if config.sisa is not None and config.model is not None:
             raise InvalidInputError("give one target: --sisa FOLDER or --model FILE, not both.")
         self.tokens = TokenStore(self.folder, cache_seconds=config.token_cache_seconds)
-        self.committer = GroupCommitter(self.folder, self.tokens, max_group=config.max_group)
+        self.committer = GroupCommitter(
+            self.location, self.tokens, max_group=config.max_group, files=config.ledger_files
+        )
         self.limiter = RateLimiter(config.rate, config.burst)
         self._local = threading.local()
         self._apply_lock = threading.Lock()
@@ -170,7 +177,7 @@ class _Service:
         """This thread's connection to the ledger (SQLite connections stay in the thread that made them)."""
         book = getattr(self._local, "ledger", None)
         if book is None:
-            book = self._local.ledger = Ledger(self.folder)
+            book = self._local.ledger = Ledger(self.location, files=self.config.ledger_files)
         return book
 
     # ------------------------------------------------------------------ views
@@ -345,8 +352,13 @@ def create_app(config: ServiceConfig) -> FastAPI:
         request.state.audit = f"read {request_id}"
         book = service.ledger()
         history = [
-            {"at": t.at.isoformat(), "from": t.from_status, "to": t.to_status, "batch_id": t.batch_id,
-             "detail": t.detail}
+            {
+                "at": t.at.isoformat(),
+                "from": t.from_status,
+                "to": t.to_status,
+                "batch_id": t.batch_id,
+                "detail": t.detail,
+            }
             for t in book.history(request_id)
         ]
         return {
@@ -420,7 +432,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
         upcoming = book.next_deadline()
         target = config.sisa or config.model
         return {
-            "ledger": str(service.folder),
+            "ledger": service.shown,
             "counts": book.counts(),
             "overdue": len(book.requests(overdue=True)),
             "next_deadline": (
@@ -447,8 +459,14 @@ def create_app(config: ServiceConfig) -> FastAPI:
                 continue
             b = found.setdefault(
                 t.batch_id,
-                {"batch_id": t.batch_id, "scheduled_at": None, "finished_at": None, "requests": [], "applied": 0,
-                 "failed": 0},
+                {
+                    "batch_id": t.batch_id,
+                    "scheduled_at": None,
+                    "finished_at": None,
+                    "requests": [],
+                    "applied": 0,
+                    "failed": 0,
+                },
             )
             if t.to_status == "scheduled":
                 b["scheduled_at"] = b["scheduled_at"] or t.at.isoformat()

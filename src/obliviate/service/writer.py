@@ -53,8 +53,18 @@ class Filing:
 class GroupCommitter:
     """A writer thread with its own ledger connection; :meth:`file` queues, the thread commits in groups."""
 
-    def __init__(self, folder: str | Path, tokens: TokenStore | None = None, *, max_group: int = MAX_GROUP) -> None:
-        self.folder = Path(folder)
+    def __init__(
+        self,
+        folder: str | Path,
+        tokens: TokenStore | None = None,
+        *,
+        max_group: int = MAX_GROUP,
+        files: str | Path | None = None,
+    ) -> None:
+        from obliviate.ledger.store import is_dsn
+
+        self.folder = folder if is_dsn(folder) else Path(folder)  # the ledger's folder, or a PostgreSQL DSN
+        self.files = files
         self.max_group = max(1, int(max_group))  # 1: every filing in its own transaction (no group commit)
         self.tokens = tokens
         self._queue: queue.Queue = queue.Queue()
@@ -100,7 +110,7 @@ class GroupCommitter:
         from obliviate.ledger import Ledger
 
         try:
-            ledger = Ledger(self.folder)
+            ledger = Ledger(self.folder, files=self.files)
         except BaseException as exc:  # reported by start()
             self._error = exc
             self._started.set()
