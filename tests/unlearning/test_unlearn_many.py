@@ -164,6 +164,11 @@ BN_SETTINGS = {
     "neggrad_plus": {"epochs": 1},
     "kl_retain": {"epochs": 1},
     "scrub": {"epochs": 2, "msteps": 1},
+    "uniform_contrast": {"epochs": 1},
+    "snip_reinit": {"epochs": 1},  # re-initialises conv.weight and fc1.weight (not the head)
+    "noise_finetune": {"epochs": 2},  # noise on conv.weight, again before the last epoch
+    "prune_reinit": {"epochs": 1.0},
+    "reset_distill": {"epochs": 1, "reset": 1.0},  # full re-initialisation, BatchNorm statistics included
 }
 
 
