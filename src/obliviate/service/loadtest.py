@@ -49,11 +49,15 @@ class ServerProcess:
     ``python -m obliviate.cli.service serve`` with the same options."""
 
     def __init__(
-        self, ledger: Path, *, port: int, options: dict | None = None, log: Path | None = None, preload: bool = True
+        self, ledger: Path | str, *, port: int, options: dict | None = None, log: Path | None = None,
+        preload: bool = True
     ) -> None:
-        self.ledger, self.port = Path(ledger), port
+        from obliviate.ledger.store import is_dsn
+
+        # the ledger's folder, or a PostgreSQL DSN (then options["ledger_files"] names its files' folder, and log)
+        self.ledger, self.port = (ledger if is_dsn(ledger) else Path(ledger)), port
         self.options = dict(options or {})  # ServiceConfig fields: sisa, data, rate, max_group, ...
-        self.log = Path(log) if log else self.ledger.parent / "server.log"
+        self.log = Path(log) if log else Path(self.options.get("ledger_files") or self.ledger).parent / "server.log"
         self.preload = preload
         self.proc: subprocess.Popen | None = None
         self.zygote: subprocess.Popen | None = None
@@ -154,6 +158,7 @@ def _zygote() -> None:
     import uvicorn
 
     import obliviate.exact  # noqa: F401  (SISA, as apply will need it)
+    from obliviate.ledger.store import is_dsn
     from obliviate.service.app import ServiceConfig, create_app
 
     kinds = {f.name: f.type for f in dataclasses.fields(ServiceConfig)}
@@ -182,7 +187,8 @@ def _zygote() -> None:
                         float(value) if "float" in kind else int(value) if kind == "int" else
                         Path(value) if "Path" in kind else value
                     )
-                app = create_app(ServiceConfig(ledger=Path(order["ledger"]), **options))
+                ledger = order["ledger"] if is_dsn(order["ledger"]) else Path(order["ledger"])
+                app = create_app(ServiceConfig(ledger=ledger, **options))
                 print(f"serving on 127.0.0.1:{order['port']}", flush=True)
                 uvicorn.run(app, host="127.0.0.1", port=int(order["port"]), log_level="warning", access_log=False)
             finally:
@@ -377,13 +383,13 @@ def kill_run(server: ServerProcess, requester: str, operator: str, *, ids: list[
     return run
 
 
-def check_ledger(folder: Path, acks: dict[str, str], token_id: str, target) -> dict:
-    """The checks of the module docstring on the ledger in ``folder``; every count should be 0 but ``requests``
-    and ``certificates``."""
+def check_ledger(folder: Path | str, acks: dict[str, str], token_id: str, target, *, files: Path | None = None) -> dict:
+    """The checks of the module docstring on the ledger in ``folder`` (or at a PostgreSQL DSN, its files in
+    ``files``); every count should be 0 but ``requests`` and ``certificates``."""
     from obliviate.ledger import Ledger, certificate_path, verify_certificate
 
     prefix = f"svc:{token_id}:"
-    with Ledger(folder) as book:
+    with Ledger(folder, files=files) as book:
         requests = [r for r in book.requests() if r.key.startswith(prefix)]
         by_key: dict[str, list[str]] = {}
         for r in requests:
@@ -405,7 +411,7 @@ def check_ledger(folder: Path, acks: dict[str, str], token_id: str, target) -> d
                     removed_twice.add(int(i))
         failed_checks = {}
         for rid in certificates:
-            result = verify_certificate(certificate_path(folder, rid), target, ledger=book, mark=False)
+            result = verify_certificate(certificate_path(book.folder, rid), target, ledger=book, mark=False)
             if not result.ok:
                 failed_checks[rid] = [f"{c.name}: {c.detail}" for c in result.checks if not c.ok]
         open_left = [r.request_id for r in requests if r.status in ("received", "scheduled")]
