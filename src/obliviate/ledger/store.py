@@ -1,4 +1,9 @@
-"""The ledger: deletion requests, their lifecycle and an audit trail, durable in SQLite.
+"""The ledger: deletion requests, their lifecycle and an audit trail, durable in SQLite (or PostgreSQL).
+
+:class:`Ledger` is the public API; it writes its SQL once and runs it on a :class:`LedgerStore`:
+:class:`SqliteStore` (the embedded default, described below) or, when ``--ledger`` / ``$OBLIVIATE_LEDGER``
+is a ``postgresql://`` DSN, :class:`~obliviate.ledger.postgres.PostgresStore` (the same tables, for a
+service that several operators and replicas share; its keys and certificate files in ``--ledger-files``).
 
 One SQLite file in WAL mode with ``synchronous=FULL``: a transaction that returned is on disk
 (the write-ahead log is fsynced at every commit), and a crash at any point leaves the last
