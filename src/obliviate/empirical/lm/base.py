@@ -12,7 +12,6 @@ term, the trainable parameters or the whole ``run``).
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -22,9 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from obliviate.errors import DivergedError, InvalidInputError
+from obliviate.errors import InvalidInputError
 from obliviate.lm.batches import IGNORE_INDEX, answers_of, encode_qa, network_of, qa_items
-from obliviate.training.loop import minibatches, num_batches, seeded_global_rng
+from obliviate.training.loop import minibatches, num_batches
+from obliviate.training.schedules import make_schedule
 from obliviate.unlearning.base import EMPIRICAL, Cost, Unlearner, UnlearnResult, UnlearnTask
 
 __all__ = [
@@ -177,15 +177,9 @@ def kl_to_reference(net: nn.Module, reference: nn.Module, batch: Batch) -> torch
 
 
 def linear_schedule(optimizer: torch.optim.Optimizer, *, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """HF's ``get_linear_schedule_with_warmup``: 0 -> lr over ``warmup`` steps, then linearly to 0 at ``total``."""
-    total, warmup = max(1, total), max(0, min(warmup, total))
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        return max(0.0, (total - step) / max(1, total - warmup))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    """HF's ``get_linear_schedule_with_warmup`` (:mod:`obliviate.training.schedules`, the schedule module every trainer
+    uses): up to lr over ``warmup`` steps, then linearly to 0 at ``total``."""
+    return make_schedule("linear", optimizer, total, warmup_steps=warmup)
 
 
 # ---------------------------------------------------------------- config and contract
@@ -290,28 +284,9 @@ class LMUnlearner(Unlearner):
             )
         self.model_family, self.config = self.config_for(model)
         self.validate_config()
-        work = model.copy()
-        for p in work.model.parameters():
-            p.requires_grad_(True)
-        steps0, seen0, touched0 = task.gradient_steps, task.examples_seen, set(task._touched)
-        task._touched, task.method = set(), self.name
-        start = time.perf_counter()
-        with seeded_global_rng(task.seed):
-            out = self.run(work, task)
-        seconds = time.perf_counter() - start
-        cost = Cost(seconds, task.gradient_steps - steps0, task.examples_seen - seen0, len(task._touched))
-        task._touched |= touched0
-        net = out.model.eval()
-        for name, p in net.named_parameters():
-            p.requires_grad_(False)
-            if not torch.isfinite(p).all():
-                raise DivergedError(f"unlearning with {self.name!r} (parameter {name})", task.gradient_steps, float("nan"))
-        items = qa_items(task.retain)[:4]  # finite weights can still overflow to non-finite logits
-        probe = encode_qa(task.original, [i.question for i in items], [i.answer for i in items], max_length=task.max_length)
-        with torch.no_grad():
-            if not torch.isfinite(_logits(net, probe)).all():
-                raise DivergedError(f"unlearning with {self.name!r} (model outputs)", task.gradient_steps, float("nan"))
-        return out, cost
+        from obliviate.unlearning.execution import LANGUAGE_MODEL, execute  # the one execute() loop of both families
+
+        return execute(self, model, task, family=LANGUAGE_MODEL)
 
 
 def optimise(
