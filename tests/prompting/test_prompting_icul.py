@@ -89,4 +89,3 @@ def test_yes_no_facts_and_registered_method(tiny):
     small = QADataset(tuple(QAItem(i, f"o{i}", f"q{i}", "maybe", "maybe", ("x",)) for i in range(4)))
     with pytest.raises(InvalidInputError, match="labels"):
         unlearn(tiny, ForgetRequest(owners=["o0"]), small, method="icul")
-
