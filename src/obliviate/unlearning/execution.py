@@ -183,7 +183,7 @@ def build_task(
     default to ``data.idk_answers`` or the built-in bank.
     """
     if is_language_model(model):
-        from obliviate.empirical.lm.base import DEFAULT_IDK_ANSWERS, LMUnlearnTask
+        from obliviate.unlearning.lm_task import DEFAULT_IDK_ANSWERS, LMUnlearnTask
 
         check_data(data, language_model=True)
         forget, retain = request.split(data)
