@@ -65,12 +65,15 @@ def profile(models: int, steps: int) -> dict[str, float]:
     recipe = suite.recipe
     X, y = train.tensors
     seeds = list(range(models))
-    stack = ModelStack.from_models([build_model(recipe.model, X.shape[1:], 10, seed=s) for s in seeds], seeds=seeds,
-                                   recipe=recipe)
+    stack = ModelStack.from_models(
+        [build_model(recipe.model, X.shape[1:], 10, seed=s) for s in seeds], seeds=seeds, recipe=recipe
+    )
     leaves = {k: v.clone() for k, v in stack.params.items()}
     buffers = {k: v.clone() for k, v in stack.buffers.items()}
     step_fn, _ = stacked_objective(stack.forward_fn(), lambda model, x, t: cross_entropy(model(x), t))
-    opt = stack_optimizer("sgd", leaves.values(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+    opt = stack_optimizer(
+        "sgd", leaves.values(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
+    )
     sched = make_scheduler(recipe.schedule, opt, 10_000)
     gens = [seeded_generator(s, stream=1) for s in seeds]
     phases = dict.fromkeys(("batches", "grad step (vmap)", "finite check", "optimiser", "schedule"), 0.0)
@@ -102,10 +105,16 @@ def profile(models: int, steps: int) -> dict[str, float]:
     dims = [X.shape[1], *[v.shape[1] for k, v in stack.params.items() if k.endswith("weight")]]
     weights = sum(v[0].numel() for k, v in stack.params.items() if k.endswith("weight"))
     flops = 6 * recipe.batch_size * weights * models * steps
-    return {"models": models, "steps": steps, "total_s": total, **{k: v / total for k, v in phases.items()},
-            "step_ms": 1000 * total / steps, "achieved_gflops": flops / total / 1e9,
-            "bmm_gflops": bmm_flops(models, recipe.batch_size, dims) / 1e9,
-            "batches_per_epoch": sum(1 for _ in minibatches(len(train), recipe.batch_size, shuffle=False))}
+    return {
+        "models": models,
+        "steps": steps,
+        "total_s": total,
+        **{k: v / total for k, v in phases.items()},
+        "step_ms": 1000 * total / steps,
+        "achieved_gflops": flops / total / 1e9,
+        "bmm_gflops": bmm_flops(models, recipe.batch_size, dims) / 1e9,
+        "batches_per_epoch": sum(1 for _ in minibatches(len(train), recipe.batch_size, shuffle=False)),
+    }
 
 
 def main() -> None:
@@ -116,17 +125,22 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    print(f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; 1 torch thread; "
-          f"512x512 matmul {big_matmul_flops() / 1e9:.1f} GFLOP/s")
+    print(
+        f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; 1 torch thread; "
+        f"512x512 matmul {big_matmul_flops() / 1e9:.1f} GFLOP/s"
+    )
     for m, fused in ((m, f) for m in args.models for f in (False, True)):
         many.FUSED_OPTIMISER = fused
         r = profile(m, args.steps)
         print(f"fused optimiser {fused}: ", end="")
-        split = ", ".join(f"{k} {100 * r[k]:.0f}%" for k in ("batches", "grad step (vmap)", "finite check", "optimiser",
-                                                             "schedule"))
-        print(f"M={m}: {r['step_ms']:.1f} ms/step ({split}); {r['achieved_gflops']:.2f} GFLOP/s achieved, "
-              f"bmm on the same shapes {r['bmm_gflops']:.2f} GFLOP/s ({100 * r['achieved_gflops'] / r['bmm_gflops']:.0f}%)")
-
+        split = ", ".join(
+            f"{k} {100 * r[k]:.0f}%" for k in ("batches", "grad step (vmap)", "finite check", "optimiser", "schedule")
+        )
+        print(
+            f"M={m}: {r['step_ms']:.1f} ms/step ({split}); {r['achieved_gflops']:.2f} GFLOP/s achieved, "
+            f"bmm on the same shapes {r['bmm_gflops']:.2f} GFLOP/s "
+            f"({100 * r['achieved_gflops'] / r['bmm_gflops']:.0f}%)"
+        )
 
     if args.train_many:
         suite = get_suite("digits")
@@ -138,8 +152,10 @@ def main() -> None:
                 start = time.perf_counter()
                 train_many(suite.recipe, train, list(range(args.train_many)), show_progress=False)
                 best[fused] = min(best[fused], time.perf_counter() - start)
-        print(f"train_many, {args.train_many} models x {suite.recipe.epochs} epochs: plain SGD {best[False]:.1f} s, "
-              f"fused SGD {best[True]:.1f} s ({best[False] / best[True]:.2f}x), best of {args.repeats}")
+        print(
+            f"train_many, {args.train_many} models x {suite.recipe.epochs} epochs: plain SGD {best[False]:.1f} s, "
+            f"fused SGD {best[True]:.1f} s ({best[False] / best[True]:.2f}x), best of {args.repeats}"
+        )
 
 
 if __name__ == "__main__":

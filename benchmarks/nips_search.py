@@ -48,17 +48,30 @@ from obliviate.unlearning import unlearn_many
 
 GRIDS: dict[str, dict[str, list]] = {
     "uniform_contrast": {
-        "epochs": [1, 2, 3], "retain_lr": [0.01, 0.05], "forget_lr": [3e-4, 3e-3], "batch_size": [64, 256],
+        "epochs": [1, 2, 3],
+        "retain_lr": [0.01, 0.05],
+        "forget_lr": [3e-4, 3e-3],
+        "batch_size": [64, 256],
     },
     "snip_reinit": {"init_rate": [0.3, 0.6, 0.9], "lr": [0.01, 0.05, 0.1], "epochs": [2, 3], "slow": [0.1, 1.0]},
     "noise_finetune": {"std": [0.3, 0.6, 1.0], "layers": [1, 2, 3], "lr": [0.01, 0.05], "epochs": [2, 3]},
     "prune_reinit": {"amount": [0.8, 0.9, 0.95, 0.99], "lr": [0.01, 0.05, 0.1], "epochs": [2.0, 3.0]},
-    "reset_distill": {"reset": [0.3, 0.6, 1.0], "alpha": [0.5, 0.9], "temperature": [1.0, 4.0], "lr": [0.05, 0.1, 0.2],
-                      "epochs": [3]},
+    "reset_distill": {
+        "reset": [0.3, 0.6, 1.0],
+        "alpha": [0.5, 0.9],
+        "temperature": [1.0, 4.0],
+        "lr": [0.05, 0.1, 0.2],
+        "epochs": [3],
+    },
 }
 #: Round 2: where round 1's best sat on an edge of its grid, a narrower grid past that edge (same protocol).
 REFINE: dict[str, dict[str, list]] = {
-    "uniform_contrast": {"epochs": [1], "retain_lr": [0.05, 0.1, 0.2], "forget_lr": [3e-3, 1e-2, 3e-2], "batch_size": [32, 64]},
+    "uniform_contrast": {
+        "epochs": [1],
+        "retain_lr": [0.05, 0.1, 0.2],
+        "forget_lr": [3e-3, 1e-2, 3e-2],
+        "batch_size": [32, 64],
+    },
     "snip_reinit": {"init_rate": [0.1, 0.2, 0.3], "lr": [0.1, 0.2, 0.3], "epochs": [2], "slow": [1.0]},
     "noise_finetune": {"std": [0.05, 0.1, 0.2, 0.3], "layers": [1], "lr": [0.05, 0.1, 0.2], "epochs": [3]},
     "prune_reinit": {"amount": [0.5, 0.6, 0.7, 0.8], "lr": [0.02, 0.05], "epochs": [2.0, 3.0]},
@@ -72,6 +85,7 @@ def configurations(grid: dict[str, list]) -> list[dict]:
 
 def score(stack: ModelStack, retrained: ModelStack, sets: dict) -> dict[str, float]:
     """The challenge's forget score and final score of ``stack`` against ``retrained`` (and the accuracies)."""
+
     def conf_acc(s: ModelStack) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         out, acc = [], {}
         for key, data in sets.items():
@@ -86,8 +100,13 @@ def score(stack: ModelStack, retrained: ModelStack, sets: dict) -> dict[str, flo
     cr, ar = conf_acc(retrained)
     f = nips_forget_score(cu, cr)
     final = nips_final_score(f, au["retain"], ar["retain"], au["test"], ar["test"])
-    return {"forget_score": f, "final": final, "retain_acc": float(au["retain"].mean()),
-            "test_acc": float(au["test"].mean()), "forget_acc": float(au["forget"].mean())}
+    return {
+        "forget_score": f,
+        "final": final,
+        "retain_acc": float(au["retain"].mean()),
+        "test_acc": float(au["test"].mean()),
+        "forget_acc": float(au["forget"].mean()),
+    }
 
 
 def main() -> None:
@@ -118,11 +137,16 @@ def main() -> None:
     original = ob.train(recipe.with_seed(args.original_seed), train)
     originals = ModelStack.from_models([original] * len(seeds), seeds=seeds, recipe=recipe.with_seed(0))
     half = len(seeds) // 2
-    ref = score(ModelStack.from_models([retrained.model(i) for i in range(half)], seeds=seeds[:half]),
-                ModelStack.from_models([retrained.model(i) for i in range(half, 2 * half)], seeds=seeds[half:]), sets)
+    ref = score(
+        ModelStack.from_models([retrained.model(i) for i in range(half)], seeds=seeds[:half]),
+        ModelStack.from_models([retrained.model(i) for i in range(half, 2 * half)], seeds=seeds[half:]),
+        sets,
+    )
     untouched = score(originals, retrained, sets)
-    print(f"retrain {retrain_seconds:.1f} s for {len(seeds)} models; split-half reference {ref['final']:.4f}; "
-          f"untouched original {untouched['final']:.4f}")
+    print(
+        f"retrain {retrain_seconds:.1f} s for {len(seeds)} models; split-half reference {ref['final']:.4f}; "
+        f"untouched original {untouched['final']:.4f}"
+    )
 
     rows = []
     methods = args.methods.split(",")
@@ -135,31 +159,50 @@ def main() -> None:
             result = unlearn_many(originals, request, train, method=method, settings=config)
             seconds = time.perf_counter() - t0
             s = score(result.stack, retrained, sets)
-            rows.append({"method": method, "config": config, **s, "seconds": seconds,
-                         "time_ratio": seconds / retrain_seconds,
-                         "work_ratio": result.cost.examples_seen / retrain_examples})
+            rows.append(
+                {
+                    "method": method,
+                    "config": config,
+                    **s,
+                    "seconds": seconds,
+                    "time_ratio": seconds / retrain_seconds,
+                    "work_ratio": result.cost.examples_seen / retrain_examples,
+                }
+            )
             progress.advance(bar)
-            progress.console.print(f"{method} {config} final={s['final']:.4f} F={s['forget_score']:.4f} "
-                                   f"RA={s['retain_acc']:.3f} TA={s['test_acc']:.3f} work={rows[-1]['work_ratio']:.3f} "
-                                   f"time={rows[-1]['time_ratio']:.3f}")
+            progress.console.print(
+                f"{method} {config} final={s['final']:.4f} F={s['forget_score']:.4f} "
+                f"RA={s['retain_acc']:.3f} TA={s['test_acc']:.3f} work={rows[-1]['work_ratio']:.3f} "
+                f"time={rows[-1]['time_ratio']:.3f}"
+            )
     chosen = {}
     for method in methods:
         mine = [r for r in rows if r["method"] == method and r["work_ratio"] <= args.budget]
         if mine:
             chosen[method] = max(mine, key=lambda r: r["final"])
     doc = {
-        "command": "benchmarks/nips_search.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
-                                                             if k != "out"),
-        "models": args.models, "forget_seed": args.forget_seed, "original_seed": args.original_seed,
-        "seed_base": args.seed_base, "budget": args.budget, "load_at_start": load,
-        "retrain_seconds": retrain_seconds, "retrain_examples": retrain_examples,
-        "split_half_reference": ref, "untouched_original": untouched, "rows": rows, "chosen": chosen,
+        "command": "benchmarks/nips_search.py "
+        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out"),
+        "models": args.models,
+        "forget_seed": args.forget_seed,
+        "original_seed": args.original_seed,
+        "seed_base": args.seed_base,
+        "budget": args.budget,
+        "load_at_start": load,
+        "retrain_seconds": retrain_seconds,
+        "retrain_examples": retrain_examples,
+        "split_half_reference": ref,
+        "untouched_original": untouched,
+        "rows": rows,
+        "chosen": chosen,
         "wall_seconds": time.perf_counter() - start,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(args.out / "search.json", json.dumps(doc, indent=1).encode())
     for method, r in chosen.items():
-        print(f"CHOSEN {method} {r['config']} final={r['final']:.4f} (ref {ref['final']:.4f}) work={r['work_ratio']:.3f}")
+        print(
+            f"CHOSEN {method} {r['config']} final={r['final']:.4f} (ref {ref['final']:.4f}) work={r['work_ratio']:.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -90,10 +90,10 @@ def test_prune_and_redraw_keeps_the_largest_and_redraws_the_rest():
     before = layer.weight.detach().clone()
     pruned = prune_and_redraw(layer, 0.9, torch.Generator().manual_seed(1))
     assert pruned == round(0.9 * 210)
-    kept = (layer.weight == before)
+    kept = layer.weight == before
     assert 0 < int(kept.sum()) <= 21  # the largest-|w| entries survive unchanged
     assert float(before.abs()[kept].min()) >= float(before.abs()[~kept].max())
-    assert float(layer.weight.detach().abs().max()) <= max(float(before.abs().max()), 20 ** -0.5)
+    assert float(layer.weight.detach().abs().max()) <= max(float(before.abs().max()), 20**-0.5)
     assert int((layer.bias != 0).sum()) <= 21  # pruned biases stay 0
 
 

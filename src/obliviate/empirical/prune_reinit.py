@@ -71,8 +71,9 @@ def prune_and_redraw(model: nn.Module, amount: float, generator: torch.Generator
     return pruned
 
 
-def entropy_matching_loss(logits: torch.Tensor, y: torch.Tensor, teacher_logits: torch.Tensor,
-                          class_weights: torch.Tensor) -> torch.Tensor:
+def entropy_matching_loss(
+    logits: torch.Tensor, y: torch.Tensor, teacher_logits: torch.Tensor, class_weights: torch.Tensor
+) -> torch.Tensor:
     """``CE_w(z, y) + mean_b (H(softmax z_b) - H(softmax t_b))^2`` (the reference's ``entropy_loss_fn``)."""
     ce = F.cross_entropy(logits, y, weight=class_weights)
     log_p, log_t = F.log_softmax(logits, dim=-1), F.log_softmax(teacher_logits, dim=-1)
@@ -87,7 +88,9 @@ class PruneReinit(Unlearner):
 
     Defaults: chosen on the validation protocol of ``benchmarks/nips_search.py`` (digits MLP, challenge
     protocol with 64 models a side, a forget draw, original and seeds the scoreboard does not use; the
-    best final score within 10% of retraining's gradient work), by ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/nips_search.py --models 64`` (round 1) and ``--round 2``: prune
+    best final score within 10% of retraining's gradient work), by
+    ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/nips_search.py --models 64`` (round 1) and ``--round 2``:
+    prune
     80% (99% leaves the 17k-weight MLP too little to rebuild in 3 epochs: 0.012), 3 epochs at lr 0.05
     (validation score 0.091 against the split-half reference's 0.182).
     """
@@ -119,7 +122,9 @@ class PruneReinit(Unlearner):
         learner.each(prep)
         counts = np.bincount(np.asarray(learner.retain.y, dtype=np.int64), minlength=learner.retain.num_classes)
         weights = torch.tensor(np.where(counts > 0, np.maximum(counts, 1) ** -0.1, 0.0), dtype=torch.float32)
-        optimizer = make_optimizer("sgd", learner.parameters(), lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
+        optimizer = make_optimizer(
+            "sgd", learner.parameters(), lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay
+        )
         steps = int(num_batches(len(learner.retain), c.batch_size) * c.epochs)
         generator = learner.generator(_STREAM + 1)
 
@@ -135,8 +140,10 @@ class PruneReinit(Unlearner):
                 if done >= steps:
                     break
         if c.quantize:
+
             def round_half(model: nn.Module, task: UnlearnTask) -> None:
                 with torch.no_grad():
                     for p in model.parameters():
                         p.copy_(p.half().float())
+
             learner.each(round_half)

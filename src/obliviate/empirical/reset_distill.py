@@ -89,18 +89,26 @@ class ResetDistill(Unlearner):
         super().validate_config()
         c = self.config
         if not 0.0 <= c.reset <= 1.0:
-            raise InvalidInputError(f"reset_distill.reset must be in [0, 1] (share of entries re-initialised), got {c.reset}.")
+            raise InvalidInputError(
+                f"reset_distill.reset must be in [0, 1] (share of entries re-initialised), got {c.reset}."
+            )
         if not 0.0 <= c.alpha <= 1.0:
-            raise InvalidInputError(f"reset_distill.alpha must be in [0, 1] (weight of the distillation term), got {c.alpha}.")
+            raise InvalidInputError(
+                f"reset_distill.alpha must be in [0, 1] (weight of the distillation term), got {c.alpha}."
+            )
         if c.temperature <= 0:
             raise InvalidInputError(f"reset_distill.temperature must be > 0, got {c.temperature}.")
 
     def loop(self, learner: Learner) -> None:
         c = self.config
         learner.each(lambda model, task: stochastic_reset(model, c.reset, task))
-        optimizer = make_optimizer("sgd", learner.parameters(), lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
+        optimizer = make_optimizer(
+            "sgd", learner.parameters(), lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay
+        )
         total = max(1, c.epochs * num_batches(len(learner.retain), c.batch_size))
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1.0 + math.cos(math.pi * min(s, total) / total)))
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: 0.5 * (1.0 + math.cos(math.pi * min(s, total) / total))
+        )
         generator = learner.generator(_STREAM + 2)
 
         def objective(model: Any, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -61,9 +61,10 @@ class UniformContrast(Unlearner):
     Defaults: chosen on the validation protocol of ``benchmarks/nips_search.py`` (digits MLP, challenge
     protocol with 64 models a side, a forget draw, original and seeds the scoreboard does not use; the
     best final score among configurations within 10% of retraining's gradient work), by
-    ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/nips_search.py --models 64`` (round 1) and ``--round 2``: 1 epoch (8 would cost 35% of retraining here), batch 64, retain lr 0.1, forget lr
-    3e-3 (validation score 0.028 against the split-half reference's 0.182; forget lr 3e-4 as published,
-    with retain lr 0.05, scored 0.009).
+    ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/nips_search.py --models 64`` (round 1) and ``--round 2``:
+    1 epoch (8 would cost 35% of retraining here), batch 64, retain lr 0.1, forget lr 3e-3 (validation
+    score 0.028 against the split-half reference's 0.182; forget lr 3e-4 as published, with retain lr
+    0.05, scored 0.009).
     """
 
     name = "uniform_contrast"
@@ -95,7 +96,9 @@ class UniformContrast(Unlearner):
         params = learner.parameters()
         stage1 = make_optimizer("sgd", params, lr=c.uniform_lr, momentum=c.momentum)
         forget_opt = make_optimizer("sgd", params, lr=c.forget_lr, momentum=c.momentum)
-        retain_opt = make_optimizer("sgd", params, lr=c.retain_lr, momentum=c.momentum, weight_decay=c.retain_weight_decay)
+        retain_opt = make_optimizer(
+            "sgd", params, lr=c.retain_lr, momentum=c.momentum, weight_decay=c.retain_weight_decay
+        )
         per_epoch = min(num_batches(len(learner.forget), c.batch_size), num_batches(len(learner.retain), c.batch_size))
         total = max(1, per_epoch * c.epochs)
         floor = c.eta_min / c.forget_lr
@@ -117,8 +120,10 @@ class UniformContrast(Unlearner):
             learner.step(stage1, batch=y.shape[-1])
         gen_f, gen_rf, gen_r = (learner.generator(_STREAM + k) for k in (1, 2, 3))
         for _ in range(c.epochs):
-            pairs = zip(learner.batches("forget", c.batch_size, generator=gen_f),
-                        learner.batches("retain", c.batch_size, generator=gen_rf))
+            pairs = zip(
+                learner.batches("forget", c.batch_size, generator=gen_f),
+                learner.batches("retain", c.batch_size, generator=gen_rf),
+            )
             for (xf, yf), (xr, yr) in pairs:
                 learner.loss(contrast, xf, xr)
                 learner.step(forget_opt, batch=yf.shape[-1] + yr.shape[-1])
