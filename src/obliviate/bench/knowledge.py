@@ -419,13 +419,14 @@ def _attack_all(results, scenario, seed, bench, heldout, models, config, attacks
     memo: dict[tuple[int, str], tuple[Any, float]] = {}  # the models as given are scored once, not once per attack
 
     def score_prefix(model_lm: LanguageModel, shots: Sequence[tuple[str, str]]) -> float:
-        key = (id(model_lm.model), tuple(shots))
+        # keyed by the LanguageModel itself: a prompted model shares the original's network but answers differently
+        key = (id(model_lm), tuple(shots))
         hit = memo.get(key)
-        if hit is not None and hit[0] is model_lm.model:  # the module is held, so its id cannot be reused
+        if hit is not None and hit[0] is model_lm:  # the model is held, so its id cannot be reused
             return hit[1]
         value = float(kn.score_choices(model_lm, heldout, shots=shots, batch_size=config.batch_size).acc.mean())
         if any(model_lm is m for m in models.values()):
-            memo[key] = (model_lm.model, value)
+            memo[key] = (model_lm, value)
         return value
 
     def score(model_lm: LanguageModel) -> float:

@@ -39,11 +39,13 @@ RELEARN_MAX_STEPS = 20  # a method still short of it after this many steps gets 
 ANSWER_TOKENS = 32  # greedy answers' length limit (the benchmark's answers are one short sentence)
 
 
-def lm_methods() -> list[str]:
-    """The registered language-model methods (those defined under ``obliviate.empirical.lm``)."""
+def lm_methods(*, prompting: bool = True) -> list[str]:
+    """The registered language-model methods: the weight methods (``obliviate.empirical.lm``) and the prompting
+    methods (``obliviate.prompting``: the weights untouched, guarantee ``behavioural``)."""
     from obliviate.unlearning import available_methods
 
-    return [name for name, cls in available_methods().items() if cls.__module__.startswith("obliviate.empirical.lm")]
+    families = ("obliviate.empirical.lm", "obliviate.prompting") if prompting else ("obliviate.empirical.lm",)
+    return [name for name, cls in available_methods().items() if cls.__module__.startswith(families)]
 
 
 def tiny_benchmark(seed: int = 0) -> AuthorsBenchmark:
@@ -161,8 +163,9 @@ def _compare(scores: ModelScores, retain: ModelScores, target: ModelScores) -> d
 
 def _check_options(methods, splits, seeds, settings, bench) -> tuple[list[str], list[str], int, dict]:
     available = lm_methods()
+    weight_methods = set(lm_methods(prompting=False))  # the default run: methods that change the weights
     chosen = list(methods) if methods is not None else [m for m in LM_METHODS if m in available] + sorted(
-        set(available) - set(LM_METHODS)
+        weight_methods - set(LM_METHODS)
     )
     if not chosen and methods is None:
         raise InvalidInputError("no language-model methods are registered (obliviate.empirical.lm); pass methods=.")

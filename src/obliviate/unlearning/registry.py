@@ -24,7 +24,7 @@ from obliviate.unlearning.base import Cost, Guarantee, Unlearner, UnlearnTask
 __all__ = ["register", "available_methods", "method_class", "make_method", "check_bounds", "Composite"]
 
 _REGISTRY: dict[str, type[Unlearner]] = {}
-_FAMILIES = ("obliviate.exact", "obliviate.certified", "obliviate.empirical")
+_FAMILIES = ("obliviate.exact", "obliviate.certified", "obliviate.empirical", "obliviate.prompting")
 
 
 def register(cls: type[Unlearner]) -> type[Unlearner]:
