@@ -22,7 +22,6 @@ ROOT = Path(obliviate.__file__).parent
 
 # (importing module, imported subpackage): why it is still there.
 KNOWN: dict[tuple[str, str], str] = {
-    ("obliviate.request", "data"): "ForgetRequest resolves ids against a Dataset",
 }
 
 

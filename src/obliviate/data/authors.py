@@ -479,7 +479,7 @@ class AuthorsBenchmark:
 
     def request(self, split: str):  # noqa: ANN201 - ForgetRequest (imported here: request.py imports obliviate.data)
         """A :class:`~obliviate.request.ForgetRequest` naming the split's authors (owners)."""
-        from obliviate.request import ForgetRequest
+        from obliviate.data.request import ForgetRequest
 
         return ForgetRequest(owners=self.forget_authors(split), note=f"fictitious authors {split}")
 

@@ -503,7 +503,7 @@ class KnowledgeBenchmark:
         return replace(self, questions=tuple(q for q in self.questions if q.id in wanted))
 
     def request(self):  # noqa: ANN201 - a ForgetRequest (request.py imports obliviate.data)
-        from obliviate.request import ForgetRequest
+        from obliviate.data.request import ForgetRequest
 
         return ForgetRequest(owners=self.forget_owners, note=f"knowledge: forget the {self.forget_domain} domain")
 
