@@ -18,9 +18,7 @@ go (as open-unlearning's trainers each override one ``compute_loss``).
 from __future__ import annotations
 
 import ast
-import copy
 import dataclasses
-import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol
@@ -30,12 +28,11 @@ import torch
 from torch import nn
 
 from obliviate.data.dataset import Dataset
-from obliviate.errors import DivergedError, InvalidInputError, UnknownConfigKeyError
+from obliviate.errors import InvalidInputError, UnknownConfigKeyError
 from obliviate.training.loop import (
     check_finite,
     minibatches,
     seeded_generator,
-    seeded_global_rng,
 )
 from obliviate.training.recipe import Recipe
 
@@ -409,25 +406,8 @@ class Unlearner:
         return model.eval()
 
     def execute(self, model: nn.Module, task: UnlearnTask) -> tuple[nn.Module, Cost]:
-        """Run on a copy of ``model``, timed and counted; the input model is never modified."""
-        work = copy.deepcopy(model)
-        for p in work.parameters():
-            p.requires_grad_(True)
-        steps0, seen0, touched0 = task.gradient_steps, task.examples_seen, set(task._touched)
-        task._touched = set()
-        task.method = self.name
-        start = time.perf_counter()
-        with seeded_global_rng(task.seed):
-            out = self.run(work, task)
-        seconds = time.perf_counter() - start
-        for name, p in out.named_parameters():
-            if not torch.isfinite(p).all():
-                raise DivergedError(f"unlearning with {self.name!r} (parameter {name})", task.gradient_steps, float("nan"))
-        with torch.no_grad():  # finite weights can still overflow to non-finite logits
-            out.eval()
-            logits = out(task.retain.tensors[0][:64])
-        if not torch.isfinite(logits).all():
-            raise DivergedError(f"unlearning with {self.name!r} (model outputs)", task.gradient_steps, float("nan"))
-        cost = Cost(seconds, task.gradient_steps - steps0, task.examples_seen - seen0, len(task._touched))
-        task._touched |= touched0
-        return out.eval(), cost
+        """Run on a copy of ``model``, timed and counted; the input model is never modified
+        (:func:`obliviate.unlearning.execution.execute`, the one loop of both model families)."""
+        from obliviate.unlearning.execution import CLASSIFIER, execute  # execution imports this module
+
+        return execute(self, model, task, family=CLASSIFIER)
