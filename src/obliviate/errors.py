@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 __all__ = [
+    "NotVectorisableError",
+    "TooFewQuestionsError",
     "AlreadyDeletedError",
     "NotAnEnsembleError",
     "ServiceStoreError",
@@ -392,3 +394,11 @@ class AlreadyDeletedError(ObliviateError, ValueError):
             f"{len(self.ids)} id(s) were already deleted from this model: [{shown}]. An example is deleted "
             "once; drop these ids from the request (model.deleted_ids lists them)."
         )
+
+
+class TooFewQuestionsError(InvalidInputError):
+    """A question set too small to measure accuracy to the stated margin at the stated confidence."""
+
+
+class NotVectorisableError(InvalidInputError):
+    """A recipe or model that cannot be trained or run as a vmapped stack (solver models, DP-SGD)."""

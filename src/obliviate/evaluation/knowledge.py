@@ -26,7 +26,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from obliviate.errors import InvalidInputError
+from obliviate.errors import (
+    InvalidInputError,
+    TooFewQuestionsError,
+)
 
 __all__ = [
     "ChoiceScores",
@@ -40,10 +43,6 @@ __all__ = [
     "heldout_english",
     "heldout_perplexity",
 ]
-
-
-class TooFewQuestionsError(InvalidInputError):
-    """A question set too small to measure accuracy to the stated margin at the stated confidence."""
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,11 @@ from torch import nn
 from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 
 from obliviate.data.dataset import Dataset
-from obliviate.errors import DivergedError, InvalidInputError
+from obliviate.errors import (
+    DivergedError,
+    InvalidInputError,
+    NotVectorisableError,
+)
 from obliviate.models import SOLVER_MODELS, build_model
 from obliviate.progress import progress_bar
 from obliviate.storage import attach_spec, spec_of
@@ -57,10 +61,6 @@ __all__ = [
 DEFAULT_CHUNK = 256
 
 Tensors = dict[str, torch.Tensor]
-
-
-class NotVectorisableError(InvalidInputError):
-    """A recipe or model that cannot be trained or run as a vmapped stack (solver models, DP-SGD)."""
 
 
 def check_seeds(seeds: Any) -> tuple[int, ...]:
