@@ -140,3 +140,19 @@ def test_the_cli_takes_a_dsn_and_a_files_folder(cli, pg_dsn, tmp_path):
     assert listed.returncode == 0 and "alice" in listed.stdout and RECEIVED in listed.stdout
     missing = cli("request", "list", "--ledger", pg_dsn)
     assert missing.returncode == 2 and "--ledger-files" in missing.stderr
+
+
+def test_keys_and_tokens_take_a_dsn(cli, pg_dsn, tmp_path):
+    """`key pin/show` and `token create/list` open a PostgreSQL ledger like the ledger commands do; messages never
+    show the DSN's password."""
+    files = tmp_path / "pg-files"
+    assert cli("ledger", "init", "--ledger", pg_dsn, "--ledger-files", files).returncode == 0
+    pinned = cli("key", "pin", "--ledger", pg_dsn, "--ledger-files", files)
+    assert pinned.returncode == 0, pinned.stderr
+    shown = cli("key", "show", "--ledger", pg_dsn, "--ledger-files", files)
+    assert shown.returncode == 0 and pinned.stdout.split()[-1] in shown.stdout
+    made = cli("token", "create", "--scope", "auditor", "--name", "pg", "--ledger", pg_dsn, "--ledger-files", files)
+    assert made.returncode == 0, made.stderr
+    listed = cli("token", "list", "--ledger", pg_dsn, "--ledger-files", files)
+    assert listed.returncode == 0 and "auditor" in listed.stdout
+    assert (files / "service.sqlite").is_file()

@@ -13,23 +13,41 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from obliviate.cli.common import app, out_console, parse_settings
+from obliviate.cli.common import LEDGER_FILES_HELP, LEDGER_HELP, app, ledger_location, out_console, parse_settings
 from obliviate.errors import InvalidInputError
 from obliviate.ledger.files import safe_for_terminal
 
 token_app = typer.Typer(no_args_is_help=True, help="Create, list and revoke the service's bearer tokens.")
 app.add_typer(token_app, name="token")
 
-LedgerOption = Annotated[
-    Path | None,
-    typer.Option("--ledger", help="Ledger folder (default: $OBLIVIATE_LEDGER or ./obliviate-ledger)."),
-]
+LedgerOption = Annotated[str | None, typer.Option("--ledger", help=LEDGER_HELP)]
+LedgerFilesOption = Annotated[Path | None, typer.Option("--ledger-files", help=LEDGER_FILES_HELP)]
 
 
-def _folder(ledger: Path | None) -> Path:
-    from obliviate.ledger import default_ledger_path
+def _location(ledger: str | None) -> str | Path:
+    """The ledger's folder or PostgreSQL DSN (default: $OBLIVIATE_LEDGER or ./obliviate-ledger)."""
+    from obliviate.ledger.store import default_ledger_location
 
-    return ledger or default_ledger_path()
+    return ledger_location(ledger) or default_ledger_location()
+
+
+def _shown(location: str | Path) -> str:
+    """A ledger location as messages may show it: a DSN without its password."""
+    from obliviate.ledger.store import is_dsn
+
+    if is_dsn(location):
+        from obliviate.ledger.postgres import redact_dsn
+
+        return redact_dsn(str(location))
+    return str(location)
+
+
+def _tokens_folder(ledger: str | None, files: Path | None, *, create: bool = False) -> Path:
+    """Where the service keeps its token table: the ledger folder, or a PostgreSQL ledger's files folder."""
+    from obliviate.ledger import Ledger
+
+    with Ledger(_location(ledger), files=files, create=create) as book:
+        return Path(book.folder)
 
 
 def _needs_service_extra() -> None:
@@ -54,6 +72,7 @@ def _loopback(host: str) -> bool:
 @app.command("serve")
 def serve(
     ledger: LedgerOption = None,
+    ledger_files: LedgerFilesOption = None,
     sisa: Annotated[Path | None, typer.Option(help="A SISA ensemble folder to apply requests to.")] = None,
     model: Annotated[Path | None, typer.Option(help="A saved model file to unlearn in place with --method.")] = None,
     method: Annotated[str, typer.Option(help="Unlearning method for --model.")] = "finetune",
@@ -94,7 +113,8 @@ def serve(
     from obliviate.service import ServiceConfig, create_app
 
     config = ServiceConfig(
-        ledger=_folder(ledger),
+        ledger=_location(ledger),
+        ledger_files=ledger_files,
         sisa=sisa,
         model=model,
         method=method,
@@ -110,7 +130,7 @@ def serve(
     )
     application = create_app(config)
     out_console.print(
-        f"serving the ledger {safe_for_terminal(config.ledger)} on http://{host}:{port} (dashboard at /, OpenAPI "
+        f"serving the ledger {safe_for_terminal(_shown(config.ledger))} on http://{host}:{port} (dashboard at /, OpenAPI "
         "schema at /openapi.json); Ctrl-C stops it.",
         highlight=False,
         soft_wrap=True,
@@ -127,14 +147,13 @@ def token_create(
     name: Annotated[str, typer.Option(help="Who the token is for (kept with it).")] = "",
     days: Annotated[int, typer.Option(help="Days until the token expires.")] = 90,
     ledger: LedgerOption = None,
+    ledger_files: LedgerFilesOption = None,
 ) -> None:
     """Create a token (creating the ledger if there is none); it is printed once and stored hashed."""
-    from obliviate.ledger import Ledger
     from obliviate.service.tokens import TokenStore, check_scopes
 
     scopes = check_scopes([s for item in scope for s in item.split(",")])
-    Ledger(_folder(ledger), create=True).close()
-    with TokenStore(_folder(ledger)) as store:
+    with TokenStore(_tokens_folder(ledger, ledger_files, create=True)) as store:
         token, record = store.create(list(scopes), name=name, days=days)
     out_console.print(token, highlight=False, soft_wrap=True, markup=False)
     typer.echo(
@@ -145,11 +164,11 @@ def token_create(
 
 
 @token_app.command("list")
-def token_list(ledger: LedgerOption = None) -> None:
+def token_list(ledger: LedgerOption = None, ledger_files: LedgerFilesOption = None) -> None:
     """Every token: id, scopes, name, expiry, whether revoked (never the token itself)."""
     from obliviate.service.tokens import TokenStore
 
-    with TokenStore(_folder(ledger)) as store:
+    with TokenStore(_tokens_folder(ledger, ledger_files)) as store:
         tokens = store.list()
     table = Table(title=f"tokens ({len(tokens)})")
     for column in ("id", "scopes", "name", "expires (UTC)", "state"):
@@ -163,12 +182,14 @@ def token_list(ledger: LedgerOption = None) -> None:
 
 @token_app.command("revoke")
 def token_revoke(
-    token_id: Annotated[str, typer.Argument(help="The token's id (`obliviate token list`).")], ledger: LedgerOption = None
+    token_id: Annotated[str, typer.Argument(help="The token's id (`obliviate token list`).")],
+    ledger: LedgerOption = None,
+    ledger_files: LedgerFilesOption = None,
 ) -> None:
     """Revoke a token: a running server refuses it within two seconds."""
     from obliviate.service.tokens import TokenStore
 
-    with TokenStore(_folder(ledger)) as store:
+    with TokenStore(_tokens_folder(ledger, ledger_files)) as store:
         record = store.revoke(token_id)
     out_console.print(f"revoked {record.token_id}", highlight=False, markup=False)
 
