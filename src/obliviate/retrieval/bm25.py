@@ -150,36 +150,64 @@ class BM25Index:
         n, df = len(self.lengths), len(self.postings.get(term, ()))
         return math.log(1.0 + (n - df + 0.5) / (df + 0.5))
 
-    def scores(self, query: str) -> tuple[np.ndarray, np.ndarray]:
-        """``(doc ids, scores)`` of every document that shares a term with ``query`` (in id order)."""
+    def _accumulate(self, query: str) -> tuple[np.ndarray | None, list[Posting]]:
+        """Every document's score for ``query`` in a dense array indexed by doc id (``None`` when no document shares
+        a term), and the query's postings, rarest first. One vectorised scatter-add per distinct query term."""
         n = len(self.lengths)
         if n == 0:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+            return None, []
         avgdl = self.total_length / n if self.total_length else 1.0
-        acc = None
+        base, slope = self.k1 * (1.0 - self.b), self.k1 * self.b / avgdl
+        found = []
         for term, qtf in Counter(tokenize(query)).items():
             posting = self.postings.get(term)
-            if not posting:
-                continue
+            if posting:
+                found.append((posting, qtf))
+        if not found:
+            return None, []
+        found.sort(key=lambda item: item[0].n)
+        acc = np.zeros(len(self._dl), dtype=np.float64)
+        for posting, qtf in found:
             ids, tf = posting.ids[: posting.n], posting.tfs[: posting.n].astype(np.float64)
-            norm = self.k1 * (1.0 - self.b + self.b * self._dl[ids] / avgdl)
-            if acc is None:
-                acc = np.zeros(len(self._dl), dtype=np.float64)
-            acc[ids] += qtf * self.idf(term) * tf / (tf + norm)  # ids are distinct within a posting
+            weight = qtf * math.log(1.0 + (n - posting.n + 0.5) / (posting.n + 0.5))  # qtf * idf(term)
+            norm = base + slope * self._dl[ids].astype(np.float64)
+            acc[ids] += weight * tf / (tf + norm)  # ids are distinct within a posting
+        return acc, [posting for posting, _ in found]
+
+    def scores(self, query: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(doc ids, scores)`` of every document that shares a term with ``query`` (in id order)."""
+        acc, _ = self._accumulate(query)
         if acc is None:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
         ids = np.flatnonzero(acc)  # every term score is > 0 (idf > 0, tf > 0)
         return ids.astype(np.int64), acc[ids]
 
     def search(self, query: str, k: int) -> list[tuple[int, float]]:
-        """The ``k`` best ``(doc id, score)`` pairs, best first (ties by the smaller id)."""
-        ids, scores = self.scores(query)
-        if len(ids) == 0:
+        """The ``k`` best ``(doc id, score)`` pairs, best first (ties by the smaller id).
+
+        Exact top-k without sorting or partitioning every matching document: the final scores of the documents in
+        the rarest query terms' postings (at least ``k`` of them) give a lower bound ``theta`` on the ``k``-th best
+        score, so only documents scoring ``>= theta`` (one vectorised comparison) can be in the top ``k``; those
+        few are ordered by (score desc, id asc). When the query's postings hold fewer than ``k`` distinct documents,
+        every matching document is ranked."""
+        acc, postings = self._accumulate(query)
+        if acc is None:
             return []
-        if len(ids) > k:
-            top = np.argpartition(-scores, k - 1)[:k]
-            ids, scores = ids[top], scores[top]
-        order = np.lexsort((ids, -scores))
+        k = int(k)
+        seen, total = [], 0
+        for posting in postings:
+            seen.append(posting.ids[: posting.n])
+            total += posting.n
+            if total >= 4 * k:
+                break
+        probe = np.unique(np.concatenate(seen))
+        if len(probe) >= k:
+            theta = np.partition(acc[probe], len(probe) - k)[len(probe) - k]  # k-th best among the probe: > 0
+            ids = np.flatnonzero(acc >= theta)
+        else:
+            ids = np.flatnonzero(acc)
+        scores = acc[ids]
+        order = np.lexsort((ids, -scores))[:k]
         return [(int(ids[i]), float(scores[i])) for i in order]
 
     # ------------------------------------------------------------------ snapshot
