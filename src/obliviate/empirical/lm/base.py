@@ -12,11 +12,10 @@ term, the trainable parameters or the whole ``run``).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -25,8 +24,8 @@ from obliviate.errors import InvalidInputError
 from obliviate.lm.batches import IGNORE_INDEX, network_of, qa_items
 from obliviate.training.loop import num_batches
 from obliviate.training.schedules import make_schedule
-from obliviate.unlearning.base import EMPIRICAL, Cost, Unlearner, UnlearnResult, UnlearnTask
-from obliviate.unlearning.execution import is_language_model
+from obliviate.unlearning.base import EMPIRICAL, Cost, Unlearner, UnlearnTask
+from obliviate.unlearning.execution import check_family, is_language_model
 from obliviate.unlearning.lm_task import DEFAULT_IDK_ANSWERS, DOCUMENT, Batch, LMUnlearnTask, encode_documents
 
 __all__ = [
@@ -42,7 +41,6 @@ __all__ = [
     "finetune_on_forget",
     "check_family",
     "MODEL_FAMILIES",
-    "unlearn_language_model",
     "encode_documents",
     "DOCUMENT",
 ]
@@ -287,73 +285,3 @@ class PairedLMUnlearner(LMUnlearner):
         optimise(task, c, params, steps(), steps_per_epoch=num_batches(len(qa_items(task.forget)), c.batch_size))
         net.eval()
         return model
-
-
-
-def _parts(unlearner: Unlearner) -> list[Unlearner]:
-    return list(getattr(unlearner, "parts", [unlearner]))
-
-
-def check_family(unlearner: Unlearner, *, language_model: bool) -> None:
-    """Refuse a classifier method on a language model and the reverse, naming the right family."""
-    for part in _parts(unlearner):
-        is_lm = getattr(part, "family", "classifier") == "lm"
-        if language_model and not is_lm:
-            raise InvalidInputError(
-                f"{part.name!r} is a classifier method and the model is a LanguageModel; use a language-model "
-                "method: lm_grad_ascent, grad_diff, npo, simnpo, idk_dpo, rmu, task_vector, whp or undial."
-            )
-        if not language_model and is_lm:
-            raise InvalidInputError(
-                f"{part.name!r} is a language-model method and the model is a classifier; pass a LanguageModel "
-                "and a QADataset, or use a classifier method (finetune, scrub, ... : see `obliviate methods`)."
-            )
-
-
-def unlearn_language_model(
-    model: Any,
-    request: Any,
-    data: Any,
-    *,
-    method: str | Unlearner,
-    settings: Any = None,
-    seed: int = 0,
-    idk_answers: Sequence[str] | None = None,
-) -> UnlearnResult:
-    """``obliviate.unlearn`` for a LanguageModel and a QADataset (see :func:`obliviate.unlearning.api.unlearn`).
-
-    ``idk_answers`` (IdkDPO's refusals) default to ``data.idk_answers`` when the data has them,
-    else :data:`DEFAULT_IDK_ANSWERS`.
-    """
-    from obliviate.request import ForgetRequest
-    from obliviate.unlearning.registry import make_method
-
-    items = getattr(data, "items", None)
-    if not hasattr(data, "ids") or not isinstance(items, tuple | list) or not items or not hasattr(items[0], "question"):
-        raise InvalidInputError(
-            f"a LanguageModel unlearns from a QADataset (question-answer items), got {type(data).__name__}."
-        )
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise InvalidInputError(f"seed must be a non-negative integer, got {seed!r}.")
-    unlearner = make_method(method, settings)
-    check_family(unlearner, language_model=True)
-    if not isinstance(request, ForgetRequest):
-        request = ForgetRequest(ids=request)
-    forget, retain = request.split(data)
-    bank = tuple(idk_answers or getattr(data, "idk_answers", None) or DEFAULT_IDK_ANSWERS)
-    if not all(isinstance(a, str) and a.strip() for a in bank):
-        raise InvalidInputError("idk_answers must be non-empty strings.")
-    original = model.copy()
-    original.model.eval()
-    for p in original.model.parameters():
-        p.requires_grad_(False)
-    task = LMUnlearnTask(original=original, forget=forget, retain=retain, seed=int(seed), idk_answers=bank)
-    out, cost = unlearner.execute(model, task)
-    return UnlearnResult(
-        model=out,
-        cost=cost,
-        method=unlearner.name,
-        guarantee=unlearner.guarantee,
-        config=unlearner.settings(),
-        forget_ids=np.asarray(forget.ids, dtype=np.int64).copy(),
-    )
