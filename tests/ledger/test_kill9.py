@@ -4,9 +4,10 @@ Design. The parent (this pytest process, torch already imported) owns a copy of 
 digits examples, 3 shards of 2 slices, a 16-unit MLP trained 2 epochs: one apply retrains a shard or
 two in tens of milliseconds) and a ledger. Each round it files a new request (one id; at two rounds
 a whole owner), then ``os.fork()``s a child that runs one ``apply`` over every due request and exits.
-The parent sleeps a delay drawn from a seeded RNG, uniform over 2x the duration of an
+The parent sleeps a delay drawn from a seeded RNG, uniform over 2x a scale that starts at the duration of an
 uninterrupted one-batch apply (measured in round 0; an apply that first finishes an interrupted
-batch runs two batches and takes about twice as long), and sends SIGKILL, so kills land before the lock, while
+batch runs two batches and takes about twice as long) and follows the machine's load (x1.05 after a kill,
+x0.95 after a finished child, so about half the children are killed however busy the machine is), and sends SIGKILL, so kills land before the lock, while
 scheduling, during retraining and the checkpoint writes, between the SISA commit and the ledger's
 applied transaction, while certificate files are written, or after a clean exit. Then it checks, on
 the files alone (a fresh Ledger and SISAEnsemble.load):
@@ -153,9 +154,13 @@ def test_kill_9_at_random_points_of_apply_leaves_ledger_and_checkpoints_consiste
     assert not killed
     kills = interrupted = 0
     seen: dict[str, str] = {}
+    scale = duration  # delays are uniform on [0, 2 scale]; scale follows the machine's load (see below)
     for round_ in range(1, ROUNDS + 1):
         file_request(round_)
-        killed, _ = _run_round(ledger_folder, sisa_folder, owned_data, delay=float(rng.uniform(0.0, 2.0 * duration)))
+        killed, _ = _run_round(ledger_folder, sisa_folder, owned_data, delay=float(rng.uniform(0.0, 2.0 * scale)))
+        # a busy or idle machine changes how long an apply takes: nudge the scale so about half the children are
+        # killed (a killed child means the delay was short for this load: lengthen; a finished one: shorten)
+        scale *= 1.05 if killed else 0.95
         kills += killed
         interrupted += _check_invariants(ledger_folder, sisa_folder, filed, seen) > 0
     print(f"one apply {duration:.3f} s; {kills}/{ROUNDS} children killed, {interrupted} left a batch scheduled")
