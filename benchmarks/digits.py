@@ -106,7 +106,8 @@ def main() -> None:
         f"Command: {command} (wall {wall:.0f} s for the whole run; {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads). "
         f"Suite: {suite.description}; recipe {suite.recipe.epochs} epochs, SGD lr {suite.recipe.lr}; "
-        f"{args.seeds} seeds per scenario (each seed: its own original, oracle and unlearning run). "
+        f"{args.seeds} seeds per scenario under the {results['config'].get('protocol', 'per-seed')} protocol "
+        f"({results['config'].get('protocol_note', 'each seed: its own original')}; each seed its own oracle). "
         "Accuracies in %, gaps in points against the oracle (method - oracle); time is the method's wall time "
         "over retraining's, per seed, averaged. Run on a shared machine: times are indicative.",
         "",
