@@ -109,3 +109,11 @@ def test_stored_hessian_recipe_removes_like_guo_et_al(small_train):
     b = ob.unlearn(stored, request, small_train, method="certified_newton").model
     assert not torch.allclose(b.weight, stored.weight)  # the removal moved the weights
     assert torch.allclose(a.weight, b.weight, atol=1e-6)
+
+
+def test_stored_hessian_state_dict_holds_no_removal_statistics(small_train):
+    """The running sums of a removal (the deleted rows' gradients and outer products) never leave in a state_dict."""
+    stored = ob.train(ob.Recipe(model="certified_logreg_stored", model_options=OPTIONS, seed=3), small_train)
+    out = ob.unlearn(stored, ob.ForgetRequest(ids=small_train.ids[:3]), small_train, method="certified_newton").model
+    assert float(out.delta_sum.abs().sum()) > 0  # kept in memory for the next removal
+    assert not {"delta_sum", "hess_data", "gram", "anchor"} & set(out.state_dict())

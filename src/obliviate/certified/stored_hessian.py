@@ -105,8 +105,9 @@ class StoredHessianLogisticRegression(CertifiedLogisticRegression):
         for name, value in state.items():
             if name in self._buffers:
                 self._buffers[name] = torch.from_numpy(value)
-            else:
-                self.register_buffer(name, torch.from_numpy(value))
+            else:  # not in state_dict: delta_sum holds the removed rows' gradients (the deleted x up to a scale),
+                # hess_data and gram their outer products; only the weights are covered by the certificate
+                self.register_buffer(name, torch.from_numpy(value), persistent=False)
         self.removed_since = 0
         self.row_max = float(np.sqrt((X * X).sum(1).max()))
 
