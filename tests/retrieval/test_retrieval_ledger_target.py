@@ -70,3 +70,26 @@ def test_verify_fails_when_a_deleted_document_is_back(tmp_path, store_folder):
         result = verify_certificate(path, StoreTarget(store_folder), ledger=book, mark=False)
         failed = {c.name for c in result.checks if not c.ok}
         assert {"ids gone", "model hash"} <= failed, json.dumps([(c.name, c.detail) for c in result.checks])
+
+
+def test_a_ledger_delete_leaves_the_deleted_text_in_no_file(tmp_path, store_with_copy):
+    """After apply, the deleted documents' text is in neither store.sqlite nor its WAL (the delete is checkpointed);
+    a reader holding the old pages is reported in the evidence instead of passing silently."""
+    import sqlite3
+
+    reader = sqlite3.connect(store_with_copy / "store.sqlite")
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM documents").fetchone()  # an open read: the checkpoint cannot finish
+    target = StoreTarget(store_with_copy)
+    with Ledger(tmp_path / "ledger", create=True) as book:
+        book.add(ForgetRequest(ids=[1]))
+        outcome = apply(book, target, target.dataset())
+        assert outcome.applied[0][2]["evidence"]["wal_checkpointed"] is False
+        reader.rollback()
+        reader.close()
+        book.add(ForgetRequest(ids=[2]))
+        second = apply(book, target, target.dataset())
+        assert second.applied[0][2]["evidence"]["wal_checkpointed"] is True
+    target.close()
+    files = [p for p in store_with_copy.iterdir() if p.name.startswith("store.sqlite")]
+    assert files and not any(b"Warsaw" in p.read_bytes() for p in files)

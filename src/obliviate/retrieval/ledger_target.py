@@ -128,6 +128,8 @@ class StoreTarget(Target):
         if gone:
             deletion.seconds = time.perf_counter() - started
             self.store.delete(gone, batch_id=batch_id, reason="ledger", record=deletion.to_dict())
+            # the deleted text's old pages leave store.sqlite only at a checkpoint; a reader holding them is reported
+            deletion.details["wal_checkpointed"] = self.store.checkpoint()
         deletion.seconds = time.perf_counter() - started
         return deletion
 

@@ -663,6 +663,17 @@ class DocumentStore:
                   "indexes": done - committed}
         return DeleteResult(wanted, self._generation, done - started, batch_id, record or {}, phases)
 
+    def checkpoint(self) -> bool:
+        """Copy the write-ahead log into the database file and truncate it, so a delete's zeroed pages replace the
+        old ones on disk (``secure_delete`` zeroes rows; under WAL the old bytes stay in ``store.sqlite`` until a
+        checkpoint). False when another connection's open read holds the old pages: retry once it closes, or run
+        :meth:`compact`."""
+        try:
+            busy, log, done = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.Error as exc:
+            raise CorruptStoreError(self.path, str(exc)) from exc
+        return busy == 0 and log in (0, done)
+
     def compact(self) -> None:
         """Leave no trace of deleted rows in any file: checkpoint and truncate the WAL, VACUUM, fresh snapshots."""
         try:
