@@ -76,6 +76,8 @@ def test_the_files_folder_is_required_and_an_unreachable_server_is_a_typed_error
     with pytest.raises(LedgerUnavailableError, match="cannot reach the PostgreSQL ledger .*:\\*\\*\\*@"):
         Ledger("postgresql://obliviate:secret@127.0.0.1:1/none", files=tmp_path / "f")
     assert redact_dsn("postgresql://u:p4ss@h:5/db") == "postgresql://u:***@h:5/db"
+    assert redact_dsn("postgresql://h/db?sslmode=require&password=p4ss") == "postgresql://h/db?sslmode=require&password=***"
+    assert "p4ss" not in redact_dsn("host=h password='p4 ss' dbname=x")
 
 
 def test_concurrent_filings_of_the_same_keys_make_one_request_each(pg_ledger, pg_dsn):

@@ -123,6 +123,8 @@ def test_filing_is_idempotent_by_client_key_and_a_reused_key_for_other_content_i
     assert other.status_code == 400 and "already used" in other.json()["detail"]
     clash = client.post("/requests", json={"ids": [4], "client_key": "a"}, headers=h | {"Idempotency-Key": "b"})
     assert clash.status_code == 400
+    spaced = client.post("/requests", json={"ids": [5]}, headers=h | {"Idempotency-Key": "has space"})
+    assert spaced.status_code == 422 and "Idempotency-Key" in spaced.json()["detail"]  # was a 500
     assert _ledger_rows(service_ledger)[0]["received"] == 1
 
 
@@ -251,6 +253,17 @@ def test_tokens_are_stored_hashed(tokens, service_ledger):
     for token in tokens.values():
         assert token.split("_", 2)[2].encode() not in raw
     assert (service_ledger / "service.sqlite").stat().st_mode & 0o777 == 0o600
+
+
+def test_made_up_token_ids_are_not_remembered(tokens, service_ledger):
+    """A miss is not cached: anonymous callers inventing token ids cannot grow the server's memory."""
+    from obliviate.service.tokens import TokenStore
+
+    with TokenStore(service_ledger) as store:
+        for i in range(50):
+            assert store.authenticate(f"obl_{i:016x}_not-a-secret") is None
+        assert store.authenticate(tokens["alice"]) is not None
+        assert len(store._cache) == 1
 
 
 def test_group_commit_files_queued_filings_in_one_transaction_and_isolates_a_bad_one(service_ledger):

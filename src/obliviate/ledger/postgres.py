@@ -70,7 +70,8 @@ def pg_schema_statements() -> list[str]:
 
 def redact_dsn(dsn: str) -> str:
     """``dsn`` without its password (what messages and ``Ledger.location`` show)."""
-    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", dsn)
+    shown = re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", dsn)  # postgresql://user:secret@host
+    return re.sub(r"(?i)((?:^|[?&\s])password\s*=\s*)('[^']*'|[^&\s]*)", r"\1***", shown)  # ?password=, key=value
 
 
 def _psycopg():

@@ -44,6 +44,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import HTTPBearer
 from fastapi.staticfiles import StaticFiles
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -327,7 +328,10 @@ def create_app(config: ServiceConfig) -> FastAPI:
             raise ApiError(400, "the Idempotency-Key header and client_key differ; send one of them.")
         client_key = body.client_key if body.client_key is not None else header_key
         if client_key is not None:
-            FileRequest.model_validate({"client_key": client_key})  # the header meets the body's rules
+            try:
+                FileRequest.model_validate({"client_key": client_key})  # the header meets the body's rules
+            except ValidationError as exc:
+                raise ApiError(422, "Idempotency-Key: printable ASCII without spaces, at most the key length.") from exc
         if body.deadline is not None and body.deadline_days is not None:
             raise ApiError(422, "give deadline or deadline_days, not both.")
         if not body.ids and not body.owners:

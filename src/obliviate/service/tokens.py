@@ -286,7 +286,8 @@ class TokenStore:
             with self._lock:
                 row = self._db.execute("SELECT * FROM tokens WHERE token_id = ?", (token_id,)).fetchone()
             cached = (time.monotonic(), _row_to_token(row) if row else None, row["hash"] if row else None)
-            self._cache[token_id] = cached
+            if row is not None:  # misses are not cached: made-up token ids must not grow memory
+                self._cache[token_id] = cached
         _, record, stored = cached
         if record is None or stored is None or not hmac.compare_digest(stored, _hash(token)):
             return None
