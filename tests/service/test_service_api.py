@@ -246,6 +246,20 @@ def test_every_call_is_audited_with_its_token_and_status(make_client, tokens, au
     assert rows[-1]["detail"] == f"filed {filed.json()['request_id']}"
 
 
+def test_anonymous_callers_cannot_flood_the_audit_table(make_client, service_ledger):
+    """Calls without a token are audited up to a burst (then 5 per second per address), not once each."""
+    from obliviate.service import TokenStore
+    from obliviate.service.gateway import ANONYMOUS_AUDIT_BURST
+
+    client = make_client()
+    for _ in range(200):
+        assert client.get("/status").status_code == 401
+    client.__exit__(None, None, None)
+    with TokenStore(service_ledger) as store:
+        anonymous = [r for r in store.audit() if r["token_id"] is None and r["method"] != "CLI"]
+    assert ANONYMOUS_AUDIT_BURST <= len(anonymous) < 200
+
+
 def test_tokens_are_stored_hashed(tokens, service_ledger):
     raw = (service_ledger / "service.sqlite").read_bytes()
     wal = service_ledger / "service.sqlite-wal"

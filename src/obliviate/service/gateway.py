@@ -77,6 +77,10 @@ async def _send_json(send, status: int, detail: str, headers: dict[str, str] | N
     await send({"type": "http.response.body", "body": body})
 
 
+ANONYMOUS_AUDIT_RATE = 5.0
+ANONYMOUS_AUDIT_BURST = 20
+
+
 class Gateway:
     """The ASGI middleware described in the module docstring."""
 
@@ -86,6 +90,11 @@ class Gateway:
         self.limiter = limiter
         self.max_body = int(max_body)
         self.audit = audit
+        # calls without a valid token are audited at most ANONYMOUS_AUDIT_RATE per second per client address (a
+        # burst of ANONYMOUS_AUDIT_BURST), so anonymous callers cannot grow the audit table without bound; the
+        # rest are counted in ``unaudited``
+        self.anonymous = RateLimiter(ANONYMOUS_AUDIT_RATE, ANONYMOUS_AUDIT_BURST)
+        self.unaudited = 0
 
     def _route_scopes(self, scope) -> frozenset[str] | None:
         app = scope.get("app")  # the FastAPI app, set by Starlette before its middleware runs
@@ -181,7 +190,10 @@ class Gateway:
 
             await self.app(scope, replay, audited_send)
         finally:
-            if not (path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)):
+            client = (scope.get("client") or ("?", 0))[0]
+            if token is None and self.anonymous.take(str(client)) > 0:
+                self.unaudited += 1
+            elif not (path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)):
                 self.audit(
                     AuditRow(
                         at=datetime.now(UTC).isoformat(),
