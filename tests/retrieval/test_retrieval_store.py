@@ -211,3 +211,23 @@ def test_kill9_mid_delete_leaves_the_document_fully_present_or_fully_gone(point,
             assert store.deleted_ids() == []
             store.delete([CURIE])  # the retry completes the deletion
             assert not any(_everywhere(store, CURIE).values())
+
+
+def test_a_delete_racing_another_process_is_already_deleted_not_a_damaged_store(store_folder, monkeypatch):
+    """Between the live check and the write, another handle deletes the same id: the second delete is refused as
+    already deleted (a typed error naming the id), the store is not reported damaged, and nothing else changes."""
+    first, second = DocumentStore(store_folder), DocumentStore(store_folder)
+    try:
+        unlink = first._unlink_snapshots
+
+        def other_process_deletes_first():
+            second.delete([3])
+            unlink()
+
+        monkeypatch.setattr(first, "_unlink_snapshots", other_process_deletes_first)
+        with pytest.raises(UnknownIdsError, match="3"):
+            first.delete([3, 4])
+        assert first.deleted_ids() == [3]  # 4 is still there: the refused delete changed nothing
+    finally:
+        first.close()
+        second.close()

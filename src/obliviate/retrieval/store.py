@@ -633,14 +633,20 @@ class DocumentStore:
         crash_point("store-snapshots-unlinked")
         unlinked = time.perf_counter()
         now = _now()
+        marks = ",".join("?" * len(wanted))
         with self._transaction() as db:
+            # checked again under the write lock: another process may have deleted one since the check above
+            present = {row[0] for row in db.execute(f"SELECT id FROM documents WHERE id IN ({marks})", wanted)}
+            if len(present) != len(wanted):
+                raise UnknownIdsError(
+                    [i for i in wanted if i not in present], where="the document store (deleted meanwhile by another process)"
+                )
             for doc_id in wanted:
                 doc = live[doc_id]
                 db.execute(
                     "INSERT INTO tombstones(id, owner, sha256, deleted_at, batch_id, reason) VALUES (?, ?, ?, ?, ?, ?)",
                     (doc_id, doc.owner, doc.sha256, now, batch_id, reason),
                 )
-            marks = ",".join("?" * len(wanted))
             db.execute(f"DELETE FROM documents WHERE id IN ({marks})", wanted)
             db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
             if batch_id is not None:
