@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from obliviate.bench.results import ORIGINAL
-from obliviate.report.plots import _figure, _png
+from obliviate.report.plots import _figure, _png, place_labels
 from obliviate.report.results import check_results
 from obliviate.storage import atomic_write_bytes
 
@@ -99,17 +99,19 @@ def knowledge_chart(board: list[dict[str, Any]], *, title: str = "", chance: flo
         ax.text(0.01, chance, " chance", va="bottom", fontsize=7.5, color="#7b8794", transform=ax.get_yaxis_transform())
         if original is not None:
             ax.axvline(0.95 * original["retain_accuracy"], color="#9aa5b1", linestyle=":", linewidth=0.8)
-            ax.text(
+            ax.text(  # along the line, at the bottom: the original's label sits at the top
                 0.95 * original["retain_accuracy"],
-                1.02,
-                "0.95\u00d7 original retain",
+                0.0,
+                "0.95\u00d7 original retain ",
+                rotation=90,
                 fontsize=7,
                 color="#7b8794",
-                ha="center",
+                ha="right",
                 va="bottom",
             )
         used: dict[str, str] = {}
         labels: dict[tuple[float, float], list[str]] = {}
+        whiskers: list[tuple[float, float, float]] = []  # the attack arrows: labels keep clear of them
         for e in points:
             x, y = e["retain_accuracy"], e["heldout_forget_accuracy"]
             keys = [k for k in _ARROWS if e.get(k) is not None]
@@ -130,6 +132,7 @@ def knowledge_chart(board: list[dict[str, Any]], *, title: str = "", chance: flo
                     },
                 )
                 used[label] = colour
+                whiskers.append((x + dx, min(y, e[key]), max(y, e[key])))
             marker, colour = (
                 ("s", "#52606d")
                 if e["role"] == "original"
@@ -141,19 +144,6 @@ def knowledge_chart(board: list[dict[str, Any]], *, title: str = "", chance: flo
             name = e["method"] + (" (not unlearned)" if e["role"] == "original" else "")
             name += " \u2014 collapsed" if e["collapsed"] else ""
             labels.setdefault((round(x, 3), round(y, 3)), []).append(name)
-        band: dict[int, int] = {}  # labels at about the same height are stacked, so they never overprint
-        for (x, y), names in sorted(labels.items(), key=lambda kv: (-kv[0][1], -kv[0][0])):
-            row = band.get(round(y * 20), 0)  # models at the same point share one label
-            band[round(y * 20)] = row + 1
-            ax.annotate(
-                ", ".join(names),
-                (x, y),
-                textcoords="offset points",
-                xytext=(-6 if x > 0.7 else 6, -11 - 10 * row),
-                ha="right" if x > 0.7 else "left",
-                fontsize=8,
-                zorder=5,
-            )
         from matplotlib.lines import Line2D
 
         handles = [Line2D([0], [0], color=c, lw=1.5, marker=">", markersize=5, label=lbl) for lbl, c in used.items()]
@@ -161,8 +151,9 @@ def knowledge_chart(board: list[dict[str, Any]], *, title: str = "", chance: flo
             ax.legend(
                 handles=handles,
                 title="attack (arrow: as given \u2192 attacked)",
-                loc="upper left",
-                bbox_to_anchor=(1.01, 1.0),
+                loc="upper center",
+                bbox_to_anchor=(0.5, -0.13),
+                ncols=min(len(handles), 5),
                 fontsize=7.5,
                 title_fontsize=7.5,
                 frameon=False,
@@ -173,6 +164,10 @@ def knowledge_chart(board: list[dict[str, Any]], *, title: str = "", chance: flo
         ax.set_ylabel("held-out forget MCQ accuracy (lower is better)")
         ax.set_title(title or "forget against retain accuracy, with attacks")
         ax.grid(True, color="#e4e7eb", linewidth=0.6)
+        fig.canvas.draw()  # the final layout, so labels are placed where they will be drawn
+        fig.set_layout_engine("none")
+        # models at the same point share one label; no label covers another label, a point or an arrow
+        place_labels(ax, [(x, y, ", ".join(names), False) for (x, y), names in labels.items()], whiskers, fontsize=8)
         return _png(fig)
 
 
