@@ -86,11 +86,22 @@ REFINE: dict[str, dict[str, list]] = {
 }
 #: The robust protocol's grids (several draws): around each method's one-draw choice and its neighbours.
 ROBUST: dict[str, dict[str, list]] = {
-    "uniform_contrast": {"epochs": [1], "retain_lr": [0.05, 0.1, 0.2], "forget_lr": [1e-3, 3e-3, 1e-2], "batch_size": [64]},
+    "uniform_contrast": {
+        "epochs": [1],
+        "retain_lr": [0.05, 0.1, 0.2],
+        "forget_lr": [1e-3, 3e-3, 1e-2],
+        "batch_size": [64],
+    },
     "snip_reinit": {"init_rate": [0.2, 0.3, 0.6], "lr": [0.05, 0.1], "epochs": [2, 3], "slow": [1.0]},
     "noise_finetune": {"std": [0.05, 0.1, 0.2, 0.3], "layers": [1], "lr": [0.05, 0.1, 0.2], "epochs": [3]},
     "prune_reinit": {"amount": [0.6, 0.7, 0.8, 0.9], "lr": [0.03, 0.05, 0.1], "epochs": [3.0]},
-    "reset_distill": {"reset": [0.3, 0.6, 0.8], "alpha": [0.5, 0.9], "temperature": [4.0], "lr": [0.05, 0.1], "epochs": [3]},
+    "reset_distill": {
+        "reset": [0.3, 0.6, 0.8],
+        "alpha": [0.5, 0.9],
+        "temperature": [4.0],
+        "lr": [0.05, 0.1],
+        "epochs": [3],
+    },
 }
 #: ``--grid`` names: ``round1`` and ``round2`` were run with ``--draws 1`` (the one-draw protocol).
 ALL_GRIDS = {"round1": GRIDS, "round2": REFINE, "robust": ROBUST}
@@ -195,7 +206,11 @@ def main() -> None:
         base = args.seed_base + 1000 * d
         draws.append(
             prepare_draw(
-                suite, train, test, forget_seed=args.forget_seed + d, original_seed=args.original_seed + d,
+                suite,
+                train,
+                test,
+                forget_seed=args.forget_seed + d,
+                original_seed=args.original_seed + d,
                 seeds=list(range(base, base + args.models)),
             )
         )
@@ -214,9 +229,7 @@ def main() -> None:
             per_draw = []
             for draw in draws:
                 t0 = time.perf_counter()
-                result = unlearn_many(
-                    draw["originals"], draw["request"], train, method=method, settings=config
-                )
+                result = unlearn_many(draw["originals"], draw["request"], train, method=method, settings=config)
                 seconds = time.perf_counter() - t0
                 s = score(result.stack, draw["retrained"], draw["sets"])
                 per_draw.append(
