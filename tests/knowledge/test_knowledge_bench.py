@@ -138,3 +138,24 @@ def test_obliviate_report_redraws_a_knowledge_results_file(doc, tmp_path, monkey
     out = capsys.readouterr().out
     assert "scope" in out and "report.html" in out
     assert (tmp_path / "report.html").is_file()
+
+
+def test_attacking_each_model_as_it_is_made_changes_no_unlearning_result(doc, kn_lm):
+    """The attacks run on the original before any method unlearns from it, and on each unlearned model before the next
+    is made (one model held at a time): the unlearned models' own rows equal a run without attacks."""
+    plain = run_knowledge(
+        kn_lm,
+        methods=["grad_diff"],
+        settings={"grad_diff.epochs": 1, "grad_diff.lr": 1e-3},
+        config=CONFIG,
+        attacks=(),
+        show_progress=False,
+    )
+    own = {(r["method"], r["metric"]): r["value"] for r in plain["rows"] if r["metric"] != "seconds"}
+    attacked = {
+        (r["method"], r["metric"]): r["value"]
+        for r in doc["rows"]
+        if r["metric"] != "seconds" and not r["metric"].startswith("attack_")
+    }
+    assert own == attacked
+    assert not any(m.startswith("attack_") for _, m in own)

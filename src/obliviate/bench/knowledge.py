@@ -348,8 +348,18 @@ def run_knowledge(
 
         record(ORIGINAL, lm, base_scores, base_ppl, 0.0, 0)
         progress.advance(task)
-        models: dict[str, LanguageModel] = {ORIGINAL: lm}
         request = kept.request()
+        # Attacks run on each model as soon as it is scored, then the model is let go: the run holds the original and
+        # one unlearned model (and an attack's copy) at a time, not every model at once (11 GB at the CLI defaults).
+        attacker = (
+            _Attacks(
+                results, scenario, seed, kept, heldout, lm, config, attacks, info, step, lambda: progress.advance(task)
+            )
+            if attacks
+            else None
+        )
+        if attacker is not None:
+            attacker.run(ORIGINAL, lm)
         for name, unlearner in unlearners.items():
             step(f"{name}: unlearning")
             start = time.perf_counter()
@@ -367,27 +377,17 @@ def run_knowledge(
             else:
                 seconds = run.cost.seconds if run.cost.seconds > 0 else time.perf_counter() - start
                 record(name, run.model, scores, ppl, seconds, run.cost.gradient_steps)
-                models[name] = run.model
                 results["config"]["settings"][name] = (
                     {k: str(v) for k, v in run.config.items()}
                     if isinstance(run.config, Mapping)
                     else results["config"]["settings"][name]
                 )
+                if attacker is not None:
+                    attacker.run(name, run.model)
+                del run  # the unlearned model goes before the next one is made
             progress.advance(task)
-        if attacks:
-            _attack_all(
-                results,
-                scenario,
-                seed,
-                kept,
-                heldout,
-                models,
-                config,
-                attacks,
-                info,
-                step,
-                lambda: progress.advance(task),
-            )
+        if attacker is not None:
+            attacker.finish()
         step("done")
     info["seconds_total"] = time.perf_counter() - t_start
     return results
@@ -412,44 +412,53 @@ def _size_notes(bench: KnowledgeBenchmark, config: KnowledgeConfig, notes: list[
             notes.append(text)
 
 
-def _attack_all(results, scenario, seed, bench, heldout, models, config, attacks, info, step, advance) -> None:
-    """Every attack on every model; rows ``attack_<name>`` (after) and details in config["knowledge"]["attacks"]."""
-    from obliviate.evaluation import attacks as atk
+class _Attacks:
+    """Every attack on one model at a time; rows ``attack_<name>`` (after) and details in config["knowledge"]["attacks"].
 
-    memo: dict[tuple[int, str], tuple[Any, float]] = {}  # the models as given are scored once, not once per attack
+    Built once per scenario (the relearn texts, in-context examples and probe groups are the same for every model);
+    :meth:`run` attacks one model and keeps nothing of it afterwards, so the caller can let the model go."""
 
-    def score_prefix(model_lm: LanguageModel, shots: Sequence[tuple[str, str]]) -> float:
-        # keyed by the LanguageModel itself: a prompted model shares the original's network but answers differently
-        key = (id(model_lm), tuple(shots))
-        hit = memo.get(key)
-        if hit is not None and hit[0] is model_lm:  # the model is held, so its id cannot be reused
-            return hit[1]
-        value = float(kn.score_choices(model_lm, heldout, shots=shots, batch_size=config.batch_size).acc.mean())
-        if any(model_lm is m for m in models.values()):
-            memo[key] = (model_lm, value)
-        return value
+    def __init__(self, results, scenario, seed, bench, heldout, original, config, attacks, info, step, advance) -> None:
+        self.results, self.scenario, self.seed, self.heldout = results, scenario, seed, heldout
+        self.config, self.attacks, self.info, self.step, self.advance = config, attacks, info, step, advance
+        relearn_owners = set(bench.relearn_owners)
+        self.texts = [it.answer for it in bench.corpus if it.owner in relearn_owners]
+        self.examples = bench.relearn_examples()
+        self.train_groups = [
+            ([original.prompt(q.question) + c for c in q.choices], q.answer)
+            for q in bench.attack_questions
+            if q.multiple_choice
+        ]
+        self.test_groups = [([original.prompt(q.question) + c for c in q.choices], q.answer) for q in heldout]
 
-    def score(model_lm: LanguageModel) -> float:
-        return score_prefix(model_lm, ())
+    def run(self, name: str, model_lm: LanguageModel) -> None:
+        from obliviate.evaluation import attacks as atk
 
-    relearn_owners = set(bench.relearn_owners)
-    texts = [it.answer for it in bench.corpus if it.owner in relearn_owners]
-    examples = bench.relearn_examples()
-    train_groups = [
-        ([models[ORIGINAL].prompt(q.question) + c for c in q.choices], q.answer)
-        for q in bench.attack_questions
-        if q.multiple_choice
-    ]
-    test_groups = [([models[ORIGINAL].prompt(q.question) + c for c in q.choices], q.answer) for q in heldout]
-    for name, model_lm in models.items():
-        step(f"{name}: attacks")
+        config, seed = self.config, self.seed
+        memo: dict[tuple, float] = {}  # the model as given is scored once, not once per attack
+
+        def score_prefix(scored: LanguageModel, shots: Sequence[tuple[str, str]]) -> float:
+            # only the model as given is memoised (an attack's copies differ); a prompted model shares the original's
+            # network but answers differently, so the memo lives and dies with this one model
+            key = tuple(shots)
+            if scored is model_lm and key in memo:
+                return memo[key]
+            value = float(kn.score_choices(scored, self.heldout, shots=shots, batch_size=config.batch_size).acc.mean())
+            if scored is model_lm:
+                memo[key] = value
+            return value
+
+        def score(scored: LanguageModel) -> float:
+            return score_prefix(scored, ())
+
+        self.step(f"{name}: attacks")
         details: dict[str, Any] = {}
-        for attack in attacks:
+        for attack in self.attacks:
             try:
                 if attack == "relearn":
                     r = atk.relearn_attack(
                         model_lm,
-                        texts,
+                        self.texts,
                         score,
                         steps=config.relearn_steps,
                         lr=config.relearn_lr,
@@ -465,34 +474,36 @@ def _attack_all(results, scenario, seed, bench, heldout, models, config, attacks
                     r = atk.in_context_attack(
                         model_lm,
                         score_prefix,
-                        examples,
-                        shots=min(config.shots, len(examples)),
+                        self.examples,
+                        shots=min(config.shots, len(self.examples)),
                         seed=seed,
                         chance=CHANCE,
                         layout="turns",
                     )
                 else:
-                    r = atk.linear_probe_attack(model_lm, train_groups, test_groups, seed=seed)
+                    r = atk.linear_probe_attack(model_lm, self.train_groups, self.test_groups, seed=seed)
             except (ObliviateError, ValueError) as exc:
-                results["config"]["failures"].append(
-                    {"scenario": scenario, "method": name, "seed": seed, "error": f"{attack}: {exc}"}
+                self.results["config"]["failures"].append(
+                    {"scenario": self.scenario, "method": name, "seed": seed, "error": f"{attack}: {exc}"}
                 )
                 continue
-            add_row(results, scenario, name, seed, f"attack_{attack}", r.after)
+            add_row(self.results, self.scenario, name, seed, f"attack_{attack}", r.after)
             if attack == "linear_probe":
-                add_row(results, scenario, name, seed, "attack_linear_probe_before", r.before)
+                add_row(self.results, self.scenario, name, seed, "attack_linear_probe_before", r.before)
             details[attack] = {
                 "before": r.before,
                 "after": r.after,
                 "chance": r.chance,
                 **{k: v for k, v in r.details.items() if isinstance(v, int | float | str | bool) or v is None},
             }
-        info["attacks"][name] = details
-        advance()
-    info["attack_setup"] = {
-        "scored_on": f"{len(heldout)} held-out forget MCQs (owners outside the relearn slice)",
-        "relearn_texts": len(texts),
-        "in_context_examples": len(examples),
-        "probe_train_groups": len(train_groups),
-        "probe_test_groups": len(test_groups),
-    }
+        self.info["attacks"][name] = details
+        self.advance()
+
+    def finish(self) -> None:
+        self.info["attack_setup"] = {
+            "scored_on": f"{len(self.heldout)} held-out forget MCQs (owners outside the relearn slice)",
+            "relearn_texts": len(self.texts),
+            "in_context_examples": len(self.examples),
+            "probe_train_groups": len(self.train_groups),
+            "probe_test_groups": len(self.test_groups),
+        }
