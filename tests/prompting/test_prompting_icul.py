@@ -89,3 +89,27 @@ def test_yes_no_facts_and_registered_method(tiny):
     small = QADataset(tuple(QAItem(i, f"o{i}", f"q{i}", "maybe", "maybe", ("x",)) for i in range(4)))
     with pytest.raises(InvalidInputError, match="labels"):
         unlearn(tiny, ForgetRequest(owners=["o0"]), small, method="icul")
+
+
+def test_lira_scores_are_the_per_example_gaussian_log_ratio():
+    from obliviate.prompting.icul import lira_scores
+
+    in_phi = [[2.0, 4.0, 3.0], [0.0, 0.5, 1.0]]
+    out_phi = [[-1.0, 0.0, 1.0], [-1.0, -0.5, 0.0]]
+    phi = [3.0, -0.5]
+    got = lira_scores(phi, in_phi, out_phi)
+
+    def logpdf(x, xs):
+        mu, sd = np.mean(xs), np.std(xs, ddof=1)
+        return -0.5 * ((x - mu) / sd) ** 2 - math.log(sd)
+
+    for i in range(2):
+        assert got[i] == pytest.approx(logpdf(phi[i], in_phi[i]) - logpdf(phi[i], out_phi[i]))
+    assert got[0] > 0 > got[1]  # at the IN mean: member-like; at the OUT mean: not
+    # per-example: the same phi is member-like for one point and not for another (a global threshold cannot)
+    same = lira_scores([1.0, 1.0], [[0.9, 1.0, 1.1], [4.0, 5.0, 6.0]], [[-1.0, 0.0, -0.5], [0.9, 1.0, 1.1]])
+    assert same[0] > 0 > same[1]
+    with pytest.raises(InvalidInputError, match="at least 2"):
+        lira_scores([1.0], [[1.0]], [[0.0, 1.0]])
+    with pytest.raises(InvalidInputError, match="every point"):
+        lira_scores([1.0, 2.0], [[1.0, 2.0]], [[0.0, 1.0]])

@@ -48,6 +48,7 @@ __all__ = [
     "label_scores",
     "icul_evaluation",
     "membership_auc",
+    "lira_scores",
 ]
 
 _STREAM = 14001  # seed stream of the ICUL contexts
@@ -212,6 +213,40 @@ def membership_auc(member_scores: Sequence[float], nonmember_scores: Sequence[fl
     greater = (a[:, None] > b[None, :]).mean()
     ties = (a[:, None] == b[None, :]).mean()
     return float(greater + 0.5 * ties)
+
+
+def lira_scores(
+    phi: Sequence[float],
+    in_phi: Sequence[Sequence[float]],
+    out_phi: Sequence[Sequence[float]],
+    *,
+    min_std: float = 1e-3,
+) -> np.ndarray:
+    """Per-example LiRA membership scores (Carlini et al. 2022, "Membership Inference Attacks From First
+    Principles", Sec. IV-C, online attack with per-example variances, their Eq. 4 in log form):
+    ``log N(phi; mu_in, s_in^2) - log N(phi; mu_out, s_out^2)`` per point, where ``in_phi[i]`` /
+    ``out_phi[i]`` are point ``i``'s stable logits under shadow models trained with / without it
+    (higher = more likely a member). Each standard deviation is floored at ``min_std`` (a point whose
+    shadow scores agree exactly would otherwise give an infinite ratio). Pawelczyk et al. (2023, Sec. 5)
+    evaluate ICUL with this test, one threshold per example, instead of one global threshold."""
+    phi = np.asarray(phi, dtype=np.float64)
+    if len(in_phi) != phi.size or len(out_phi) != phi.size:
+        raise InvalidInputError(
+            f"lira_scores needs shadow scores for every point: {phi.size} points, {len(in_phi)} IN and "
+            f"{len(out_phi)} OUT lists."
+        )
+    out = np.empty_like(phi)
+    for i, (x, a, b) in enumerate(zip(phi, in_phi, out_phi)):
+        a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+        if a.size < 2 or b.size < 2:
+            raise InvalidInputError(
+                f"point {i} has {a.size} IN and {b.size} OUT shadow scores; LiRA needs at least 2 of each "
+                "(train more shadow models)."
+            )
+        mu_a, sd_a = a.mean(), max(a.std(ddof=1), min_std)
+        mu_b, sd_b = b.mean(), max(b.std(ddof=1), min_std)
+        out[i] = (-0.5 * ((x - mu_a) / sd_a) ** 2 - math.log(sd_a)) - (-0.5 * ((x - mu_b) / sd_b) ** 2 - math.log(sd_b))
+    return out
 
 
 def icul_evaluation(
