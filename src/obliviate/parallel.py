@@ -9,6 +9,14 @@ imported only for ``backend="ray"``; the local backend needs nothing installed.
 The same function on the same inputs gives the same result on either backend as long as the
 workers use the same torch version and thread count as the caller (each Ray task pins torch to
 ``threads`` threads, 1 by default, like the test suite and the oracle cache key).
+
+Which Ray: without ``address`` a NEW local Ray is started (Ray's ``address="local"``), never a
+cluster Ray would otherwise find by itself (``RAY_ADDRESS`` or the last ``ray start`` on this
+machine, whose CPUs and other users the caller did not ask for); with ``address`` (``host:port``,
+``ray://host:port``, or ``"auto"`` for Ray's own discovery) that cluster is joined. A Ray that
+``run_tasks`` connected earlier in this process is reused when the next call asks for the same
+one and shut down and replaced when it asks for another, so ``address`` is always honoured; a
+Ray the caller initialised itself is used as it is.
 """
 
 from __future__ import annotations
@@ -43,14 +51,41 @@ def _ray():
     return ray
 
 
-def _with_threads(fn: Callable[[T], R], threads: int) -> Callable[[T], R]:
-    def call(item: T) -> R:
+def _with_threads(fn: Callable[[T], R], threads: int) -> Callable[[T], tuple[R, float, int]]:
+    """``fn`` with torch pinned to ``threads`` threads; returns (result, seconds inside the worker, worker pid)."""
+
+    def call(item: T) -> tuple[R, float, int]:
+        import os
+        import time
+
         import torch
 
         torch.set_num_threads(threads)
-        return fn(item)
+        start = time.perf_counter()
+        result = fn(item)
+        return result, time.perf_counter() - start, os.getpid()
 
     return call
+
+
+# What run_tasks itself asked ray.init for in this process ("local" or an address); None: it has not.
+_connected: dict[str, Any] = {"target": None}
+
+
+def _connect(ray, address: str | None, num_cpus: int | None) -> None:
+    """Connect to the Ray asked for (see the module docstring): reuse, replace, or start/join one."""
+    target = address or "local"
+    if ray.is_initialized():
+        if _connected["target"] is None or _connected["target"] == target:
+            return  # the caller's own Ray, or the one asked for
+        ray.shutdown()  # ours, but another cluster is asked for now
+    if address and num_cpus is not None:
+        raise InvalidInputError(
+            f"num_cpus={num_cpus} is for a local Ray; a cluster at {address!r} has its own CPUs: drop one of them."
+        )
+    kwargs: dict[str, Any] = {"address": address} if address else {"address": "local", "num_cpus": num_cpus}
+    ray.init(include_dashboard=False, log_to_driver=False, ignore_reinit_error=True, **kwargs)
+    _connected["target"] = target
 
 
 def run_tasks(
@@ -62,34 +97,45 @@ def run_tasks(
     num_cpus: int | None = None,
     threads: int = 1,
     on_done: Callable[[int, R], Any] | None = None,
+    timings: list[dict[str, Any]] | None = None,
 ) -> list[R]:
     """``[fn(item) for item in items]``, locally or as Ray tasks; results in the order of ``items``.
 
     ``on_done(index, result)`` is called as each result arrives (for progress bars). With Ray,
-    an ``address`` joins that cluster; otherwise a local Ray is started with ``num_cpus`` CPUs
-    (all by default) unless one is already running in this process.
+    an ``address`` joins that cluster; otherwise a new local Ray is started with ``num_cpus`` CPUs
+    (all by default); see the module docstring for a Ray already connected in this process.
+
+    ``timings``, if given, is filled with one ``{"seconds", "worker"}`` per item in the order of
+    ``items``: the seconds ``fn`` ran (inside the Ray worker, without scheduling and transfers)
+    and the process that ran it, so a caller can tell compute from the backend's overhead.
     """
     check_backend(backend, address)
     work: Sequence[T] = list(items)
-    if backend == "local":
-        results = []
-        for i, item in enumerate(work):
-            results.append(fn(item))
-            if on_done is not None:
-                on_done(i, results[-1])
-        return results
-    ray = _ray()
-    if not ray.is_initialized():
-        kwargs: dict[str, Any] = {"address": address} if address else {"num_cpus": num_cpus}
-        ray.init(include_dashboard=False, log_to_driver=False, ignore_reinit_error=True, **kwargs)
-    remote = ray.remote(num_cpus=1)(_with_threads(fn, threads))
-    pending = {remote.remote(item): i for i, item in enumerate(work)}
+    times: list[dict[str, Any]] = [{} for _ in work]
     results: list[Any] = [None] * len(work)
-    while pending:
-        done, _ = ray.wait(list(pending), num_returns=1)
-        for ref in done:
-            i = pending.pop(ref)
-            results[i] = ray.get(ref)
+    if backend == "local":
+        import os
+        import time
+
+        for i, item in enumerate(work):
+            start = time.perf_counter()
+            results[i] = fn(item)
+            times[i] = {"seconds": time.perf_counter() - start, "worker": os.getpid()}
             if on_done is not None:
                 on_done(i, results[i])
+    else:
+        ray = _ray()
+        _connect(ray, address, num_cpus)
+        remote = ray.remote(num_cpus=1)(_with_threads(fn, threads))
+        pending = {remote.remote(item): i for i, item in enumerate(work)}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                i = pending.pop(ref)
+                results[i], seconds, worker = ray.get(ref)
+                times[i] = {"seconds": seconds, "worker": worker}
+                if on_done is not None:
+                    on_done(i, results[i])
+    if timings is not None:
+        timings.extend(times)
     return results

@@ -24,6 +24,7 @@ gives the same numbers as the local backend (each task is a pure function of its
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -304,6 +305,7 @@ def run_scenarios(
             **engine_config,
             "torch_threads": threads,
             "failures": [],
+            "tasks": {},
         },
     )
     with new_progress(console=console) if show_progress else _NullProgress() as progress:
@@ -320,12 +322,38 @@ def run_scenarios(
                     )
 
             merged = ChunkResult()
+            timings: list[dict[str, Any]] = []
+            start = time.perf_counter()
             with _torch_threads(threads if backend == "local" else None):
-                chunks = run_tasks(task, jobs, backend=backend, address=address, threads=threads, on_done=done)
+                chunks = run_tasks(
+                    task, jobs, backend=backend, address=address, threads=threads, on_done=done, timings=timings
+                )
+            results["config"]["tasks"][scenario.name] = _task_split(jobs, timings, time.perf_counter() - start)
             for chunk in chunks:
                 merged.merge(chunk)
             _add_scenario(results, scenario.name, jobs[0].forget_ids, merged, n_seeds)
     return results
+
+
+def _task_split(jobs: Sequence[SeedJob], timings: Sequence[Mapping[str, Any]], wall: float) -> dict[str, Any]:
+    """How a scenario's seeds were split into tasks and where the time went (results config ``tasks``).
+
+    ``task_seconds``: each task's run inside its worker; ``wall_seconds``: the whole ``run_tasks``
+    call (with Ray: start-up or joining, shipping the jobs, scheduling, results back);
+    ``workers``: distinct processes that ran tasks. Wall minus the busiest worker's sum is what
+    the backend added on top of the compute.
+    """
+    per_worker: dict[int, float] = defaultdict(float)
+    for t in timings:
+        per_worker[int(t["worker"])] += float(t["seconds"])
+    return {
+        "count": len(jobs),
+        "seeds_per_task": [len(j.seeds) for j in jobs],
+        "task_seconds": [round(float(t["seconds"]), 4) for t in timings],
+        "workers": len(per_worker),
+        "busiest_worker_seconds": round(max(per_worker.values(), default=0.0), 4),
+        "wall_seconds": round(wall, 4),
+    }
 
 
 def _add_scenario(results: dict[str, Any], scenario: str, forget_ids: np.ndarray, merged: ChunkResult, n_seeds: int) -> None:
