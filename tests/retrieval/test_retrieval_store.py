@@ -231,3 +231,54 @@ def test_a_delete_racing_another_process_is_already_deleted_not_a_damaged_store(
     finally:
         first.close()
         second.close()
+
+
+# ---------------------------------------------------------------- snapshots written beside another process's delete
+def _snapshot_generations(folder) -> dict[str, int]:
+    from obliviate.retrieval.store import _unpack
+
+    out = {}
+    for name in (VECTORS_FILE, KEYWORDS_FILE):
+        if (folder / name).exists():
+            out[name] = _unpack((folder / name).read_bytes())[0]["generation"]
+    return out
+
+
+def test_save_indexes_after_another_process_deleted_labels_the_snapshot_with_its_content(store_folder):
+    """A handle whose indexes predate another handle's delete saves its snapshots: they must not claim the new
+    generation while holding the deleted document (the old code labelled them with the table's generation read at
+    save time, so the next open found a 'current' snapshot that did not match the table, and the deleted
+    document's vector and terms sat in a file that said it was current)."""
+    with DocumentStore(store_folder) as first, DocumentStore(store_folder) as second:
+        before = first.generation
+        second.delete([CURIE])
+        first.save_indexes()
+        generations = _snapshot_generations(store_folder)
+        assert generations == {VECTORS_FILE: before + 1, KEYWORDS_FILE: before + 1}
+        assert first.presence([CURIE]) == {"table": [], "vector index": [], "keyword index": [], "index files": []}
+    with DocumentStore(store_folder) as third:
+        assert third.repairs == []  # the snapshots are current and match the table: used as they are
+        assert CURIE not in third.vectors and CURIE not in third.keywords
+        assert third.ids() == [2, 3, 4, 5, 6]
+
+
+def test_a_snapshot_saved_while_a_delete_is_under_way_does_not_outlive_the_delete(store_folder, monkeypatch):
+    """Another handle writes snapshots (still holding the document) after this delete unlinked them and before it
+    commits: the delete removes them again under the write lock, so no snapshot file holds the deleted document."""
+    first, second = DocumentStore(store_folder), DocumentStore(store_folder)
+    try:
+        unlink = first._unlink_snapshots
+
+        def another_handle_saves_in_between():
+            unlink()
+            second.save_indexes()  # second still has CURIE: its snapshots hold it, at the pre-delete generation
+            assert CURIE in second.presence([CURIE])["index files"]
+
+        monkeypatch.setattr(first, "_unlink_snapshots", another_handle_saves_in_between)
+        first.delete([CURIE])
+        assert first.presence([CURIE])["index files"] == []
+        leftovers = [name for name in (VECTORS_FILE, KEYWORDS_FILE) if (store_folder / name).exists()]
+        assert leftovers == []
+    finally:
+        first.close()
+        second.close()

@@ -20,8 +20,9 @@ added to :attr:`DocumentStore.repairs` and a new snapshot is written.
    and nothing changes);
 2. unlink the snapshot files if there are any (they hold the documents' vectors and terms; a snapshot is never
    left behind holding deleted content);
-3. one transaction: the rows leave ``documents``, a tombstone (id, owner, the text's sha256, time, batch) is
-   written, the generation is bumped; commit (fsync);
+3. one transaction: the ids are checked again and the snapshot files unlinked again under the write lock (another
+   handle's :meth:`~DocumentStore.save_indexes` writes them under the same lock), the rows leave ``documents``, a
+   tombstone (id, owner, the text's sha256, time, batch) is written, the generation is bumped; commit (fsync);
 4. the in-memory indexes drop the ids (vector row swapped out and zeroed, BM25 postings removed) and the query
    cache is cleared.
 
@@ -404,8 +405,26 @@ class DocumentStore:
             return None
         return payload
 
-    def _load_indexes(self) -> None:
-        """The in-memory indexes from their snapshots when those are current and whole, else from the table."""
+    def _load_indexes(self, *, save: bool = True) -> None:
+        """The in-memory indexes from their snapshots when those are current and whole, else from the table.
+
+        The generation and the rows are read in one read transaction (unless the caller holds one), so the
+        indexes are exactly the table at :attr:`_generation`. ``save``: write fresh snapshots after a repair."""
+        own = not self._db.in_transaction
+        if own:
+            self._db.execute("BEGIN")
+        try:
+            rebuilt = self._read_indexes()
+        finally:
+            if own and self._db.in_transaction:
+                self._db.execute("COMMIT")
+        if save and rebuilt and len(self.vectors) and self.repairs:
+            self.save_indexes()
+        self._lsh, self._lsh_threshold = None, None
+        self._cache.clear()
+
+    def _read_indexes(self) -> bool:
+        """The body of :meth:`_load_indexes`; True when an index was rebuilt from the table."""
         generation = self.generation
         self._generation = generation
         n = self._db.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
@@ -440,10 +459,8 @@ class DocumentStore:
                 self.vectors.add(np.asarray([r["id"] for r in rows]), matrix)
             if keywords is None:
                 self.keywords = BM25Index.from_texts([r["id"] for r in rows], [r["text"] for r in rows])
-            if n and self.repairs:
-                self.save_indexes()
-        self._lsh, self._lsh_threshold = None, None
-        self._cache.clear()
+            return True
+        return False
 
     def _sync(self) -> None:
         """Reload the indexes if another process changed the table since they were built."""
@@ -452,8 +469,22 @@ class DocumentStore:
             self._load_indexes()
 
     def save_indexes(self) -> None:
-        """Write both snapshots atomically with the table's current generation (mode 0600)."""
-        generation = self.generation
+        """Write both snapshots atomically (mode 0600), labelled with the generation their content was built from.
+
+        Under the table's write lock (``BEGIN IMMEDIATE``, held while the files are written): no other process
+        can commit a change in between, and the generation is read in the same transaction. When the table has
+        moved on since the in-memory indexes were built (another process added or deleted), they are reloaded from
+        the table first, so a snapshot never claims a generation whose content it does not hold -- in particular it
+        never holds a document that the generation it names had deleted. (A delete unlinks the snapshots again
+        under the same lock, so one written just before it commits does not outlive it either.)"""
+        with self._transaction() as db:
+            generation = int(db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+            if generation != self._generation:
+                self.repairs.append(f"the table changed in another process (generation {generation}): reloaded")
+                self._load_indexes(save=False)
+            self._write_snapshots(self._generation)
+
+    def _write_snapshots(self, generation: int) -> None:
         ids = self.vectors.ids
         payload = ids.astype("<i8").tobytes() + np.ascontiguousarray(self.vectors.matrix, dtype="<f4").tobytes()
         atomic_write_bytes(
@@ -468,6 +499,9 @@ class DocumentStore:
         )
 
     def _unlink_snapshots(self) -> None:
+        self._drop_snapshot_files()
+
+    def _drop_snapshot_files(self) -> None:
         removed = False
         for name in (VECTORS_FILE, KEYWORDS_FILE):
             path = self.folder / name
@@ -641,6 +675,9 @@ class DocumentStore:
                 raise UnknownIdsError(
                     [i for i in wanted if i not in present], where="the document store (deleted meanwhile by another process)"
                 )
+            # and the snapshots once more: another handle's save_indexes may have written them since the unlink above
+            # (it holds this lock while it writes, so none can appear between here and the commit)
+            self._drop_snapshot_files()
             for doc_id in wanted:
                 doc = live[doc_id]
                 db.execute(
