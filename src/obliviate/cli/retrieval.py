@@ -96,7 +96,7 @@ def _show_expansion(expansion) -> None:
     table = Table("id", "copy of", "kind", "jaccard", "containment", "cosine", "anchors", "text")
     for c in expansion.candidates:
         table.add_row(str(c.id), str(c.of), c.kind or "-", f"{c.jaccard:.2f}", f"{c.containment:.2f}",
-                      f"{c.cosine:.2f}", f"{c.anchor_overlap:.2f}", safe_for_terminal(c.text[:70]))
+                      f"{c.cosine:.2f}", f"{c.anchor_overlap:.2f} ({c.anchors_matched})", safe_for_terminal(c.text[:70]))
     out_console.print(table)
 
 
