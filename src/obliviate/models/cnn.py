@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+import torch
 from torch import nn
 
 from obliviate.errors import InvalidInputError
+from obliviate.models.stacked import conv2d_grouped, linear_fm, max_pool2d_grouped, models_in
 
 
 def image_shape(input_shape: Sequence[int]) -> tuple[int, int, int]:
@@ -46,3 +48,48 @@ class SmallCNN(nn.Module):
 
     def forward(self, x):  # noqa: D401 - standard forward
         return self.classifier(self.features(x.reshape(x.shape[0], *self.input_chw)))
+
+    def stacked_forward(
+        self, params: Mapping[str, torch.Tensor], x: torch.Tensor, *, shared: bool = False
+    ) -> torch.Tensor:
+        """Logits ``[M, b, classes]`` of ``M`` models of this architecture at once.
+
+        ``params[name]: [M, ...]``; ``x[M, b, ...]`` (model ``m`` on ``x[m]``) or, with ``shared``,
+        ``x[b, ...]`` for every model. The convolutions run as one grouped convolution over the
+        models' concatenated channels (``groups = M``; the first one, on shared inputs, ungrouped
+        with ``M x width`` filters), channels-last; the head is feature-major
+        (:mod:`obliviate.models.stacked`). ``out[m]`` equals :meth:`forward` with model ``m``'s
+        parameters up to float rounding.
+        """
+        m = models_in(params)
+        c, hh, ww = self.input_chw
+        if shared:
+            h = x.reshape(x.shape[0], c, hh, ww)
+        else:  # [M, b, c, H, W] -> [b, M c, H, W]: model m's channels side by side
+            h = x.reshape(m, x.shape[1], c, hh, ww).transpose(0, 1).reshape(x.shape[1], m * c, hh, ww)
+        h = h.contiguous(memory_format=torch.channels_last)
+        first = True
+        for name, layer in self.features.named_children():
+            if isinstance(layer, nn.Conv2d):
+                key = f"features.{name}"
+                h = conv2d_grouped(
+                    layer, params[f"{key}.weight"], params.get(f"{key}.bias"), h, m, shared=shared and first
+                )
+                first = False
+            elif isinstance(layer, nn.ReLU):
+                h = torch.relu(h)
+            elif isinstance(layer, nn.MaxPool2d):
+                h = max_pool2d_grouped(layer, h)
+            else:
+                raise TypeError(f"SmallCNN.stacked_forward has no stacked form of {type(layer).__name__}")
+        b = h.shape[0]
+        h = h.reshape(b, m, -1).permute(1, 2, 0)  # [M, C H W, b]: each model's features in Flatten's order
+        for name, layer in self.classifier.named_children():
+            if isinstance(layer, nn.Linear):
+                key = f"classifier.{name}"
+                h = linear_fm(params[f"{key}.weight"], params.get(f"{key}.bias"), h)
+            elif isinstance(layer, nn.ReLU):
+                h = torch.relu(h)
+            elif not isinstance(layer, nn.Flatten):
+                raise TypeError(f"SmallCNN.stacked_forward has no stacked form of {type(layer).__name__}")
+        return h.transpose(1, 2)

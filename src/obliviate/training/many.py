@@ -19,6 +19,18 @@ model ``i``'s running mean and variance are those ``train`` gives it.
 
 Models are trained ``chunk`` at a time (a chunk is a full training run of that many models), so
 that one chunk's weights and optimiser state stay in cache between steps.
+
+The direct path. When the template has a ``stacked_forward(params, x)`` (the MLP and the small CNN,
+:mod:`obliviate.models.stacked`) and no buffers, a step does not go through ``vmap``: the stacked
+forward evaluates every model's logits with a few large operations (feature-major ``baddbmm`` for
+Linear layers, one grouped convolution for a stack of convolutions), ``L = sum_m L_m`` with
+``L_m`` model ``m``'s batch-mean cross-entropy (:func:`stacked_cross_entropy`), and one ``backward``
+of ``L`` gives every model its own gradient (``dL/dtheta_m = dL_m/dtheta_m``: the models share no
+parameter). Same loss, same batches, same optimiser; the products are summed in another order, so
+the weights agree with the ``vmap`` path and with ``train`` up to float rounding. Batches are
+gathered with one ``index_select`` per step, and the divergence check reads the losses every
+:data:`CHECK_EVERY` steps (:class:`StackFiniteWatch`), naming the same step and model as a
+per-step check would.
 """
 
 from __future__ import annotations
@@ -54,11 +66,23 @@ __all__ = [
     "DEFAULT_CHUNK",
     "FunctionalModel",
     "stacked_objective",
+    "stacked_cross_entropy",
+    "stacked_forward_of",
+    "StackFiniteWatch",
+    "STACKED_CHUNK",
 ]
 
 # Models per vmap call: large enough that each op's work outweighs its dispatch, small enough that
 # a chunk's activations stay in cache; measured on the digits MLP (benchmarks/train_many_probe.py).
 DEFAULT_CHUNK = 256
+#: Models per chunk on the direct path (a template with ``stacked_forward``): small enough that a
+#: chunk's weights and activations stay in the core's 2 MB L2 cache (benchmarks/nips_speed_probe.py).
+STACKED_CHUNK = 64
+#: Use a template's ``stacked_forward`` when it has one (the direct path); False forces ``vmap``
+#: (to measure one against the other in the same run).
+STACKED_FORWARD = True
+#: Steps between two reads of the stacked losses by the divergence check.
+CHECK_EVERY = 32
 
 Tensors = dict[str, torch.Tensor]
 
@@ -106,8 +130,9 @@ class FunctionalModel:
     statistics in :attr:`buffers` exactly as ``module(x)`` updates the module's own.
     """
 
-    def __init__(self, forward: Callable[[Tensors, Tensors, torch.Tensor], torch.Tensor], params: Tensors,
-                 buffers: Tensors) -> None:
+    def __init__(
+        self, forward: Callable[[Tensors, Tensors, torch.Tensor], torch.Tensor], params: Tensors, buffers: Tensors
+    ) -> None:
         self.forward, self.params = forward, params
         self.buffers = {k: v.clone() for k, v in buffers.items()}
 
@@ -269,7 +294,12 @@ class ModelStack:
         if batch_size is not None and (isinstance(batch_size, bool) or int(batch_size) < 1):
             raise InvalidInputError(f"batch_size must be a positive integer or None, got {batch_size!r}.")
         step = len(X) if batch_size is None else int(batch_size)
-        run = vmap(self.forward_fn(), in_dims=(0, 0, None))
+        direct = stacked_forward_of(self.template)
+        vmapped = vmap(self.forward_fn(), in_dims=(0, 0, None))
+
+        def run(p: Tensors, b: Tensors, x: torch.Tensor) -> torch.Tensor:
+            return direct(p, x, shared=True) if direct is not None else vmapped(p, b, x)
+
         self.template.eval()
         rows = []
         for start in range(0, len(self), models_per_call):
@@ -295,9 +325,22 @@ def check_vectorisable(recipe: Recipe) -> None:
         )
 
 
-def _check_chunk(chunk: Any, m: int) -> int:
+def stacked_forward_of(template: nn.Module) -> Callable[..., torch.Tensor] | None:
+    """The template's ``stacked_forward(params, x, *, shared=False) -> [M, b, classes]``, or None.
+
+    None (the ``vmap`` path) when the template has none, when it has buffers (BatchNorm statistics
+    are updated per model inside ``vmap``), or when :data:`STACKED_FORWARD` is off.
+    """
+    fn = getattr(template, "stacked_forward", None)
+    if not STACKED_FORWARD or not callable(fn) or any(True for _ in template.buffers()):
+        return None
+    return fn
+
+
+def _check_chunk(chunk: Any, m: int, template: nn.Module | None = None) -> int:
     if chunk is None:
-        return min(DEFAULT_CHUNK, m)
+        default = STACKED_CHUNK if template is not None and stacked_forward_of(template) is not None else DEFAULT_CHUNK
+        return min(default, m)
     if isinstance(chunk, bool) or not isinstance(chunk, int | np.integer) or chunk < 1:
         raise InvalidInputError(f"chunk (models per vmap call) must be a positive integer or None, got {chunk!r}.")
     return min(int(chunk), m)
@@ -314,7 +357,8 @@ def train_many(
     """Train ``len(seeds)`` models of ``recipe`` on ``data`` at once; model ``i`` uses ``seeds[i]``.
 
     Equal, up to float rounding, to ``[train(recipe.with_seed(s), data) for s in seeds]``. ``chunk``
-    models are vmapped per call (default :data:`DEFAULT_CHUNK`). Solver models and DP recipes are
+    models are trained together (default :data:`STACKED_CHUNK` on the direct path, else
+    :data:`DEFAULT_CHUNK` per ``vmap`` call). Solver models and DP recipes are
     refused with :class:`NotVectorisableError` (train them one by one with :func:`~obliviate.train`).
     """
     if not isinstance(recipe, Recipe):
@@ -327,7 +371,6 @@ def train_many(
         raise InvalidInputError("cannot train on an empty dataset.")
     check_vectorisable(recipe)
     seeds = check_seeds(seeds)
-    per_call = _check_chunk(chunk, len(seeds))
     data = data.sorted_by_id()
     models = [
         attach_spec(
@@ -339,6 +382,7 @@ def train_many(
         for s in seeds
     ]
     stack = ModelStack.from_models(models, seeds=seeds, recipe=recipe.with_seed(0))
+    per_call = _check_chunk(chunk, len(seeds), stack.template)
     groups = [range(i, min(i + per_call, len(seeds))) for i in range(0, len(seeds), per_call)]
     params: dict[str, list[torch.Tensor]] = {k: [] for k in stack.params}
     buffers: dict[str, list[torch.Tensor]] = {k: [] for k in stack.buffers}
@@ -352,7 +396,9 @@ def train_many(
                 params[k].append(v)
             for k, v in stats.items():
                 buffers[k].append(v)
-    return stack.with_params({k: torch.cat(v) for k, v in params.items()}, {k: torch.cat(v) for k, v in buffers.items()})
+    return stack.with_params(
+        {k: torch.cat(v) for k, v in params.items()}, {k: torch.cat(v) for k, v in buffers.items()}
+    )
 
 
 def _fit_stack(
@@ -361,7 +407,8 @@ def _fit_stack(
     """The trainer's loop (:func:`obliviate.training.trainer.fit`) on a stack; the trained weights and buffers."""
     X, y = data.tensors
     n = len(data)
-    leaves = {k: v.clone() for k, v in stack.params.items()}
+    direct = stacked_forward_of(stack.template)
+    leaves = {k: v.clone().requires_grad_(direct is not None) for k, v in stack.params.items()}
     buffers = {k: v.clone() for k, v in stack.buffers.items()}
     step_fn, _ = stacked_objective(stack.forward_fn(), lambda model, x, t: cross_entropy(model(x), t))
     optimizer = stack_optimizer(
@@ -370,20 +417,62 @@ def _fit_stack(
     batches_per_epoch = sum(1 for _ in minibatches(n, recipe.batch_size, shuffle=False))
     scheduler = make_scheduler(recipe.schedule, optimizer, batches_per_epoch * recipe.epochs)
     generators = [seeded_generator(s, stream=1) for s in stack.seeds]
+    watch = StackFiniteWatch(stack.seeds, where="training", lr=recipe.lr)
     stack.template.train()
     step = 0
     for _ in range(recipe.epochs):
         for idx in stacked_batches(generators, n, recipe.batch_size):
-            grads, losses, _, buffers = step_fn(leaves, buffers, X[idx], y[idx])
-            check_stack_finite(losses, stack.seeds, step=step, where="training", lr=recipe.lr)
-            for k, p in leaves.items():
-                p.grad = grads[k]
+            if direct is not None:
+                flat = idx.reshape(-1)
+                xb = X.index_select(0, flat).view(*idx.shape, *X.shape[1:])
+                losses = stacked_cross_entropy(direct(leaves, xb), y.index_select(0, flat).view(idx.shape))
+                for p in leaves.values():
+                    p.grad = None
+                losses.sum().backward()
+            else:
+                grads, losses, _, buffers = step_fn(leaves, buffers, X[idx], y[idx])
+                for k, p in leaves.items():
+                    p.grad = grads[k]
+            watch(losses, step)
             optimizer.step()
             scheduler.step()
             step += 1
+        watch.flush()
         on_epoch()
     stack.template.eval()
-    return leaves, buffers
+    return {k: v.detach() for k, v in leaves.items()}, buffers
+
+
+class StackFiniteWatch:
+    """:func:`check_stack_finite`, batched: the stacked losses are read every :data:`CHECK_EVERY` steps.
+
+    ``watch(losses, step)`` keeps the detached ``[M]`` losses; at every ``every``-th call and at
+    :meth:`flush` the kept ones are checked in step order, and :class:`DivergedError` names the
+    first step with a non-finite loss and the first model (by seed) at that step, as a check after
+    every step would. Steps taken after that one only carry the NaN on.
+    """
+
+    def __init__(self, seeds: Sequence[int], *, where: str, lr: float | None = None, every: int | None = None) -> None:
+        self.seeds, self.where, self.lr = tuple(seeds), where, lr
+        self.every = CHECK_EVERY if every is None else int(every)
+        self._losses: list[torch.Tensor] = []
+        self._first = 0
+
+    def __call__(self, losses: torch.Tensor, step: int) -> None:
+        if not self._losses:
+            self._first = int(step)
+        self._losses.append(losses.detach())
+        if len(self._losses) >= self.every:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._losses:
+            return
+        kept, self._losses = torch.stack(self._losses), []
+        if bool(torch.isfinite(kept).all()):
+            return
+        row = int((~torch.isfinite(kept)).any(dim=1).nonzero()[0, 0])
+        check_stack_finite(kept[row], self.seeds, step=self._first + row, where=self.where, lr=self.lr)
 
 
 #: Step the stacked weights with torch's fused SGD/Adam kernels (one pass over each tensor instead of
@@ -415,6 +504,16 @@ def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """
     log_p = torch.log_softmax(logits.t(), dim=0)
     return -log_p.gather(0, y[None]).mean()
+
+
+def stacked_cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Each model's :func:`cross_entropy`: ``logits[M, b, C]``, ``y[M, b]`` -> the ``[M]`` batch-mean losses.
+
+    Classes-first like :func:`cross_entropy` (``log_softmax`` over the classes axis of the
+    ``[M, C, b]`` view, which is the memory layout the stacked forwards produce).
+    """
+    log_p = torch.log_softmax(logits.transpose(1, 2), dim=1)
+    return -log_p.gather(1, y.unsqueeze(1)).mean(dim=(1, 2))
 
 
 def check_stack_finite(
