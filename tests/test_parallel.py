@@ -6,6 +6,7 @@ import sys
 import pytest
 import torch
 
+from obliviate import parallel
 from obliviate.errors import InvalidInputError
 from obliviate.parallel import run_tasks
 
@@ -44,6 +45,11 @@ def test_ray_backend_matches_local_and_pins_threads(monkeypatch):
         assert ray.cluster_resources().get("CPU") == 2
         assert len(timings) == 3 and all(t["seconds"] >= 0 for t in timings)
         assert run_tasks(operator.call, [torch.get_num_threads] * 2, backend="ray", num_cpus=2, threads=1) == [1, 1]
+        # a worker whose obliviate sources differ from this process's (another node's version, or a tree
+        # edited during the run) fails the run instead of mixing two versions of the code into one result
+        monkeypatch.setattr(parallel, "CODE_DIGEST", "0" * 64)
+        with pytest.raises(InvalidInputError, match="different obliviate code"):
+            run_tasks(abs, [1], backend="ray", num_cpus=2)
     finally:
         ray.shutdown()
 

@@ -17,20 +17,41 @@ machine, whose CPUs and other users the caller did not ask for); with ``address`
 ``run_tasks`` connected earlier in this process is reused when the next call asks for the same
 one and shut down and replaced when it asks for another, so ``address`` is always honoured; a
 Ray the caller initialised itself is used as it is.
+
+Ray workers import obliviate from their own disk when they start, not from the caller's memory:
+a node with another version, or a source tree edited while a run was under way, would mix two
+versions of the code in one result. Every Ray task therefore reports :data:`CODE_DIGEST` (a
+sha256 of the package's source files as its process first imported this module) and a task
+whose digest differs from the caller's fails the run with an error saying so.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from obliviate.errors import InvalidInputError
 
-__all__ = ["BACKENDS", "run_tasks", "check_backend"]
+__all__ = ["BACKENDS", "CODE_DIGEST", "run_tasks", "check_backend", "code_digest"]
 
 BACKENDS = ("local", "ray")
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+def code_digest(root: Path | None = None) -> str:
+    """sha256 over the obliviate package's ``.py`` files (relative path and bytes, in path order)."""
+    root = root or Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+#: This process's :func:`code_digest`, taken when it first imported this module (with the rest of the package).
+CODE_DIGEST = code_digest()
 
 
 def check_backend(backend: str, address: str | None = None) -> None:
@@ -51,19 +72,22 @@ def _ray():
     return ray
 
 
-def _with_threads(fn: Callable[[T], R], threads: int) -> Callable[[T], tuple[R, float, int]]:
-    """``fn`` with torch pinned to ``threads`` threads; returns (result, seconds inside the worker, worker pid)."""
+def _with_threads(fn: Callable[[T], R], threads: int) -> Callable[[T], tuple[R, float, int, str]]:
+    """``fn`` with torch pinned to ``threads`` threads; returns (result, seconds inside the worker, worker pid,
+    the worker's :data:`CODE_DIGEST`)."""
 
-    def call(item: T) -> tuple[R, float, int]:
+    def call(item: T) -> tuple[R, float, int, str]:
         import os
         import time
 
         import torch
 
+        from obliviate.parallel import CODE_DIGEST
+
         torch.set_num_threads(threads)
         start = time.perf_counter()
         result = fn(item)
-        return result, time.perf_counter() - start, os.getpid()
+        return result, time.perf_counter() - start, os.getpid(), CODE_DIGEST
 
     return call
 
@@ -132,7 +156,13 @@ def run_tasks(
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:
                 i = pending.pop(ref)
-                results[i], seconds, worker = ray.get(ref)
+                results[i], seconds, worker, digest = ray.get(ref)
+                if digest != CODE_DIGEST:
+                    raise InvalidInputError(
+                        f"a Ray worker (pid {worker}) runs different obliviate code (sources {digest[:12]}) than this "
+                        f"process ({CODE_DIGEST[:12]}): install the same version on every node, and do not edit the "
+                        "source tree while a run is under way; then run again."
+                    )
                 times[i] = {"seconds": seconds, "worker": worker}
                 if on_done is not None:
                     on_done(i, results[i])

@@ -309,7 +309,8 @@ def run_scenarios(
         },
     )
     with new_progress(console=console) if show_progress else _NullProgress() as progress:
-        per_scenario = [(s, make_jobs(s, train, test, s.select(train))) for s in chosen]
+        with _torch_threads(threads):  # the one original too: the same numbers whatever the driver's core count
+            per_scenario = [(s, make_jobs(s, train, test, s.select(train))) for s in chosen]
         bar = progress.add_task(f"bench {suite.name}", total=sum(len(j.seeds) for _, js in per_scenario for j in js))
         for scenario, jobs in per_scenario:
             progress.update(bar, description=f"{scenario.name}: {len(jobs)} task(s)")
