@@ -69,8 +69,9 @@ _TOKEN = re.compile(r"\w+", re.UNICODE)
 @dataclass(frozen=True)
 class ExpansionPolicy:
     """Thresholds (see the module docstring). The defaults are those ``benchmarks/retrieval_expand.py`` chose on the
-    planted corpus of seed 0 with all-MiniLM-L6-v2 (highest recall at precision >= 0.9); its results on seeds 1
-    and 2 are in ``benchmarks/RESULTS.md``. ``cosine`` is specific to that embedder: recalibrate for another."""
+    planted corpus of seed 0 with all-MiniLM-L6-v2 (highest recall at precision >= 0.9; the entity rule's three in
+    a second stage, ties to the largest margin); its results on seeds 1-4 are in ``benchmarks/RESULTS.md``.
+    ``cosine`` and ``entity_cosine`` are specific to that embedder: recalibrate for another."""
 
     jaccard: float = 0.4
     containment: float = 0.8
