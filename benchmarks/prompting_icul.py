@@ -66,6 +66,9 @@ def main() -> None:
     ap.add_argument("--forget", type=int, default=None, help="forget points, the first of the training points")
     ap.add_argument("--epochs", type=int, default=None, help="tiny 150 (full training), smollm2 12 (LoRA)")
     ap.add_argument("--shadows", type=int, default=0, help="LiRA shadow models (tiny only; 0: none)")
+    ap.add_argument(
+        "--ablation", action="store_true", help="also the paper's 'correct' ablation (forget labels not flipped)"
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
@@ -160,6 +163,19 @@ def main() -> None:
         rows.setdefault("retrained", ev["retrained"])
         rows[f"icul (n_ctxt={n_ctxt})"] = ev["icul(original)"]
         rows[f"icul (n_ctxt={n_ctxt})"]["seconds"] = time.perf_counter() - t
+        if args.ablation:
+            ab = icul_evaluation(
+                {"original": original},
+                forget=forget,
+                retain=retain,
+                test=test,
+                chunk=1,
+                k=n_ctxt - 1,
+                seed=args.seed,
+                retain_pool=retain,
+                flip=False,
+            )
+            rows[f"correct-label context (n_ctxt={n_ctxt})"] = ab["icul(original)"]
         results["rows"] = rows
         save()
 

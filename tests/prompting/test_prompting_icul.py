@@ -113,3 +113,17 @@ def test_lira_scores_are_the_per_example_gaussian_log_ratio():
         lira_scores([1.0], [[1.0]], [[0.0, 1.0]])
     with pytest.raises(InvalidInputError, match="every point"):
         lira_scores([1.0, 2.0], [[1.0, 2.0]], [[0.0, 1.0]])
+
+
+def test_correct_label_ablation_keeps_the_labels_and_the_context(tiny):
+    flipped = icul_model(tiny, FORGET, RETAIN, k=3, seed=0)
+    kept = icul_model(tiny, FORGET, RETAIN, k=3, seed=0, flip=False)
+    assert kept.policy.context("Is copper Cu?")[:2] == FORGET  # the true labels
+    assert kept.policy.context("Is copper Cu?")[2:] == flipped.policy.context("Is copper Cu?")[2:]  # same k points
+    with pytest.raises(InvalidInputError, match="not one of the task's labels"):
+        icul_model(tiny, [("x", "maybe")], RETAIN, flip=False)  # labels are checked either way
+    out = icul_evaluation(
+        {"original": tiny}, forget=FORGET, retain=RETAIN[:4], test=RETAIN[4:], chunk=1, k=2, flip=False
+    )
+    ref = icul_evaluation({"original": tiny}, forget=FORGET, retain=RETAIN[:4], test=RETAIN[4:], chunk=1, k=2)
+    assert out["icul(original)"]["forget_phi"] != ref["icul(original)"]["forget_phi"]

@@ -83,6 +83,7 @@ class ICULPolicy(PromptPolicy):
         labels: Any = ("yes", "no"),
         k: int = 3,
         seed: int = 0,
+        flip: bool = True,
     ) -> None:
         self.labels = _labels(labels)
         if isinstance(k, bool) or not isinstance(k, int) or k < 0:
@@ -91,12 +92,14 @@ class ICULPolicy(PromptPolicy):
             raise InvalidInputError("ICUL needs at least one forget point.")
         if k > len(retain):
             raise InvalidInputError(f"k={k} context examples asked for, but only {len(retain)} retain points exist.")
-        self.forget = [(x, _flip(y, self.labels)) for x, y in forget]
+        flipped = [(x, _flip(y, self.labels)) for x, y in forget]  # also checks every label
+        self.forget = flipped if flip else [(x, y) for x, y in forget]
+        self.flip = bool(flip)
         self.retain = [(x, y) for x, y in retain]
         self.k, self.seed = k, int(seed)
 
     def __repr__(self) -> str:
-        return f"ICULPolicy(forget={len(self.forget)}, k={self.k}, labels={self.labels})"
+        return f"ICULPolicy(forget={len(self.forget)}, k={self.k}, labels={self.labels}, flip={self.flip})"
 
     def context(self, query: str) -> list[tuple[str, str]]:
         """The (input, label) pairs shown before ``query``: flipped forget points, then ``k`` retain points."""
@@ -121,9 +124,13 @@ def icul_model(
     labels: Any = ("yes", "no"),
     k: int = 3,
     seed: int = 0,
+    flip: bool = True,
 ) -> PromptedModel:
-    """``lm`` answering with the ICUL context for ``forget`` (input, true label) pairs."""
-    return PromptedModel.wrap(lm, ICULPolicy(forget, retain, labels=labels, k=k, seed=seed))
+    """``lm`` answering with the ICUL context for ``forget`` (input, true label) pairs. ``flip=False`` is the
+    authors' "correct" ablation (the ``ablation-correct`` scripts of their repository): the forget points
+    keep their true labels, so the context is plain in-context learning of the same length; whatever ICUL
+    does beyond that ablation is the flipped labels' doing, not the longer prompt's."""
+    return PromptedModel.wrap(lm, ICULPolicy(forget, retain, labels=labels, k=k, seed=seed, flip=flip))
 
 
 @register
@@ -261,11 +268,12 @@ def icul_evaluation(
     labels: Any = ("yes", "no"),
     seed: int = 0,
     retain_pool: Sequence[tuple[str, str]] | None = None,
+    flip: bool = True,
 ) -> dict[str, dict[str, float]]:
     """The paper's evaluation for every model in ``models`` (e.g. ``original``, ``retrained``) and for
     ICUL on ``models[icul_on]``: the forget points in chunks of ``chunk`` (one ICUL prompt per chunk, as
     the paper deletes a batch of points at once), each chunk's forget points scored with it, and as
-    many retain and test points (cycled). Returns per model: ``forget_acc``, ``retain_acc``,
+    many retain and test points (cycled); ``flip=False``: the "correct" ablation (see :func:`icul_model`). Returns per model: ``forget_acc``, ``retain_acc``,
     ``test_acc``, ``mia_auc`` (forget vs test phi), ``forget_phi``, ``test_phi``."""
     labels = _labels(labels)
     if icul_on not in models:
@@ -296,7 +304,7 @@ def icul_evaluation(
     parts: dict[str, list[np.ndarray]] = {k_: [] for k_ in ("fp", "fc", "rp", "rc", "tp", "tc")}
     for start in range(0, len(forget), chunk):
         batch = list(forget[start : start + chunk])
-        wrapped = icul_model(models[icul_on], batch, pool, labels=labels, k=k, seed=seed)
+        wrapped = icul_model(models[icul_on], batch, pool, labels=labels, k=k, seed=seed, flip=flip)
         n = len(batch)
         rs = [retain[(start + i) % len(retain)] for i in range(n)]
         ts = [test[(start + i) % len(test)] for i in range(n)]
