@@ -1,5 +1,6 @@
 """The NeurIPS 2023 competition's leading methods: each forgets a class on the tiny MLP while retain holds,
-and stacked equals per model (uniform_contrast, snip_reinit, noise_finetune, prune_reinit)."""
+and stacked equals per model (uniform_contrast, snip_reinit, noise_finetune, prune_reinit, reset_distill,
+shrink_distill)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ LEADERS = {
     "noise_finetune": {"epochs": 4, "lr": 0.05, "std": 1.0, "layers": 2},
     "prune_reinit": {"epochs": 3.0, "lr": 0.05, "amount": 0.9},
     "reset_distill": {"epochs": 6, "lr": 0.1, "reset": 0.9},
+    "shrink_distill": {"epochs": 6, "lr": 0.05, "batch_size": 16, "alpha": 0.0},
 }
 
 
