@@ -103,6 +103,11 @@ ROBUST: dict[str, dict[str, list]] = {
         "epochs": [3],
     },
 }
+#: New methods (issue 16 item 2) on the robust protocol; small because a batch-8 run costs ~0.7x retraining's wall time.
+ROBUST_NEW: dict[str, dict[str, list]] = {
+    "shrink_distill": {"shrink": [0.0, 0.2, 0.4], "alpha": [0.0, 0.2], "batch_size": [8], "lr": [0.03], "epochs": [3]},
+}
+ROBUST.update(ROBUST_NEW)
 #: ``--grid`` names: ``round1`` and ``round2`` were run with ``--draws 1`` (the one-draw protocol).
 ALL_GRIDS = {"round1": GRIDS, "round2": REFINE, "robust": ROBUST}
 
