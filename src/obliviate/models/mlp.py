@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import nn
 
-from obliviate.models.stacked import linear_fm
+from obliviate.models.stacked import linear_relu_backward, linear_relu_chain, linear_relu_forward
 
 
 class MLP(nn.Sequential):
@@ -32,12 +32,45 @@ class MLP(nn.Sequential):
         forward with model ``m``'s parameters up to float rounding. Activations are feature-major
         (:mod:`obliviate.models.stacked`); the result is a transposed view of ``[M, classes, b]``.
         """
+        names = self._linear_names()
         h = x.reshape(x.shape[0], -1).t() if shared else x.reshape(x.shape[0], x.shape[1], -1).transpose(1, 2)
-        for name, layer in self.named_children():
-            if isinstance(layer, nn.Linear):
-                h = linear_fm(params[f"{name}.weight"], params.get(f"{name}.bias"), h)
-            elif isinstance(layer, nn.ReLU):
-                h = torch.relu(h)
-            elif not isinstance(layer, nn.Flatten):
-                raise TypeError(f"MLP.stacked_forward has no stacked form of {type(layer).__name__}")
-        return h.transpose(1, 2)
+        return linear_relu_chain(h, [(params[f"{n}.weight"], params.get(f"{n}.bias")) for n in names]).transpose(1, 2)
+
+    def stacked_vjp(
+        self, params: Mapping[str, torch.Tensor], x: torch.Tensor
+    ) -> tuple[torch.Tensor, Callable[[torch.Tensor], dict[str, torch.Tensor]]]:
+        """:meth:`stacked_forward` on per-model inputs without autograd, and its backward pass.
+
+        Returns the logits ``[M, b, classes]`` and ``backward(g)``: the gradient of a function of the
+        logits with respect to every parameter (``{name: [M, ...]}``), given its gradient ``g`` with
+        respect to the logits (:func:`~obliviate.models.stacked.linear_relu_backward`).
+        """
+        names = self._linear_names()
+        layers = [(params[f"{n}.weight"].detach(), _detached(params.get(f"{n}.bias"))) for n in names]
+        h = x.reshape(x.shape[0], x.shape[1], -1).transpose(1, 2)
+        with torch.no_grad():
+            out, inputs = linear_relu_forward(h, layers)
+
+        def backward(g: torch.Tensor) -> dict[str, torch.Tensor]:
+            with torch.no_grad():
+                grads, _ = linear_relu_backward(g.transpose(1, 2), inputs, [w for w, _ in layers])
+            result = {}
+            for n, (gw, gb) in zip(names, grads, strict=True):
+                result[f"{n}.weight"] = gw
+                if f"{n}.bias" in params:
+                    result[f"{n}.bias"] = gb
+            return result
+
+        return out.transpose(1, 2), backward
+
+    def _linear_names(self) -> list[str]:
+        """The Linear layers' names, checked to be ``Linear (-> ReLU -> Linear)*`` after the Flatten."""
+        kinds = [(name, type(layer)) for name, layer in self.named_children()]
+        body = [k for _, k in kinds if k is not nn.Flatten]
+        if body[::2] != [nn.Linear] * len(body[::2]) or body[1::2] != [nn.ReLU] * len(body[1::2]) or len(body) % 2 == 0:
+            raise TypeError("MLP.stacked_forward needs Linear layers with one ReLU between each two")
+        return [name for name, k in kinds if k is nn.Linear]
+
+
+def _detached(t: torch.Tensor | None) -> torch.Tensor | None:
+    return None if t is None else t.detach()

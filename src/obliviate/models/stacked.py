@@ -16,11 +16,21 @@ Each function computes, for every ``m``, what the corresponding ``nn`` layer com
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["linear_fm", "conv2d_grouped", "max_pool2d_grouped", "models_in"]
+__all__ = [
+    "linear_fm",
+    "linear_relu_chain",
+    "linear_relu_forward",
+    "linear_relu_backward",
+    "conv2d_grouped",
+    "max_pool2d_grouped",
+    "models_in",
+]
 
 
 def models_in(params: dict[str, torch.Tensor]) -> int:
@@ -67,3 +77,77 @@ def conv2d_grouped(
 def max_pool2d_grouped(pool: nn.MaxPool2d, h: torch.Tensor) -> torch.Tensor:
     """``pool`` on the channel-concatenated models (pooling is per channel, so it is every model's pool)."""
     return F.max_pool2d(h, pool.kernel_size, pool.stride, pool.padding, pool.dilation, pool.ceil_mode)
+
+
+def linear_relu_chain(h: torch.Tensor, layers: Sequence[tuple[torch.Tensor, torch.Tensor | None]]) -> torch.Tensor:
+    """``Linear -> ReLU -> ... -> Linear`` of every model, feature-major, as one autograd node.
+
+    ``h[M, in, b]`` or ``[in, b]`` (shared), ``layers`` the ``(weight[M, out, in], bias[M, out] or
+    None)`` pairs in order; ReLU between consecutive layers, none after the last. The value is
+    :func:`linear_fm` and ``relu`` in turn (:func:`linear_relu_forward`); its backward is
+    :func:`linear_relu_backward`.
+    """
+    flat: list[torch.Tensor | None] = [t for pair in layers for t in pair]
+    return _LinearReluChain.apply(h, len(layers), *flat)
+
+
+def linear_relu_forward(
+    h: torch.Tensor, layers: Sequence[tuple[torch.Tensor, torch.Tensor | None]]
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The chain's output ``[M, out, b]`` and each layer's input (what the backward pass reads)."""
+    inputs = []
+    for i, (weight, bias) in enumerate(layers):
+        inputs.append(h)
+        h = linear_fm(weight, bias, h)
+        if i < len(layers) - 1:
+            h = h.relu_() if not torch.is_grad_enabled() else torch.relu(h)  # a fresh tensor: in place is safe
+    return h, inputs
+
+
+def linear_relu_backward(
+    g: torch.Tensor,
+    inputs: Sequence[torch.Tensor],
+    weights: Sequence[torch.Tensor],
+    *,
+    need_input: bool = False,
+) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor | None]:
+    """The chain's gradients from the upstream gradient ``g[M, out, b]`` of its output.
+
+    For the layer ``z = W h + b`` with upstream ``g``: ``dW = g h^T``, ``db = sum_b g``, and below
+    it ``dh = W^T g`` masked by ``h > 0`` (ReLU's derivative, read from its output ``h``, the next
+    layer's input). Returns ``[(dW, db) per layer]`` and, with ``need_input``, the chain input's
+    gradient (summed over the models for a shared ``[in, b]`` input).
+    """
+    out: list[tuple[torch.Tensor, torch.Tensor]] = []
+    for i in range(len(weights) - 1, -1, -1):
+        h = inputs[i]
+        out.append((torch.matmul(g, h.transpose(-1, -2)), g.sum(-1)))
+        if i == 0:
+            break
+        g = torch.ops.aten.threshold_backward(torch.bmm(weights[i].transpose(1, 2), g), h, 0)
+    g_input = None
+    if need_input:
+        g_input = torch.matmul(weights[0].transpose(1, 2), g)
+        if inputs[0].dim() == 2:
+            g_input = g_input.sum(0)
+    return out[::-1], g_input
+
+
+class _LinearReluChain(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, h: torch.Tensor, n: int, *flat: torch.Tensor | None) -> torch.Tensor:  # type: ignore[override]
+        layers = [(flat[2 * i], flat[2 * i + 1]) for i in range(n)]
+        out, inputs = linear_relu_forward(h, layers)  # type: ignore[arg-type]
+        ctx.n = n
+        ctx.save_for_backward(*inputs, *(w for w, _ in layers))
+        return out
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):  # type: ignore[override]
+        n = ctx.n
+        saved = ctx.saved_tensors
+        grads, g_input = linear_relu_backward(g.contiguous(), saved[:n], saved[n:], need_input=ctx.needs_input_grad[0])
+        flat = [
+            t for i, pair in enumerate(grads) for t in (pair[0], pair[1] if ctx.needs_input_grad[3 + 2 * i] else None)
+        ]
+        return (g_input, None, *flat)

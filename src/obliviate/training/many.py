@@ -67,6 +67,7 @@ __all__ = [
     "FunctionalModel",
     "stacked_objective",
     "stacked_cross_entropy",
+    "stacked_cross_entropy_and_grad",
     "stacked_forward_of",
     "StackFiniteWatch",
     "STACKED_CHUNK",
@@ -77,7 +78,7 @@ __all__ = [
 DEFAULT_CHUNK = 256
 #: Models per chunk on the direct path (a template with ``stacked_forward``): small enough that a
 #: chunk's weights and activations stay in the core's 2 MB L2 cache (benchmarks/nips_speed_probe.py).
-STACKED_CHUNK = 64
+STACKED_CHUNK = 32
 #: Use a template's ``stacked_forward`` when it has one (the direct path); False forces ``vmap``
 #: (to measure one against the other in the same run).
 STACKED_FORWARD = True
@@ -408,11 +409,17 @@ def _fit_stack(
     X, y = data.tensors
     n = len(data)
     direct = stacked_forward_of(stack.template)
-    leaves = {k: v.clone().requires_grad_(direct is not None) for k, v in stack.params.items()}
+    vjp = getattr(stack.template, "stacked_vjp", None) if direct is not None else None
+    leaves = {k: v.clone().requires_grad_(direct is not None and vjp is None) for k, v in stack.params.items()}
     buffers = {k: v.clone() for k, v in stack.buffers.items()}
     step_fn, _ = stacked_objective(stack.forward_fn(), lambda model, x, t: cross_entropy(model(x), t))
     optimizer = stack_optimizer(
-        recipe.optimizer, leaves.values(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
+        recipe.optimizer,
+        leaves.values(),
+        lr=recipe.lr,
+        momentum=recipe.momentum,
+        weight_decay=recipe.weight_decay,
+        fused=True if direct is not None else None,
     )
     batches_per_epoch = sum(1 for _ in minibatches(n, recipe.batch_size, shuffle=False))
     scheduler = make_scheduler(recipe.schedule, optimizer, batches_per_epoch * recipe.epochs)
@@ -425,10 +432,17 @@ def _fit_stack(
             if direct is not None:
                 flat = idx.reshape(-1)
                 xb = X.index_select(0, flat).view(*idx.shape, *X.shape[1:])
-                losses = stacked_cross_entropy(direct(leaves, xb), y.index_select(0, flat).view(idx.shape))
-                for p in leaves.values():
-                    p.grad = None
-                losses.sum().backward()
+                yb = y.index_select(0, flat).view(idx.shape)
+                if vjp is not None:  # explicit backward: no autograd graph (the MLP)
+                    logits, backward = vjp(leaves, xb)
+                    losses, g = stacked_cross_entropy_and_grad(logits, yb)
+                    for k, gk in backward(g).items():
+                        leaves[k].grad = gk
+                else:
+                    losses = stacked_cross_entropy(direct(leaves, xb), yb)
+                    for p in leaves.values():
+                        p.grad = None
+                    losses.sum().backward()
             else:
                 grads, losses, _, buffers = step_fn(leaves, buffers, X[idx], y[idx])
                 for k, p in leaves.items():
@@ -476,21 +490,30 @@ class StackFiniteWatch:
 
 
 #: Step the stacked weights with torch's fused SGD/Adam kernels (one pass over each tensor instead of
-#: one per update term). Off: alone, the optimiser step of 256 stacked digits MLPs fell from 7.9 to
-#: 2.2 ms, but the optimiser is only 7-15% of a training step (the vmapped gradient is 80-89%), and
-#: whole train_many runs showed no gain beyond the shared machine's noise (64 models x 30 epochs:
-#: 13.4 s plain, 14.0 s fused; benchmarks/nips_profile.py --train-many 64). Kept as a switch to re-measure.
+#: one per update term) on the ``vmap`` path. Off there: the optimiser is only 7-15% of a vmapped
+#: step, and whole train_many runs showed no gain beyond the shared machine's noise (64 models x 30
+#: epochs: 13.4 s plain, 14.0 s fused; benchmarks/nips_profile.py --train-many 64). The direct path
+#: always steps fused: its step is 3x shorter, and the fused step saves 5-8% of it
+#: (benchmarks/nips_speed_probe.py).
 FUSED_OPTIMISER = False
 
 
 def stack_optimizer(
-    name: str, params: Any, *, lr: float, momentum: float = 0.0, weight_decay: float = 0.0
+    name: str,
+    params: Any,
+    *,
+    lr: float,
+    momentum: float = 0.0,
+    weight_decay: float = 0.0,
+    fused: bool | None = None,
 ) -> torch.optim.Optimizer:
-    """:func:`~obliviate.training.loop.make_optimizer`'s optimiser, fused when :data:`FUSED_OPTIMISER`."""
+    """:func:`~obliviate.training.loop.make_optimizer`'s optimiser; fused when ``fused`` (default
+    :data:`FUSED_OPTIMISER`). The same update rule, one kernel per tensor."""
     params = list(params)
-    if FUSED_OPTIMISER and name == "sgd":
+    fused = FUSED_OPTIMISER if fused is None else fused
+    if fused and name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, fused=True)
-    if FUSED_OPTIMISER and name == "adam":
+    if fused and name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
     return make_optimizer(name, params, lr=lr, momentum=momentum, weight_decay=weight_decay)
 
@@ -509,11 +532,31 @@ def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def stacked_cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Each model's :func:`cross_entropy`: ``logits[M, b, C]``, ``y[M, b]`` -> the ``[M]`` batch-mean losses.
 
-    Classes-first like :func:`cross_entropy` (``log_softmax`` over the classes axis of the
-    ``[M, C, b]`` view, which is the memory layout the stacked forwards produce).
+    ``L_m = -(1/b) sum_i log softmax(z_mi)_{y_mi}``, classes-first like :func:`cross_entropy`
+    (``log_softmax`` over the classes axis of the ``[M, C, b]`` view, the memory layout the stacked
+    forwards produce).
     """
-    log_p = torch.log_softmax(logits.transpose(1, 2), dim=1)
-    return -log_p.gather(1, y.unsqueeze(1)).mean(dim=(1, 2))
+    return -_log_p(logits).gather(1, y.unsqueeze(1)).mean(dim=(1, 2))
+
+
+def stacked_cross_entropy_and_grad(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`stacked_cross_entropy` without autograd, and its gradient with respect to ``logits``.
+
+    The gradient of ``sum_m L_m`` is, per model ``m`` and example ``i``, the closed form
+    ``(softmax(z_mi) - onehot(y_mi)) / b`` (returned as ``[M, b, C]``, a view of ``[M, C, b]``).
+    """
+    with torch.no_grad():
+        log_p = _log_p(logits)
+        index = y.unsqueeze(1)
+        losses = -log_p.gather(1, index).mean(dim=(1, 2))
+        grad = log_p.exp_()
+        grad.scatter_add_(1, index, torch.full(index.shape, -1.0, dtype=grad.dtype))
+        grad.div_(y.shape[-1])
+    return losses, grad.transpose(1, 2)
+
+
+def _log_p(logits: torch.Tensor) -> torch.Tensor:
+    return torch.log_softmax(logits.transpose(1, 2), dim=1)
 
 
 def check_stack_finite(
