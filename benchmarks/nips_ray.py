@@ -30,6 +30,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -188,9 +189,11 @@ def part1(args) -> tuple[list[str], dict]:
             cli_wall = time.perf_counter() - t0
         finally:
             _stop_head(head)
+            shutil.rmtree(temp_dir, ignore_errors=True)
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
         doc = json.loads((out_dir / "results.json").read_text())
+        shutil.rmtree(out_dir, ignore_errors=True)
         runs["address"] = {"doc": doc, "startup": startup, "wall": startup + cli_wall, "cmd": cmd}
         print(f"ray --address (second process): {cli_wall:.1f} s + head start {startup:.1f} s", flush=True)
 
@@ -198,6 +201,7 @@ def part1(args) -> tuple[list[str], dict]:
         folder = Path(tempfile.mkdtemp(prefix=f"nips_ray_{name}_"))
         write_results(runs[name]["doc"], folder)
         runs[name]["doc"] = json.loads((folder / "results.json").read_text())
+        shutil.rmtree(folder, ignore_errors=True)
     reference = runs["local"]["doc"]
     split = _split(reference)
     lines = [
