@@ -108,8 +108,12 @@ ROBUST_NEW: dict[str, dict[str, list]] = {
     "shrink_distill": {"shrink": [0.0, 0.2, 0.4], "alpha": [0.0, 0.2], "batch_size": [8], "lr": [0.03], "epochs": [3]},
 }
 ROBUST.update(ROBUST_NEW)
+#: Robust round 2: shrink_distill's best (shrink 0.4, alpha 0) sat on the grid's edge; past it (same protocol).
+ROBUST_REFINE: dict[str, dict[str, list]] = {
+    "shrink_distill": {"shrink": [0.5, 0.6, 0.8], "alpha": [0.0], "batch_size": [8], "lr": [0.03], "epochs": [3]},
+}
 #: ``--grid`` names: ``round1`` and ``round2`` were run with ``--draws 1`` (the one-draw protocol).
-ALL_GRIDS = {"round1": GRIDS, "round2": REFINE, "robust": ROBUST}
+ALL_GRIDS = {"round1": GRIDS, "round2": REFINE, "robust": ROBUST, "robust2": ROBUST_REFINE}
 
 
 def configurations(grid: dict[str, list]) -> list[dict]:
