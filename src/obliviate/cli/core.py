@@ -57,7 +57,7 @@ def bench(
         ),
     ] = "auto",
     backend: Annotated[str, typer.Option(help="Where seeds run: local, or ray (a local Ray, or --address).")] = "local",
-    address: Annotated[str | None, typer.Option(help="Ray cluster address (with --backend ray).")] = None,
+    address: Annotated[str | None, typer.Option(help="Ray cluster to join, with --backend ray: host:port, ray://host:port or auto; without it a new local Ray starts.")] = None,
     full_seeds: Annotated[
         int, typer.Option(help="Stack engine: seeds that get MIA-Efficacy, relearn time and Avg. Gap (expensive).")
     ] = 10,
