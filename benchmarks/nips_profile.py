@@ -9,7 +9,9 @@ gradients), i.e. ``6 b P_w`` per model for ``P_w`` weight entries, ``b`` the bat
 
 The optimiser phase runs with and without torch's fused SGD kernel (``FUSED_OPTIMISER`` in
 ``obliviate.training.many``), and ``--train-many`` times whole ``train_many`` runs (the digits
-recipe, 30 epochs) both ways, alternating, best of ``--repeats``.
+recipe, 30 epochs) both ways, alternating, best of ``--repeats``. All of it measures the ``vmap`` path
+(``STACKED_FORWARD`` off): the direct path that ``train_many`` now takes for the MLP always steps
+fused and is measured by ``benchmarks/nips_speed_probe.py`` and ``benchmarks/nips_scale.py``.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/nips_profile.py --models 64 256 --steps 100 --train-many 64
 """
@@ -125,6 +127,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(1)
+    many.STACKED_FORWARD = False  # the vmap path this profile replays
     print(
         f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; 1 torch thread; "
         f"512x512 matmul {big_matmul_flops() / 1e9:.1f} GFLOP/s"
