@@ -65,7 +65,7 @@ def _assert_matches_one_by_one(stack: ModelStack, request, data, method: str, se
         ("noise_finetune", {"epochs": 2, "lr": 0.05, "std": 1.0}),  # per-model noise, again before the last epoch
         ("prune_reinit", {"epochs": 2.0, "lr": 0.05, "amount": 0.9}),  # teacher, re-draw, float16 rounding
         ("reset_distill", {"epochs": 2, "reset": 0.9}),  # per-model stochastic re-initialisation, teacher
-        ("shrink_distill", {"epochs": 2, "shrink": 0.3}),  # per-model fresh draw, teacher, per-model head scale
+        ("shrink_distill", {"epochs": 2, "shrink": 0.3, "alpha": 0.5}),  # per-model fresh draw, teacher, per-model head scale
     ],
 )
 def test_vectorised_method_equals_unlearn_per_model(method, settings, mlp_stack, class3, digits300):
@@ -170,7 +170,7 @@ BN_SETTINGS = {
     "noise_finetune": {"epochs": 2},  # noise on conv.weight, again before the last epoch
     "prune_reinit": {"epochs": 1.0},
     "reset_distill": {"epochs": 1, "reset": 1.0},  # full re-initialisation, BatchNorm statistics included
-    "shrink_distill": {"epochs": 1},  # full re-initialisation (shrink 0), then the head's scale per model
+    "shrink_distill": {"epochs": 1, "shrink": 0.0, "batch_size": 32},  # full re-initialisation, head scaled per model
 }
 
 
