@@ -180,16 +180,19 @@ def main() -> None:
         save()
 
     if tiny and args.shadows:
-        # LiRA: shadow models on seeded random halves of the pool; each point's IN / OUT stable logits
+        # LiRA: each point IN for exactly half of the shadow models (the assignment of Carlini et al.'s code:
+        # per point, a seeded random half of the models), so every point has shadows/2 IN and OUT scores
+        if args.shadows < 4 or args.shadows % 2:
+            raise SystemExit("--shadows must be an even number >= 4 (every point needs 2 IN and 2 OUT scores)")
         log(f"LiRA: {args.shadows} shadow models")
         pool = [pairs[int(i)] for i in pool_ids]
         index = {int(i): j for j, i in enumerate(pool_ids)}
         srng = np.random.default_rng([args.seed, 14, 2])
+        keep = srng.uniform(size=(args.shadows, len(pool))).argsort(axis=0) < args.shadows // 2
         in_phi: list[list[float]] = [[] for _ in pool]
         out_phi: list[list[float]] = [[] for _ in pool]
         for s in range(args.shadows):
-            member = np.zeros(len(pool), dtype=bool)
-            member[srng.choice(len(pool), size=len(pool) // 2, replace=False)] = True
+            member = keep[s]
             shadow, _ = train(pool_ids[member], seed_offset=100 + s, what=f"shadow {s}")
             phi = label_scores(shadow, pool)["phi"]
             for j in range(len(pool)):
