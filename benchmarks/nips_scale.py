@@ -287,7 +287,8 @@ def main() -> None:
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=1))
     before = json.loads(Path(args.before).read_text()) if args.before else None
-    text = block(res, before, "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/nips_scale.py " + " ".join(sys.argv[1:]))
+    command = f"OMP_NUM_THREADS={args.threads} .venv/bin/python benchmarks/nips_scale.py " + " ".join(sys.argv[1:])
+    text = block(res, before, command)
     print(text)
     if args.results_md:
         write_block("nips-scale", text, Path(args.results_md))

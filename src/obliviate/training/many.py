@@ -76,9 +76,10 @@ __all__ = [
 # Models per vmap call: large enough that each op's work outweighs its dispatch, small enough that
 # a chunk's activations stay in cache; measured on the digits MLP (benchmarks/train_many_probe.py).
 DEFAULT_CHUNK = 256
-#: Models per chunk on the direct path (a template with ``stacked_forward``): small enough that a
-#: chunk's weights and activations stay in the core's 2 MB L2 cache (benchmarks/nips_speed_probe.py).
-STACKED_CHUNK = 32
+#: Models per chunk on the direct path (a template with ``stacked_forward``): a chunk's weights and
+#: activations stay in the core's 2 MB L2 cache. Whole train_many runs of 256 digits MLPs (30 epochs,
+#: CPU time, load 5): 32 a chunk 35 GFLOP/s, 64 39, 128 30, 256 29.
+STACKED_CHUNK = 64
 #: Use a template's ``stacked_forward`` when it has one (the direct path); False forces ``vmap``
 #: (to measure one against the other in the same run).
 STACKED_FORWARD = True
