@@ -53,7 +53,7 @@ from obliviate.errors import (
 from obliviate.models import SOLVER_MODELS, build_model
 from obliviate.progress import progress_bar
 from obliviate.storage import attach_spec, spec_of
-from obliviate.training.loop import make_optimizer, make_scheduler, minibatches, seeded_generator
+from obliviate.training.loop import FiniteWatch, make_optimizer, make_scheduler, minibatches, seeded_generator
 from obliviate.training.recipe import Recipe
 
 __all__ = [
@@ -458,36 +458,27 @@ def _fit_stack(
     return {k: v.detach() for k, v in leaves.items()}, buffers
 
 
-class StackFiniteWatch:
-    """:func:`check_stack_finite`, batched: the stacked losses are read every :data:`CHECK_EVERY` steps.
-
-    ``watch(losses, step)`` keeps the detached ``[M]`` losses; at every ``every``-th call and at
-    :meth:`flush` the kept ones are checked in step order, and :class:`DivergedError` names the
+class StackFiniteWatch(FiniteWatch):
+    """:func:`check_stack_finite`, batched as :class:`~obliviate.training.loop.FiniteWatch` batches
+    :func:`~obliviate.training.loop.check_finite`: the ``[M]`` losses are read every ``every``
+    (default :data:`CHECK_EVERY`) steps and at :meth:`flush`, and :class:`DivergedError` names the
     first step with a non-finite loss and the first model (by seed) at that step, as a check after
     every step would. Steps taken after that one only carry the NaN on.
     """
 
     def __init__(self, seeds: Sequence[int], *, where: str, lr: float | None = None, every: int | None = None) -> None:
-        self.seeds, self.where, self.lr = tuple(seeds), where, lr
-        self.every = CHECK_EVERY if every is None else int(every)
-        self._losses: list[torch.Tensor] = []
-        self._first = 0
-
-    def __call__(self, losses: torch.Tensor, step: int) -> None:
-        if not self._losses:
-            self._first = int(step)
-        self._losses.append(losses.detach())
-        if len(self._losses) >= self.every:
-            self.flush()
+        super().__init__(where=where, lr=lr, every=CHECK_EVERY if every is None else int(every))
+        self.seeds = tuple(seeds)
 
     def flush(self) -> None:
         if not self._losses:
             return
-        kept, self._losses = torch.stack(self._losses), []
+        kept = torch.stack(self._losses)
+        steps, self._steps, self._losses = self._steps, [], []
         if bool(torch.isfinite(kept).all()):
             return
         row = int((~torch.isfinite(kept)).any(dim=1).nonzero()[0, 0])
-        check_stack_finite(kept[row], self.seeds, step=self._first + row, where=self.where, lr=self.lr)
+        check_stack_finite(kept[row], self.seeds, step=steps[row], where=self.where, lr=self.lr)
 
 
 #: Step the stacked weights with torch's fused SGD/Adam kernels (one pass over each tensor instead of
