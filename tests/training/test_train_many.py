@@ -34,7 +34,7 @@ def _max_difference(a: torch.nn.Module, b: torch.nn.Module) -> float:
     ids=["mlp-sgd-cosine", "mlp-adam", "cnn-sgd-step"],
 )
 def test_each_model_equals_training_it_alone(recipe, digits200):
-    stack = train_many(recipe, digits200, SEEDS, chunk=2)  # two vmap calls: a chunk of 2 and one of 1
+    stack = train_many(recipe, digits200, SEEDS, chunk=2)  # two chunks: 2 models and 1
     assert stack.seeds == tuple(SEEDS) and len(stack) == 3
     for i, seed in enumerate(SEEDS):
         alone = ob.train(recipe.with_seed(seed), digits200)

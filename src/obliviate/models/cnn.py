@@ -81,7 +81,10 @@ class SmallCNN(nn.Module):
             elif isinstance(layer, nn.MaxPool2d):
                 h = max_pool2d_grouped(layer, h)
             else:
-                raise TypeError(f"SmallCNN.stacked_forward has no stacked form of {type(layer).__name__}")
+                raise InvalidInputError(
+                    f"SmallCNN.stacked_forward has no stacked form of {type(layer).__name__}; "
+                    "set obliviate.training.many.STACKED_FORWARD = False to train it through vmap"
+                )
         b = h.shape[0]
         h = h.reshape(b, m, -1).permute(1, 2, 0)  # [M, C H W, b]: each model's features in Flatten's order
         for name, layer in self.classifier.named_children():
@@ -91,5 +94,8 @@ class SmallCNN(nn.Module):
             elif isinstance(layer, nn.ReLU):
                 h = torch.relu(h)
             elif not isinstance(layer, nn.Flatten):
-                raise TypeError(f"SmallCNN.stacked_forward has no stacked form of {type(layer).__name__}")
+                raise InvalidInputError(
+                    f"SmallCNN.stacked_forward has no stacked form of {type(layer).__name__}; "
+                    "set obliviate.training.many.STACKED_FORWARD = False to train it through vmap"
+                )
         return h.transpose(1, 2)

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 from torch import nn
 
+from obliviate.errors import InvalidInputError
 from obliviate.models.stacked import linear_relu_backward, linear_relu_chain, linear_relu_forward
 
 
@@ -68,7 +69,10 @@ class MLP(nn.Sequential):
         kinds = [(name, type(layer)) for name, layer in self.named_children()]
         body = [k for _, k in kinds if k is not nn.Flatten]
         if body[::2] != [nn.Linear] * len(body[::2]) or body[1::2] != [nn.ReLU] * len(body[1::2]) or len(body) % 2 == 0:
-            raise TypeError("MLP.stacked_forward needs Linear layers with one ReLU between each two")
+            raise InvalidInputError(
+                "MLP.stacked_forward needs Linear layers with one ReLU between each two; "
+                "train this module with ob.train or set obliviate.training.many.STACKED_FORWARD = False"
+            )
         return [name for name, k in kinds if k is nn.Linear]
 
 

@@ -3,7 +3,7 @@
 A stack holds each parameter as one tensor ``[M, ...]`` (model ``m``'s at index ``m``). Run through
 ``vmap``, a Linear layer becomes ``M`` small matrix products in the row-major layout ``x W^T``; for a
 10-class head on a batch of 64 that is a ``64 x 64 x 10`` product per model, which the CPU's batched
-GEMM runs at a fifth of the speed of the transposed ``W x^T`` (``10 x 64 x 64``; measured in
+GEMM runs 2.5-5x slower than the transposed ``W x^T`` (``10 x 64 x 64``; measured in
 ``benchmarks/nips_speed_probe.py``). The functions here keep activations *feature-major*
 (``h[M, features, batch]``): a Linear layer is ``W_m h_m + b_m``, one ``baddbmm`` over the stack, and
 the logits come out classes-first, the layout the cross-entropy wants (``training.many.cross_entropy``).
