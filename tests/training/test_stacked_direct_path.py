@@ -144,3 +144,18 @@ def test_mlp_explicit_backward_equals_autograd(hidden):
     ).backward()
     for k, p in params.items():
         assert torch.allclose(explicit[k], p.grad, atol=1e-12), k
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_linear_relu_chain_backward_passes_gradcheck(shared):
+    from obliviate.models.stacked import linear_relu_chain
+
+    gen = torch.Generator().manual_seed(0)
+    h = torch.randn(*(() if shared else (2,)), 5, 4, dtype=torch.double, generator=gen).requires_grad_(True)
+    shapes = [(2, 3, 5), (2, 3), (2, 2, 3), (2, 2)]
+    params = [torch.randn(*s, dtype=torch.double, generator=gen).requires_grad_(True) for s in shapes]
+
+    def chain(h, w1, b1, w2, b2):
+        return linear_relu_chain(h, [(w1, b1), (w2, b2)])
+
+    assert torch.autograd.gradcheck(chain, (h, *params))
