@@ -60,12 +60,18 @@ def _assert_matches_one_by_one(stack: ModelStack, request, data, method: str, se
         ("neggrad_plus", {"epochs": 2}),  # early stop fires at a different step per model here
         ("kl_retain", {"epochs": 2}),
         ("scrub", {"epochs": 2}),  # Adam with a per-epoch learning rate
-        ("uniform_contrast", {"epochs": 2, "batch_size": 64, "uniform_lr": 0.05, "retain_lr": 0.02}),  # three optimisers
+        (
+            "uniform_contrast",
+            {"epochs": 2, "batch_size": 64, "uniform_lr": 0.05, "retain_lr": 0.02},
+        ),  # three optimisers
         ("snip_reinit", {"epochs": 2, "lr": 0.1, "init_rate": 0.9}),  # per-model gradient masks (0.1 / 1)
         ("noise_finetune", {"epochs": 2, "lr": 0.05, "std": 1.0}),  # per-model noise, again before the last epoch
         ("prune_reinit", {"epochs": 2.0, "lr": 0.05, "amount": 0.9}),  # teacher, re-draw, float16 rounding
         ("reset_distill", {"epochs": 2, "reset": 0.9}),  # per-model stochastic re-initialisation, teacher
-        ("shrink_distill", {"epochs": 2, "shrink": 0.3, "alpha": 0.5}),  # per-model fresh draw, teacher, per-model head scale
+        (
+            "shrink_distill",
+            {"epochs": 2, "shrink": 0.3, "alpha": 0.5},
+        ),  # per-model fresh draw, teacher, per-model head scale
     ],
 )
 def test_vectorised_method_equals_unlearn_per_model(method, settings, mlp_stack, class3, digits300):
@@ -205,9 +211,43 @@ def test_many_holds_no_loss_and_says_why_methods_loop():
     import obliviate.unlearning.many as many
 
     source = inspect.getsource(many)
-    for name in ("cross_entropy", "kl_div", "log_softmax", "distill_kl", "ascent_loss", "forget_loss", "retain_loss",
-                 "paired_objective", "obliviate.empirical"):
+    for name in (
+        "cross_entropy",
+        "kl_div",
+        "log_softmax",
+        "distill_kl",
+        "ascent_loss",
+        "forget_loss",
+        "retain_loss",
+        "paired_objective",
+        "obliviate.empirical",
+    ):
         assert name not in source, name
     assert many.not_stacked_reason(ob.unlearning.make_method("ssd")).startswith("no optimisation loop")
     assert "composite" in many.not_stacked_reason(ob.unlearning.make_method("finetune+ssd"))
     assert many.not_stacked_reason(ob.unlearning.make_method("scrub")) is None
+
+
+def test_each_gives_every_model_its_own_original(digits300, class3):
+    """A method's per-model preparation reads ``task.original``: in a stack it must be that model's original, as
+    ``unlearn`` gives it, not the stack's template (found when a method took its target from it)."""
+    from obliviate.unlearning.base import UnlearnTask
+    from obliviate.unlearning.many import StackedModels
+
+    stack = train_many(
+        ob.Recipe(model="mlp", epochs=2, batch_size=32, model_options={"hidden": (16,)}), digits300, [0, 1]
+    )
+    forget, retain = class3.split(digits300)
+    tasks = [UnlearnTask(original=stack.template, forget=forget, retain=retain, seed=s) for s in stack.seeds]
+    learner = StackedModels(stack, forget, retain, tasks, method="probe")
+
+    def differences(model, task):
+        with torch.no_grad():
+            next(model.parameters()).add_(1.0)  # a preparation that edits the model must not reach its original
+        original = stack.model(len(seen))
+        seen.append(task.original)
+        return _max_difference(task.original, original), task.original.training
+
+    seen: list = []
+    assert learner.each(differences) == [(0.0, False), (0.0, False)]
+    assert _max_difference(seen[0], seen[1]) > 0

@@ -26,6 +26,7 @@ model through :func:`~obliviate.unlearning.api.unlearn`, with a warning that giv
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -279,12 +280,14 @@ class StackedModels:
     # ------------------------------------------------------------------ per-model preparation
     def each(self, fn: Callable[[nn.Module, UnlearnTask], Any]) -> list[Any]:
         """``fn(model_m, tasks[m])`` on each model alone (seeded as ``unlearn`` seeds a run); the
-        changes ``fn`` makes to the model's weights and buffers are kept in the stack."""
+        changes ``fn`` makes to the model's weights and buffers are kept in the stack. ``task.original``
+        there is model m's own frozen original (as ``unlearn`` gives it), not the stack's template."""
         out = []
         for m, task in enumerate(self.tasks):
             model = self._module(m)
+            own = dataclasses.replace(task, original=self._original(m))
             with seeded_global_rng(task.seed):
-                out.append(fn(model, task))
+                out.append(fn(model, own))
             with torch.no_grad():
                 for name, p in model.named_parameters():
                     self.leaves[name][m] = p.detach()
@@ -292,6 +295,16 @@ class StackedModels:
                     if name in self.buffers:
                         self.buffers[name][m] = b
         return out
+
+    def _original(self, m: int) -> nn.Module:
+        """Model m's original, frozen and in eval mode (the teacher's weights and statistics)."""
+        module = copy.deepcopy(self.template)
+        with torch.no_grad():
+            for name, t in (*module.named_parameters(), *module.named_buffers()):
+                t.copy_(
+                    (self.teacher_params.get(name) if name in self.teacher_params else self.teacher_buffers[name])[m]
+                )
+        return module.eval().requires_grad_(False)
 
     def _module(self, m: int) -> nn.Module:
         module = copy.deepcopy(self.template)
