@@ -60,6 +60,7 @@ __all__ = [
     "BoxPolicy",
     "BoxedSystem",
     "BoxedUnlearning",
+    "despell",
 ]
 
 REFUSAL = "I'm sorry, I can't help with that."
@@ -68,6 +69,17 @@ WITHHELD = "(This question was withheld.)"
 
 class MissingWorkerError(InvalidInputError):
     """The router names a worker the box does not have."""
+
+
+_SPELLED = re.compile(r"(?<!\w)[A-Za-z](?:[-._\u00b7][A-Za-z])+(?!\w)")
+
+
+def despell(text: str) -> str:
+    """``text`` with words spelled letter by letter joined back (``"S-H-A-N-N-O-N"`` -> ``"SHANNON"``;
+    hyphens, dots, underscores or middle dots between single letters). The router and the term filter read
+    text through it: the authors suite's "spelled" attack got every forget question past both. Letters
+    separated by spaces only are left alone (ordinary text has those)."""
+    return _SPELLED.sub(lambda m: re.sub(r"[-._\u00b7]", "", m.group(0)), text)
 
 
 def _check_threshold(threshold: Any) -> float:
@@ -133,7 +145,7 @@ class EmbeddingRouter(Router):
         """The scores of ``texts`` (embedded in one batch; remembered per text)."""
         todo = [t for t in dict.fromkeys(texts) if t not in self._cache]
         if todo:
-            e = self.embedder.embed(list(todo))
+            e = self.embedder.embed([despell(t) for t in todo])
             f = (e @ self._forget.T).max(axis=1)
             if self._retain is None:
                 s = np.maximum(f, 0.0)
@@ -252,9 +264,10 @@ class TermFilter(OutputFilter):
 
     def blocked(self, text: str) -> list[str]:
         found = []
-        for rx in (self._re, self._re_exact):
-            if rx is not None:
-                found += [m.group(0) for m in rx.finditer(text)]
+        for candidate in dict.fromkeys((text, despell(text))):  # spelled-out names as well (see despell)
+            for rx in (self._re, self._re_exact):
+                if rx is not None:
+                    found += [m.group(0) for m in rx.finditer(candidate)]
         return found
 
 
