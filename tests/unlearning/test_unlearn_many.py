@@ -251,3 +251,25 @@ def test_each_gives_every_model_its_own_original(digits300, class3):
     seen: list = []
     assert learner.each(differences) == [(0.0, False), (0.0, False)]
     assert _max_difference(seen[0], seen[1]) > 0
+
+
+def test_each_keeps_the_task_and_its_cost_counters(digits300, class3):
+    """Gradient work counted inside each() (saliency, SNIP gradients) lands on the model's own task, and a method may
+    key per-model state by its task across each() calls."""
+    from obliviate.unlearning.base import UnlearnTask
+    from obliviate.unlearning.many import StackedModels
+
+    stack = train_many(
+        ob.Recipe(model="mlp", epochs=1, batch_size=32, model_options={"hidden": (8,)}), digits300, [0, 1]
+    )
+    forget, retain = class3.split(digits300)
+    tasks = [UnlearnTask(original=stack.template, forget=forget, retain=retain, seed=s) for s in stack.seeds]
+    learner = StackedModels(stack, forget, retain, tasks, method="probe")
+
+    def count(model, task):
+        task.gradient_steps += 1
+        return id(task)
+
+    assert learner.each(count) == [id(t) for t in tasks] == learner.each(count)
+    assert [t.gradient_steps for t in tasks] == [2, 2]
+    assert all(t.original is stack.template for t in tasks)  # restored after the call

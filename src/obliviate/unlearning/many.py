@@ -26,7 +26,6 @@ model through :func:`~obliviate.unlearning.api.unlearn`, with a warning that giv
 from __future__ import annotations
 
 import copy
-import dataclasses
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -285,9 +284,14 @@ class StackedModels:
         out = []
         for m, task in enumerate(self.tasks):
             model = self._module(m)
-            own = dataclasses.replace(task, original=self._original(m))
-            with seeded_global_rng(task.seed):
-                out.append(fn(model, own))
+            # the same task object (its cost counters and any per-task state persist), holding model m's original
+            # for the call
+            shared, task.original = task.original, self._original(m)
+            try:
+                with seeded_global_rng(task.seed):
+                    out.append(fn(model, task))
+            finally:
+                task.original = shared
             with torch.no_grad():
                 for name, p in model.named_parameters():
                     self.leaves[name][m] = p.detach()
