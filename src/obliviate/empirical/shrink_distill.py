@@ -172,12 +172,19 @@ class ShrinkDistill(Unlearner):
             ce = F.cross_entropy(logits, y, label_smoothing=c.smoothing)
             return c.alpha * distill_kl(logits, target, c.temperature) + (1.0 - c.alpha) * ce
 
+        def cross_entropy(model: Any, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            # alpha = 0 (the default): the same loss without a teacher pass (0 * KL adds exactly nothing)
+            return F.cross_entropy(model(x), y, label_smoothing=c.smoothing)
+
         step = 0
         for _ in range(c.epochs):
             for x, y in learner.batches("retain", c.batch_size, generator=generator):
                 for group in optimizer.param_groups:
                     group["lr"] = c.lr * 0.5 * (1.0 + math.cos(math.pi * step / total))
-                learner.loss(objective, x, y, learner.teacher(x))
+                if c.alpha > 0:
+                    learner.loss(objective, x, y, learner.teacher(x))
+                else:
+                    learner.loss(cross_entropy, x, y)
                 learner.step(optimizer, batch=y.shape[-1])
                 step += 1
         if c.calibrate:
