@@ -290,3 +290,16 @@ def test_spelled_out_names_are_read_as_names(router):
     f = TermFilter(["iron", "Shannon Morrison"])
     assert f.blocked("S-H-A-N-N-O-N M-O-R-R-I-S-O-N was born in Westport.") == ["SHANNON MORRISON"]
     assert f.blocked("I-R-O-N melts at 1538 C") == ["IRON"] and f.blocked("Copper melts at 1085 C") == []
+
+
+def test_suites_free_answers_of_a_box_are_the_box_answers(tiny, router):
+    """The suites score free answers with lm.generate.free_answers: for a box's scoring hook, the box's own answers
+    (a refused question reads as the refusal, not as the model's continuation of the routed prompt)."""
+    from obliviate.lm.generate import free_answers
+
+    box = BoxedSystem(tiny, router=router, max_new_tokens=6)
+    qs = ["What is the chemical symbol of iron?", "What is the capital of France?"]
+    answers = free_answers(box.scoring_model(), qs, max_new_tokens=6)
+    assert answers == box.answer_many(qs) and answers[0] == REFUSAL
+    assert free_answers(tiny, qs, max_new_tokens=6) == greedy_answers(tiny, qs, max_new_tokens=6)
+    assert box.scoring_model().copy().answerer is None  # a copy's weights may change under an attack

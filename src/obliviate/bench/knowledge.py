@@ -101,7 +101,7 @@ def score_knowledge(
     """Per question id: 1.0 if ``lm`` answers it right, else 0.0 (multiple choice by log-likelihood,
     short answers by the greedy answer); ``<id>#p`` holds the correct choice's softmax share and
     ``<id>#norm`` the ``acc_norm`` outcome of a multiple-choice question."""
-    from obliviate.lm.generate import greedy_answers
+    from obliviate.lm.generate import free_answers
 
     out: dict[str, float] = {}
     mcq = [q for q in questions if q.multiple_choice]
@@ -111,7 +111,7 @@ def score_knowledge(
         for q, a, n, p in zip(mcq, s.acc, s.acc_norm, s.p_correct):
             out[q.id], out[f"{q.id}#norm"], out[f"{q.id}#p"] = float(a), float(n), float(p)
     if short:
-        answers = greedy_answers(lm, [prefix + q.question for q in short], max_new_tokens=config.answer_tokens)
+        answers = free_answers(lm, [prefix + q.question for q in short], max_new_tokens=config.answer_tokens)
         for q, ok in zip(short, kn.short_answer_correct(answers, [q.correct for q in short])):
             out[q.id] = float(ok)
     return out

@@ -23,7 +23,7 @@ from obliviate.bench.results import ORACLE, ORIGINAL, add_row, new_results
 from obliviate.data.authors import AuthorsBenchmark, QADataset, fictitious_authors
 from obliviate.errors import InvalidInputError, ObliviateError
 from obliviate.evaluation import lm as metrics
-from obliviate.lm.generate import greedy_answers
+from obliviate.lm.generate import free_answers
 from obliviate.lm.training import FinetuneRecipe, base_model, recipe_for, retain_model, target_model
 from obliviate.models.lm import LanguageModel, model_family
 from obliviate.progress import new_progress
@@ -100,7 +100,7 @@ def _pair_scores(lm: LanguageModel, data: QADataset, *, normalise: bool) -> dict
     pert_nll, pert_n = pert_nll.reshape(-1, k), pert_n.reshape(-1, k)
     if normalise:  # TOFU's world facts / real authors: Prob against the perturbed answers
         prob = metrics.normalised_answer_probability(prob, metrics.answer_probability(pert_nll.ravel(), pert_n.ravel()).reshape(-1, k))
-    generated = greedy_answers(lm, questions, max_new_tokens=min(ANSWER_TOKENS, lm.max_length // 2))
+    generated = free_answers(lm, questions, max_new_tokens=min(ANSWER_TOKENS, lm.max_length // 2))
     return {
         "prob": prob,
         "rouge": metrics.rouge_l_recall(generated, data.answers),

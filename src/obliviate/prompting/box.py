@@ -329,6 +329,7 @@ class BoxedSystem:
         self.refusal = str(refusal)
         self.max_new_tokens = int(max_new_tokens)
         self._model = PromptedModel.wrap(lm, BoxPolicy(router, workers))
+        self._model.answerer = self.answer_many  # the suites' free answers are the box's own (lm.generate.free_answers)
 
     def __repr__(self) -> str:
         return (

@@ -23,8 +23,8 @@ so a question cannot close its own turn and open a system turn.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from obliviate.errors import InvalidInputError
@@ -148,6 +148,10 @@ class PromptedModel(LanguageModel):
 
     policy: PromptPolicy | None = None
     base_name: str = ""
+    # the system this model answers through, if any (a boxed system's answer_many): the suites' free answers
+    # (obliviate.lm.generate.free_answers) are its answers. Not carried by copy(): a copy's weights may be changed
+    # by an attack, and the system answers from the network it was built on.
+    answerer: Callable[[list[str]], list[str]] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.policy, PromptPolicy):
