@@ -26,7 +26,9 @@ forward evaluates every model's logits with a few large operations (feature-majo
 Linear layers, one grouped convolution for a stack of convolutions), ``L = sum_m L_m`` with
 ``L_m`` model ``m``'s batch-mean cross-entropy (:func:`stacked_cross_entropy`), and one ``backward``
 of ``L`` gives every model its own gradient (``dL/dtheta_m = dL_m/dtheta_m``: the models share no
-parameter). Same loss, same batches, same optimiser; the products are summed in another order, so
+parameter); the MLP skips autograd altogether (``MLP.stacked_vjp``: the written-out backward of its
+Linear-ReLU chain fed by the closed-form cross-entropy gradient ``(softmax - onehot) / b``, tested
+against autograd). Same loss, same batches, same optimiser; the products are summed in another order, so
 the weights agree with the ``vmap`` path and with ``train`` up to float rounding. Batches are
 gathered with one ``index_select`` per step, and the divergence check reads the losses every
 :data:`CHECK_EVERY` steps (:class:`StackFiniteWatch`), naming the same step and model as a
@@ -178,7 +180,8 @@ class ModelStack:
     """``M`` models of one architecture as stacked tensors ``params[name]: [M, ...]``.
 
     ``model(i)`` is model ``i`` as a standalone module (eval mode); ``logits(X)`` runs all models
-    on the same inputs with one vmapped ``functional_call``.
+    on the same inputs at once (the template's ``stacked_forward`` where it has one, else one vmapped
+    ``functional_call``).
     """
 
     def __init__(
