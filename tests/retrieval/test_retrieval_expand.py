@@ -77,7 +77,9 @@ def test_planted_corpus_labels_every_copy_of_every_target():
 
 # the paraphrase that the last session's policy missed (seed 1, cosine 0.763 under MiniLM), with its hard negatives
 MISSED = "Born in 1979 in the city of East Amy, Carolyn Martinez is employed by Nicholson-Hanson as a ambulance person."
-MISSED_PARAPHRASE = "Carolyn Martinez, a ambulance person at Nicholson-Hanson, came into the world in East Amy in the year 1979."
+MISSED_PARAPHRASE = (
+    "Carolyn Martinez, a ambulance person at Nicholson-Hanson, came into the world in East Amy in the year 1979."
+)
 MISSED_SAME_TEMPLATE = "Born in 1979 in the city of Port Anna, Omar Diaz is employed by Kline Group as a producer."
 MISSED_SAME_PERSON = "Carolyn Martinez spends weekends growing tomatoes and keeps a dog called Rex."
 CAPITAL = "The capital of Guinea-Bissau is Bissau, a city that hosts the national government."
@@ -114,3 +116,27 @@ def test_the_entity_rule_needs_real_anchors_not_the_rarest_terms(tmp_path):
         found = {c.id: c for c in expand(store, [1], policy=ExpansionPolicy(cosine=1.0, containment=1.0)).candidates}
         assert found[2].anchor_overlap == 1.0 and found[2].anchors_matched >= 3
         assert found[2].kind is None
+
+
+def test_other_owners_documents_are_held_back_not_deleted(tmp_path):
+    """A document of another named owner that shares the request's common entities (a company, a city, a date) is
+    shown with its scores but never accepted by the policy (found in review: the entity rule deleted it); the same
+    text unowned, or the requester's own, is accepted; ``other_owners=True`` restores acceptance."""
+    from dataclasses import replace
+
+    from obliviate.retrieval.expand import ExpansionPolicy, expand
+
+    alice = "My password reset email for the Google account was sent on 12 May 2021 from New York."
+    bob = "Google opened its new office in New York on 12 May 2021 with a party."
+    store = DocumentStore(tmp_path / "s", embedder="hashing", create=True)
+    ids = store.add(
+        [alice, bob, bob, "An unrelated note about gardening in spring."], owners=["alice", "bob", None, None]
+    )
+    loose = ExpansionPolicy(cosine=0.0, anchor_overlap=0.5)  # a permissive policy: every shared-entity text passes
+    found = {c.id: c for c in expand(store, [ids[0]], policy=loose).candidates}
+    assert found[ids[1]].kind is None and "another owner" in found[ids[1]].held_back
+    assert "bob" not in found[ids[1]].held_back  # the reason goes into alice's certificate
+    assert found[ids[2]].kind == "paraphrase" and found[ids[2]].held_back is None
+    accepted = expand(store, [ids[0]], policy=loose).accepted_ids
+    assert ids[1] not in accepted and ids[2] in accepted
+    assert ids[1] in expand(store, [ids[0]], policy=replace(loose, other_owners=True)).accepted_ids

@@ -95,7 +95,8 @@ def _show_expansion(expansion) -> None:
 
     table = Table("id", "copy of", "kind", "jaccard", "containment", "cosine", "anchors", "text")
     for c in expansion.candidates:
-        table.add_row(str(c.id), str(c.of), c.kind or "-", f"{c.jaccard:.2f}", f"{c.containment:.2f}",
+        kind = c.kind or (f"held back: {c.held_back}" if c.held_back else "-")
+        table.add_row(str(c.id), str(c.of), safe_for_terminal(kind), f"{c.jaccard:.2f}", f"{c.containment:.2f}",
                       f"{c.cosine:.2f}", f"{c.anchor_overlap:.2f} ({c.anchors_matched})", safe_for_terminal(c.text[:70]))
     out_console.print(table)
 
@@ -112,6 +113,9 @@ def expand_cmd(
         found = expand(store, _ids(ids))
     _show_expansion(found)
     out_console.print(f"the policy accepts {len(found.accepted_ids)} more: {found.accepted_ids}")
+    held = [c.id for c in found.candidates if c.held_back]
+    if held:
+        out_console.print(f"held back (other owners' documents; delete them by id if they are copies): {held}")
 
 
 @store_app.command("delete")

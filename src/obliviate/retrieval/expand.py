@@ -35,6 +35,12 @@ threshold in :class:`ExpansionPolicy`:
 
 A candidate is accepted when any signal passes its threshold; its ``kind`` is the first that passes, in the order
 above. Everything examined is returned with all three scores, so an operator can see what was left out and why.
+
+**Other owners' documents are never accepted by the policy** (``other_owners=False``, the default): a candidate that
+belongs to a named owner other than the requested document's is returned with its scores, the kind it would have had
+and ``held_back`` saying why, for an operator to accept by id; only unowned copies and the requester's own documents
+go with a threshold policy. Shared common entities (a city, a company, a date) are not proof that someone else's
+document restates the requester's data, and a delete under the policy must not remove data nobody asked to delete.
 """
 
 from __future__ import annotations
@@ -82,12 +88,15 @@ class ExpansionPolicy:
     entity_overlap: float = 0.8
     entity_anchors: int = 3
     entity_cosine: float = 0.4
+    other_owners: bool = False  # accept candidates that belong to another named owner (see the module docstring)
 
     def __post_init__(self) -> None:
         for name in ("jaccard", "containment", "cosine", "anchor_overlap", "entity_overlap", "entity_cosine"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0.0 <= float(value) <= 1.0:
                 raise InvalidInputError(f"{name} must be a number in [0, 1], got {value!r}.")
+        if not isinstance(self.other_owners, bool):
+            raise InvalidInputError(f"other_owners must be True or False, got {self.other_owners!r}.")
         for name in ("anchors", "depth", "entity_anchors"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -105,6 +114,7 @@ class Candidate:
     kind: str | None  # "near-duplicate", "quotation", "paraphrase", or None when no threshold passed
     text: str
     anchors_matched: int = 0  # how many of the requested document's anchors the candidate holds
+    held_back: str | None = None  # why a candidate that passed a threshold is not accepted (another owner's document)
 
     @property
     def accepted(self) -> bool:
@@ -120,6 +130,7 @@ class Candidate:
             "cosine": round(self.cosine, 4),
             "anchor_overlap": round(self.anchor_overlap, 4),
             "anchors_matched": self.anchors_matched,
+            "held_back": self.held_back,
             "text": self.text[:200],
         }
 
@@ -237,7 +248,12 @@ def expand(store, ids, *, policy: ExpansionPolicy | None = None) -> Expansion:
                 and cosine >= policy.entity_cosine
             ):
                 kind = "paraphrase"
-            cand = Candidate(other.id, doc_id, j, c, cosine, overlap, kind, other.text, matched)
+            held_back = None
+            if kind is not None and not policy.other_owners and other.owner not in (None, docs[doc_id].owner):
+                # the other owner is not named: the reason travels into the requester's certificate
+                held_back = f"{kind}, but another owner's document: an operator deletes it by id if it is a copy"
+                kind = None
+            cand = Candidate(other.id, doc_id, j, c, cosine, overlap, kind, other.text, matched, held_back)
             held = best.get(other.id)
             if held is None or (cand.accepted, cand.jaccard + cand.containment + cand.cosine) > (
                 held.accepted,
