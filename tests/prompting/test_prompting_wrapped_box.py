@@ -297,9 +297,10 @@ def test_suites_free_answers_of_a_box_are_the_box_answers(tiny, router):
     (a refused question reads as the refusal, not as the model's continuation of the routed prompt)."""
     from obliviate.lm.generate import free_answers
 
-    box = BoxedSystem(tiny, router=router, max_new_tokens=6)
+    box = BoxedSystem(tiny, router=router, max_new_tokens=12)
     qs = ["What is the chemical symbol of iron?", "What is the capital of France?"]
-    answers = free_answers(box.scoring_model(), qs, max_new_tokens=6)
-    assert answers == box.answer_many(qs) and answers[0] == REFUSAL
+    answers = free_answers(box.scoring_model(), qs, max_new_tokens=3)  # drafted at the caller's length, not the box's
+    assert answers == box.answer_many(qs, max_new_tokens=3) and answers[0] == REFUSAL
+    assert answers[1] == TrimComposer().compose(qs[1], greedy_answers(tiny, [qs[1]], max_new_tokens=3)[0], "original")
     assert free_answers(tiny, qs, max_new_tokens=6) == greedy_answers(tiny, qs, max_new_tokens=6)
     assert box.scoring_model().copy().answerer is None  # a copy's weights may change under an attack

@@ -77,15 +77,15 @@ def greedy_answers(
 
 def free_answers(lm: LanguageModel, questions: Sequence[str], *, max_new_tokens: int = 48) -> list[str]:
     """What ``lm`` says when asked, as the suites score free answers: a model that answers through a system of its own
-    (``lm.answerer``, e.g. a boxed system's scoring hook: router, workers, composer, output filter) gives that system's
-    answers; any other model its :func:`greedy_answers`. Without this, a box's free answers would be the model's
+    (``lm.answerer(questions, max_new_tokens=...)``, e.g. a boxed system's scoring hook: router, workers, composer,
+    output filter) gives that system's answers, drafted at the same length; any other model its :func:`greedy_answers`. Without this, a box's free answers would be the model's
     continuation of the routed prompt (for a refused question, a placeholder), not what the box says."""
     answerer = getattr(lm, "answerer", None)
     if answerer is None:
         return greedy_answers(lm, questions, max_new_tokens=max_new_tokens)
     if isinstance(questions, str):
         raise InvalidInputError("free_answers takes a list of questions, not one string.")
-    answers = list(answerer(list(questions)))
+    answers = list(answerer(list(questions), max_new_tokens=max_new_tokens))  # the same length as any other model
     if len(answers) != len(questions):
         raise InvalidInputError(f"{lm.name}'s answerer gave {len(answers)} answers to {len(questions)} questions.")
     return answers

@@ -344,9 +344,9 @@ class BoxedSystem:
         """The box's answer to one question."""
         return self.answer_many([question])[0]
 
-    def answer_many(self, questions: Sequence[str]) -> list[str]:
-        """Answers to ``questions``: routed, drafted by the workers (generating ones in one batch),
-        composed, filtered."""
+    def answer_many(self, questions: Sequence[str], *, max_new_tokens: int | None = None) -> list[str]:
+        """Answers to ``questions``: routed, drafted by the workers (generating ones in one batch, at most
+        ``max_new_tokens`` new tokens: the box's own limit when None), composed, filtered."""
         from obliviate.lm.generate import greedy_answers
 
         if isinstance(questions, str):
@@ -362,7 +362,8 @@ class BoxedSystem:
             drafts.append(worker.fixed_answer(q))
         todo = [i for i, d in enumerate(drafts) if d is None]
         if todo:
-            generated = greedy_answers(self._model, [questions[i] for i in todo], max_new_tokens=self.max_new_tokens)
+            limit = self.max_new_tokens if max_new_tokens is None else int(max_new_tokens)
+            generated = greedy_answers(self._model, [questions[i] for i in todo], max_new_tokens=limit)
             for i, text in zip(todo, generated):
                 drafts[i] = text
         out = []

@@ -151,7 +151,7 @@ class PromptedModel(LanguageModel):
     # the system this model answers through, if any (a boxed system's answer_many): the suites' free answers
     # (obliviate.lm.generate.free_answers) are its answers. Not carried by copy(): a copy's weights may be changed
     # by an attack, and the system answers from the network it was built on.
-    answerer: Callable[[list[str]], list[str]] | None = field(default=None, repr=False, compare=False)
+    answerer: Callable[..., list[str]] | None = field(default=None, repr=False, compare=False)  # (questions, *, max_new_tokens)
 
     def __post_init__(self) -> None:
         if not isinstance(self.policy, PromptPolicy):
