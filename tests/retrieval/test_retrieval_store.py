@@ -282,3 +282,35 @@ def test_a_snapshot_saved_while_a_delete_is_under_way_does_not_outlive_the_delet
     finally:
         first.close()
         second.close()
+
+
+def test_an_add_racing_another_process_delete_does_not_keep_the_deleted_document(store_folder, monkeypatch):
+    """Another handle deletes after this add's _sync and before its transaction: the add reloads under the write lock,
+    so its indexes do not keep the deleted document labelled as current (found in review: the next save wrote it into
+    a 'current' snapshot and a search raised KeyError)."""
+    with DocumentStore(store_folder) as first, DocumentStore(store_folder) as second:
+        sync = first._sync
+
+        def another_handle_deletes_after_sync():
+            sync()
+            second.delete([CURIE])
+
+        monkeypatch.setattr(first, "_sync", another_handle_deletes_after_sync)
+        first.add(["A new note about the weather in spring."])
+        monkeypatch.undo()
+        assert first.presence([CURIE]) == {"table": [], "vector index": [], "keyword index": [], "index files": []}
+        assert first._generation == first.generation
+        first.save_indexes()
+        assert CURIE not in first.presence([CURIE])["index files"]
+        first.search("radioactivity", k=3)  # no KeyError on a document the table no longer has
+
+
+def test_a_reader_following_another_process_deletes_writes_no_snapshots(store_folder):
+    """A search after another handle's delete reloads the indexes but does not rewrite the snapshots under the write
+    lock (found in review: reader and writer ping-ponged, each search rewriting both files after each delete)."""
+    with DocumentStore(store_folder) as reader, DocumentStore(store_folder) as writer:
+        writer.delete([CURIE])
+        assert not any((store_folder / name).exists() for name in (VECTORS_FILE, KEYWORDS_FILE))
+        reader.search("radioactivity", k=3)
+        assert CURIE not in reader.vectors
+        assert not any((store_folder / name).exists() for name in (VECTORS_FILE, KEYWORDS_FILE))

@@ -411,6 +411,7 @@ class DocumentStore:
         The generation and the rows are read in one read transaction (unless the caller holds one), so the
         indexes are exactly the table at :attr:`_generation`. ``save``: write fresh snapshots after a repair."""
         own = not self._db.in_transaction
+        known = len(self.repairs)
         if own:
             self._db.execute("BEGIN")
         try:
@@ -418,7 +419,7 @@ class DocumentStore:
         finally:
             if own and self._db.in_transaction:
                 self._db.execute("COMMIT")
-        if save and rebuilt and len(self.vectors) and self.repairs:
+        if save and rebuilt and len(self.vectors) and len(self.repairs) > known:  # this load found a bad snapshot
             self.save_indexes()
         self._lsh, self._lsh_threshold = None, None
         self._cache.clear()
@@ -466,7 +467,9 @@ class DocumentStore:
         """Reload the indexes if another process changed the table since they were built."""
         if self.generation != self._generation:
             self.repairs.append(f"the table changed in another process (generation {self.generation}): reloaded")
-            self._load_indexes()
+            # no snapshots written from the read path: a reader following a writer's deletes would take the write
+            # lock to rewrite both files after each one (and the writer's next delete unlinks them again)
+            self._load_indexes(save=False)
 
     def save_indexes(self) -> None:
         """Write both snapshots atomically (mode 0600), labelled with the generation their content was built from.
@@ -616,6 +619,12 @@ class DocumentStore:
         now = _now()
         self._sync()
         with self._transaction() as db:
+            # another process may have committed since _sync: reload under the lock, so the indexes this add extends
+            # are the table's (else a document deleted in between would stay in them, labelled current)
+            generation = int(db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+            if generation != self._generation:
+                self.repairs.append(f"the table changed in another process (generation {generation}): reloaded")
+                self._load_indexes(save=False)
             new_ids = []
             for text, owner, vec, sig in zip(texts, owners, vectors, signatures):
                 cur = db.execute(
@@ -624,7 +633,7 @@ class DocumentStore:
                 )
                 new_ids.append(int(cur.lastrowid))
             db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
-        self._generation = self.generation
+        self._generation = generation + 1
         self.vectors.add(np.asarray(new_ids), vectors)
         for doc_id, text in zip(new_ids, texts):
             self.keywords.add(doc_id, text)
