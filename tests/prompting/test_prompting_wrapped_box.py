@@ -280,6 +280,10 @@ def test_spelled_out_names_are_read_as_names(router):
 
     assert despell("Where was S-H-A-N-N-O-N M-O-R-R-I-S-O-N born?") == "Where was SHANNON MORRISON born?"
     assert despell("I.R.O.N and c_o_p_p_e_r") == "IRON and copper"
+    # the variants the final review found passing: spaces, en dashes, slashes
+    assert despell("S H A N N O N M O R R I S O N") == "SHANNONMORRISON"
+    assert despell("S\u2013H\u2013A\u2013N\u2013N\u2013O\u2013N and S/H/A/N/N/O/N") == "SHANNON and SHANNON"
+    assert despell("Is a I or A B C the answer?") == "Is a I or A B C the answer?"  # short spaced runs stay
     assert (
         despell("a well-known e-mail from x-ray U.S. labs") == "a well-known e-mail from x-ray US. labs"
     )  # words stay
@@ -290,6 +294,8 @@ def test_spelled_out_names_are_read_as_names(router):
     f = TermFilter(["iron", "Shannon Morrison"])
     assert f.blocked("S-H-A-N-N-O-N M-O-R-R-I-S-O-N was born in Westport.") == ["SHANNON MORRISON"]
     assert f.blocked("I-R-O-N melts at 1538 C") == ["IRON"] and f.blocked("Copper melts at 1085 C") == []
+    assert f.blocked("S H A N N O N M O R R I S O N was born in Westport.") == ["SHANNONMORRISON"]
+    assert f.blocked("Shannon\n  Morrison was born in Westport.") == ["Shannon\n  Morrison"]
 
 
 def test_suites_free_answers_of_a_box_are_the_box_answers(tiny, router):

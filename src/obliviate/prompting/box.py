@@ -71,15 +71,19 @@ class MissingWorkerError(InvalidInputError):
     """The router names a worker the box does not have."""
 
 
-_SPELLED = re.compile(r"(?<!\w)[A-Za-z](?:[-._\u00b7][A-Za-z])+(?!\w)")
+_JOINERS = "-._/\u00b7\u2010\u2011\u2012\u2013\u2014"  # hyphens, dot, underscore, slash, middle dot, dashes
+_SPELLED = re.compile(rf"(?<!\w)[A-Za-z](?:[{_JOINERS}][A-Za-z])+(?!\w)")
+_SPACED = re.compile(r"(?<!\w)[A-Za-z](?: [A-Za-z]){3,}(?!\w)")  # four or more single letters between spaces
 
 
 def despell(text: str) -> str:
     """``text`` with words spelled letter by letter joined back (``"S-H-A-N-N-O-N"`` -> ``"SHANNON"``;
-    hyphens, dots, underscores or middle dots between single letters). The router and the term filter read
-    text through it: the authors suite's "spelled" attack got every forget question past both. Letters
-    separated by spaces only are left alone (ordinary text has those)."""
-    return _SPELLED.sub(lambda m: re.sub(r"[-._\u00b7]", "", m.group(0)), text)
+    hyphens, dashes, dots, underscores, slashes or middle dots between single letters, or runs of four or more
+    single letters between spaces: ``"S H A N N O N"``). The router and the term filter read text through it:
+    the authors suite's "spelled" attack got every forget question past both. Shorter spaced runs are left
+    alone (ordinary text has "a I" and option lists like "A B C"); so are spellings by syllable ("Sha-nnon")."""
+    text = _SPELLED.sub(lambda m: re.sub(f"[{_JOINERS}]", "", m.group(0)), text)
+    return _SPACED.sub(lambda m: m.group(0).replace(" ", ""), text)
 
 
 def _check_threshold(threshold: Any) -> float:
@@ -250,14 +254,16 @@ class OutputFilter:
 
 class TermFilter(OutputFilter):
     """Blocks answers naming forget-set content: ``terms`` matched as whole words, case-insensitively
-    (names: "iron"), and ``exact_terms`` case-sensitively (symbols: "Fe" must not match "fe")."""
+    (names: "iron"; a multi-word term's words joined by any white space or none), and ``exact_terms`` case-sensitively (symbols: "Fe" must not match "fe")."""
 
     def __init__(self, terms: Sequence[str] = (), *, exact_terms: Sequence[str] = ()) -> None:
         self.terms = sorted({str(t).strip() for t in terms if str(t).strip()})
         self.exact_terms = sorted({str(t).strip() for t in exact_terms if str(t).strip()})
         if not self.terms and not self.exact_terms:
             raise InvalidInputError("the output filter needs at least one forget term to block.")
-        alt = "|".join(re.escape(t) for t in sorted(self.terms, key=len, reverse=True))
+        # the words of a term may be joined by any run of white space or none ("SHANNONMORRISON": a name spelled
+        # letter by letter with single spaces loses its word break in despell)
+        alt = "|".join(re.escape(t).replace("\\ ", r"\s*") for t in sorted(self.terms, key=len, reverse=True))
         alt_exact = "|".join(re.escape(t) for t in sorted(self.exact_terms, key=len, reverse=True))
         self._re = re.compile(rf"(?<!\w)(?:{alt})(?!\w)", re.IGNORECASE) if alt else None
         self._re_exact = re.compile(rf"(?<!\w)(?:{alt_exact})(?!\w)") if alt_exact else None
