@@ -125,3 +125,21 @@ def test_per_seed_protocol_trains_an_original_per_seed(tiny_suite):
         run_challenge(tiny_suite, methods=["finetune"], seeds=4, show_progress=False, protocol="per-model")
     with pytest.raises(InvalidInputError, match="protocol"):
         run_suite(tiny_suite, methods=["finetune"], seeds=2, show_progress=False, protocol="nope")
+
+
+def test_a_diverging_method_is_recorded_as_failed_and_the_run_goes_on(tiny_suite):
+    """A stacked method whose loss diverges fails on each of its seeds (as the loop engine records it); the other
+    methods and the references are still scored (it stopped the whole run)."""
+    results = run_challenge(
+        tiny_suite,
+        methods=["gradient_ascent", "finetune"],
+        seeds=2,
+        full_seeds=0,
+        settings={"gradient_ascent.lr": 1e12, "gradient_ascent.epochs": 3},
+        relearn=False,
+        show_progress=False,
+    )
+    failed = results["config"]["failures"]
+    assert {f["method"] for f in failed} == {"gradient_ascent"} and len(failed) == 2
+    assert "diverge" in failed[0]["error"].lower() or "finite" in failed[0]["error"].lower()
+    assert _rows(results, method="finetune", metric="retain_accuracy")

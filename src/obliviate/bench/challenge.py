@@ -43,7 +43,7 @@ from obliviate.bench.runner import (
     scenario_original,
 )
 from obliviate.bench.suites import Suite
-from obliviate.errors import InvalidInputError
+from obliviate.errors import InvalidInputError, ObliviateError
 from obliviate.evaluation import (
     accuracy_of_logits,
     avg_gap,
@@ -174,7 +174,7 @@ def run_stack_chunk(job: SeedJob) -> ChunkResult:
     for name, settings in job.methods:
         try:
             res = unlearn_many(originals, request, job.train, method=name, settings=settings)
-        except InvalidInputError as exc:  # a method that fails on this stack fails on each of its seeds
+        except ObliviateError as exc:  # a method that fails (bad input, a diverging loss) fails on each of its seeds
             out.failures.extend({"scenario": job.scenario, "method": name, "seed": s, "error": str(exc)} for s in job.seeds)
             continue
         stacks[name] = (res.stack, float(res.cost.seconds) / m)
