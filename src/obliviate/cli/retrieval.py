@@ -95,7 +95,7 @@ def _show_expansion(expansion) -> None:
 
     table = Table("id", "copy of", "kind", "jaccard", "containment", "cosine", "anchors", "text")
     for c in expansion.candidates:
-        kind = c.kind or (f"held back: {c.held_back}" if c.held_back else "-")
+        kind = c.kind or (f"held back: {c.held_back.split(',')[0]}" if c.held_back else "-")  # reason under the table
         table.add_row(str(c.id), str(c.of), safe_for_terminal(kind), f"{c.jaccard:.2f}", f"{c.containment:.2f}",
                       f"{c.cosine:.2f}", f"{c.anchor_overlap:.2f} ({c.anchors_matched})", safe_for_terminal(c.text[:70]))
     out_console.print(table)
@@ -115,7 +115,7 @@ def expand_cmd(
     out_console.print(f"the policy accepts {len(found.accepted_ids)} more: {found.accepted_ids}")
     held = [c.id for c in found.candidates if c.held_back]
     if held:
-        out_console.print(f"held back (other owners' documents; delete them by id if they are copies): {held}")
+        out_console.print(f"held back, other owners' documents (the policy never deletes them; delete by id if they are copies): {held}")
 
 
 @store_app.command("delete")
