@@ -140,3 +140,19 @@ def test_other_owners_documents_are_held_back_not_deleted(tmp_path):
     accepted = expand(store, [ids[0]], policy=loose).accepted_ids
     assert ids[1] not in accepted and ids[2] in accepted
     assert ids[1] in expand(store, [ids[0]], policy=replace(loose, other_owners=True)).accepted_ids
+
+
+def test_entity_rule_matches_names_as_written(tmp_path):
+    """The entity rule counts a capitalised anchor only where the candidate writes it capitalised: an unowned note
+    that has "may", "new" and "march" as ordinary words does not restate a document naming May, New Haven and March."""
+    from obliviate.retrieval.expand import ExpansionPolicy, expand
+
+    store = DocumentStore(tmp_path / "s", embedder="hashing", create=True)
+    target = "Her contract with Acme in New Haven starts in May and ends in March."
+    lookalike = "You may march to the new acme of haven, said the coach."
+    restated = "In New Haven, Acme signed her from May until March."
+    ids = store.add([target, lookalike, restated])
+    policy = ExpansionPolicy(cosine=1.0, entity_cosine=0.0)  # only the entity rule can accept
+    found = {c.id: c for c in expand(store, [ids[0]], policy=policy).candidates}
+    assert found[ids[2]].kind == "paraphrase"
+    assert ids[1] not in found or found[ids[1]].kind is None

@@ -22,7 +22,8 @@ threshold in :class:`ExpansionPolicy`:
   terms with the fewest documents in the store. Anchor overlap: the share of them found in the candidate.
   Candidates: the vector index's nearest neighbours.
 - **entity-anchored paraphrase**: the candidate holds at least ``entity_overlap`` of the requested document's
-  anchors *and* at least ``entity_anchors`` of them, at a cosine of at least ``entity_cosine`` (a floor well below
+  anchors *and* at least ``entity_anchors`` of them, names as written (a capitalised anchor matches only capitalised:
+  "May" the month is not "may", "New York" not "new"), at a cosine of at least ``entity_cosine`` (a floor well below
   ``cosine``). A restatement that keeps every name, place and number but changes the sentence structure (a relative
   clause for "Born in ... in the city of ...") sits at a lower cosine under a mean-pooled sentence embedding,
   which weighs the template's function words; the planted paraphrases of the corpus span cosines 0.74-0.85 across
@@ -194,6 +195,17 @@ def anchors_of(text: str) -> list[str]:
     return out
 
 
+def _capitalised_forms(text: str) -> dict[str, str]:
+    """The capitalised anchors of ``text`` (no digit), lower-cased -> as written."""
+    forms: dict[str, str] = {}
+    for sentence in re.split(r"(?<=[.!?;:])\s+|\"", text):
+        words = _TOKEN.findall(sentence)
+        for k, word in enumerate(words):
+            if k > 0 and word[0].isupper() and not any(ch.isdigit() for ch in word):
+                forms.setdefault(word.lower(), word)
+    return forms
+
+
 def _anchors(store, text: str, n: int) -> list[str]:
     """:func:`anchors_of`, or when it finds none, the ``n`` terms of ``text`` with the fewest documents in the store."""
     found = anchors_of(text)
@@ -228,12 +240,15 @@ def expand(store, ids, *, policy: ExpansionPolicy | None = None) -> Expansion:
             continue
         anchors = _anchors(store, text, policy.anchors)
         named = bool(anchors_of(text))  # the entity rule needs real anchors, not the rarest-terms fallback
+        cased = _capitalised_forms(text)  # the entity rule matches a name as written ("May" the month, not "may")
         mine = shingles(text)
         for other in store.documents(pool):
             cosine = float(np.dot(vector, store.vector_of(other.id)))
             words = set(tokenize(other.text))
             matched = sum(a in words for a in anchors)
             overlap = matched / len(anchors) if anchors else 0.0
+            as_written = set(_TOKEN.findall(other.text))
+            entities = sum(a in words and (a not in cased or cased[a] in as_written) for a in anchors)
             j = jaccard(mine, shingles(other.text))
             c = containment(text, other.text, anchors=anchors)
             kind = None
@@ -243,8 +258,8 @@ def expand(store, ids, *, policy: ExpansionPolicy | None = None) -> Expansion:
                 kind = "quotation"
             elif (cosine >= policy.cosine and overlap >= policy.anchor_overlap) or (
                 named
-                and overlap >= policy.entity_overlap
-                and matched >= policy.entity_anchors
+                and entities >= policy.entity_overlap * len(anchors)
+                and entities >= policy.entity_anchors
                 and cosine >= policy.entity_cosine
             ):
                 kind = "paraphrase"
