@@ -99,6 +99,27 @@ def answer_perplexity(lm, texts) -> float:
     return float(np.exp(-sum(float(v[0]) for v in ll) / n))
 
 
+def cost_per_query(timed, boxes, qs, n_forget: int, *, reference: str, max_new_tokens: int) -> dict[str, dict]:
+    """Seconds per question, one at a time (the first ``n_forget`` are forget questions): a box answers through
+    ``answer``, any other model greedily; means overall, on forget and on retain questions, and as multiples of
+    ``reference``'s."""
+    cost: dict[str, dict] = {}
+    for name, m in timed.items():
+        per = []
+        for q in qs:
+            t = time.perf_counter()
+            if name in boxes:
+                m.answer(q)
+            else:
+                greedy_answers(m, [q], max_new_tokens=max_new_tokens)
+            per.append(time.perf_counter() - t)
+        cost[name] = {"mean_s": mean(per), "forget_s": mean(per[:n_forget]), "retain_s": mean(per[n_forget:])}
+    for name in cost:
+        cost[name]["vs_original"] = cost[name]["mean_s"] / cost[reference]["mean_s"]
+        cost[name]["retain_vs_original"] = cost[name]["retain_s"] / cost[reference]["retain_s"]
+    return cost
+
+
 def subject(q) -> str:
     return q.owner.partition(":")[2]
 
@@ -270,21 +291,8 @@ def main() -> None:
         f_qs = [q.question for q in heldout[:8]]
         r_qs = [q.question for q in kept.select(role="retain")[:8]]
         qs, nf = f_qs + r_qs, len(f_qs)
-        cost: dict[str, dict] = {}
         timed = {"original": lm, "system prompt (domain)": models["system prompt (domain)"], **boxes}
-        for name, m in timed.items():
-            per = []
-            for q in qs:
-                t = time.perf_counter()
-                if name in boxes:
-                    m.answer(q)
-                else:
-                    greedy_answers(m, [q], max_new_tokens=24)
-                per.append(time.perf_counter() - t)
-            cost[name] = {"mean_s": mean(per), "forget_s": mean(per[:nf]), "retain_s": mean(per[nf:])}
-        for name in cost:
-            cost[name]["vs_original"] = cost[name]["mean_s"] / cost["original"]["mean_s"]
-            cost[name]["retain_vs_original"] = cost[name]["retain_s"] / cost["original"]["retain_s"]
+        cost = cost_per_query(timed, boxes, qs, nf, reference="original", max_new_tokens=24)
         results["cost_per_query"] = cost
         for name in scope:
             scope[name]["query_seconds"] = cost.get(name, {}).get("mean_s", float("nan"))

@@ -48,12 +48,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from prompting import FLUENCY_REQUEST, LEET, answer_perplexity, log, mean  # shared with the knowledge-suite script
+from prompting import (  # shared with the knowledge-suite script
+    FLUENCY_REQUEST,
+    LEET,
+    answer_perplexity,
+    cost_per_query,
+    log,
+    mean,
+)
 
 from obliviate.bench.lm import _compare, score_model
 from obliviate.data.authors import fictitious_authors
 from obliviate.evaluation import knowledge as kn
-from obliviate.lm.generate import greedy_answers
 from obliviate.lm.training import base_model, recipe_for, retain_model, target_model
 from obliviate.progress import new_progress
 from obliviate.prompting import BoxedUnlearning, calibrate_threshold, instruction_leak, system_prompt_model
@@ -280,25 +286,12 @@ def main() -> None:
         log("cost per query")
         f_qs, r_qs = forget.questions[:8], retain_eval.questions[:8]
         qs, nf = f_qs + r_qs, len(f_qs)
-        cost: dict[str, dict] = {}
         timed = {
             "target (no unlearning)": target,
             "system prompt (names the authors)": models["system prompt (names the authors)"],
             **boxes,
         }
-        for name, m in timed.items():
-            per = []
-            for q in qs:
-                t = time.perf_counter()
-                if name in boxes:
-                    m.answer(q)
-                else:
-                    greedy_answers(m, [q], max_new_tokens=32)
-                per.append(time.perf_counter() - t)
-            cost[name] = {"mean_s": mean(per), "forget_s": mean(per[:nf]), "retain_s": mean(per[nf:])}
-        for name in cost:
-            cost[name]["vs_original"] = cost[name]["mean_s"] / cost["target (no unlearning)"]["mean_s"]
-            cost[name]["retain_vs_original"] = cost[name]["retain_s"] / cost["target (no unlearning)"]["retain_s"]
+        cost = cost_per_query(timed, boxes, qs, nf, reference="target (no unlearning)", max_new_tokens=32)
         results["cost_per_query"] = cost
         save()
         progress.advance(stages)
